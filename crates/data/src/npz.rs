@@ -1,0 +1,269 @@
+//! Reading and writing `.npz` archives (NumPy's zip of `.npy` files), stored or deflated.
+//!
+//! A compatible file is what NumPy writes with
+//! `np.savez_compressed("data.npz", camera=cam_u8, sensor=sens_f32, episode=ep_i32)`.
+//! Only the dtypes of the data contract are decoded (uint8, int32, int64, float32, float64);
+//! any other key is listed with its dtype and shape and left alone.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use npyz::{DType, NpyFile, WriterBuilder};
+
+use crate::error::{Error, Result};
+
+/// The element data of an array, by dtype.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArrayData {
+    /// `uint8`
+    U8(Vec<u8>),
+    /// `int32`
+    I32(Vec<i32>),
+    /// `int64`
+    I64(Vec<i64>),
+    /// `float32`
+    F32(Vec<f32>),
+    /// `float64`
+    F64(Vec<f64>),
+}
+
+/// One array of an archive: its shape and data, in C order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Array {
+    /// Dimensions, outermost first.
+    pub shape: Vec<u64>,
+    /// Elements in C (row-major) order.
+    pub data: ArrayData,
+}
+
+/// The name and layout of an array, read from its header only.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ArrayInfo {
+    /// Key in the archive (file name without `.npy`).
+    pub key: String,
+    /// NumPy dtype name, e.g. `uint8`, `float32`, or the raw descriptor for other types.
+    pub dtype: String,
+    /// Dimensions, outermost first.
+    pub shape: Vec<u64>,
+}
+
+/// An open `.npz` archive.
+pub struct NpzReader {
+    path: PathBuf,
+    archive: zip::ZipArchive<BufReader<File>>,
+}
+
+impl std::fmt::Debug for NpzReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NpzReader").field("path", &self.path).finish()
+    }
+}
+
+/// The NumPy name of a plain dtype, or its raw descriptor.
+fn dtype_name(dtype: &DType) -> String {
+    let DType::Plain(ts) = dtype else {
+        return dtype.descr();
+    };
+    let s = ts.to_string();
+    let code = s.trim_start_matches(['<', '>', '|', '=']);
+    match code {
+        "u1" => "uint8",
+        "i1" => "int8",
+        "u2" => "uint16",
+        "i2" => "int16",
+        "u4" => "uint32",
+        "i4" => "int32",
+        "u8" => "uint64",
+        "i8" => "int64",
+        "f2" => "float16",
+        "f4" => "float32",
+        "f8" => "float64",
+        "b1" => "bool",
+        _ => return s,
+    }
+    .to_string()
+}
+
+impl NpzReader {
+    /// Opens an archive; fails with [`Error::Archive`] when it is not a readable zip.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        let archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| Error::Archive {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self { path: path.into(), archive })
+    }
+
+    /// The keys of the archive, in archive order.
+    pub fn keys(&self) -> Vec<String> {
+        self.archive
+            .file_names()
+            .map(|n| n.strip_suffix(".npy").unwrap_or(n).to_string())
+            .collect()
+    }
+
+    fn array_error(&self, key: &str, reason: impl ToString) -> Error {
+        Error::Array { path: self.path.clone(), key: key.into(), reason: reason.to_string() }
+    }
+
+    fn open_npy(&mut self, key: &str) -> Result<Option<NpyFile<std::io::Cursor<Vec<u8>>>>> {
+        let name = format!("{key}.npy");
+        if self.archive.index_for_name(&name).is_none() {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        self.archive
+            .by_name(&name)
+            .and_then(|mut f| f.read_to_end(&mut bytes).map_err(zip::result::ZipError::Io))
+            .map_err(|e| self.array_error(key, e))?;
+        let npy = NpyFile::new(std::io::Cursor::new(bytes)).map_err(|e| self.array_error(key, e))?;
+        Ok(Some(npy))
+    }
+
+    /// Dtype and shape of every array, from the headers.
+    pub fn infos(&mut self) -> Result<Vec<ArrayInfo>> {
+        let mut infos = Vec::new();
+        for key in self.keys() {
+            if let Some(npy) = self.open_npy(&key)? {
+                infos.push(ArrayInfo {
+                    dtype: dtype_name(&npy.dtype()),
+                    shape: npy.shape().to_vec(),
+                    key,
+                });
+            }
+        }
+        Ok(infos)
+    }
+
+    /// Reads one array, or `None` when the key is absent. Fails on a dtype outside the
+    /// contract's set or on data that ends early.
+    pub fn read(&mut self, key: &str) -> Result<Option<Array>> {
+        let Some(npy) = self.open_npy(key)? else {
+            return Ok(None);
+        };
+        if npy.order() != npyz::Order::C {
+            return Err(self.array_error(key, "Fortran-ordered arrays are not supported; save a C-contiguous array"));
+        }
+        let shape = npy.shape().to_vec();
+        let name = dtype_name(&npy.dtype());
+        let expected_len: u64 = shape.iter().product();
+        let data = match name.as_str() {
+            "uint8" => npy.into_vec().map(ArrayData::U8),
+            "int32" => npy.into_vec().map(ArrayData::I32),
+            "int64" => npy.into_vec().map(ArrayData::I64),
+            "float32" => npy.into_vec().map(ArrayData::F32),
+            "float64" => npy.into_vec().map(ArrayData::F64),
+            other => return Err(self.array_error(key, format!("unsupported dtype {other}"))),
+        }
+        .map_err(|e| self.array_error(key, format!("{e} (array data truncated?)")))?;
+        let len = match &data {
+            ArrayData::U8(v) => v.len(),
+            ArrayData::I32(v) => v.len(),
+            ArrayData::I64(v) => v.len(),
+            ArrayData::F32(v) => v.len(),
+            ArrayData::F64(v) => v.len(),
+        } as u64;
+        if len != expected_len {
+            return Err(self.array_error(
+                key,
+                format!("header promises {expected_len} elements, data holds {len}"),
+            ));
+        }
+        Ok(Some(Array { shape, data }))
+    }
+}
+
+/// Writes arrays into a new `.npz` archive (deflated, as `np.savez_compressed`).
+///
+/// The archive is first written next to `path` and renamed into place, so an existing file
+/// is never left half-written.
+pub fn write_npz(path: &Path, arrays: &[(&str, &Array)]) -> Result<()> {
+    let io_err = |source| Error::Io { path: path.into(), source };
+    let tmp = path.with_extension("npz.partial");
+    let file = File::create(&tmp).map_err(io_err)?;
+    let mut zip = zip::ZipWriter::new(BufWriter::new(file));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    let zip_err = |e: zip::result::ZipError| Error::Archive { path: path.into(), reason: e.to_string() };
+    for (key, array) in arrays {
+        zip.start_file(format!("{key}.npy"), options).map_err(zip_err)?;
+        let mut bytes = Vec::new();
+        write_npy(&mut std::io::Cursor::new(&mut bytes), array).map_err(io_err)?;
+        zip.write_all(&bytes).map_err(io_err)?;
+    }
+    let mut inner = zip.finish().map_err(zip_err)?;
+    inner.flush().map_err(io_err)?;
+    drop(inner);
+    std::fs::rename(&tmp, path).map_err(io_err)
+}
+
+fn write_npy<W: Write + std::io::Seek>(w: W, array: &Array) -> std::io::Result<()> {
+    macro_rules! write_typed {
+        ($v:expr) => {{
+            let mut writer = npyz::WriteOptions::new()
+                .default_dtype()
+                .shape(&array.shape)
+                .writer(w)
+                .begin_nd()?;
+            writer.extend($v.iter().copied())?;
+            writer.finish()
+        }};
+    }
+    match &array.data {
+        ArrayData::U8(v) => write_typed!(v),
+        ArrayData::I32(v) => write_typed!(v),
+        ArrayData::I64(v) => write_typed!(v),
+        ArrayData::F32(v) => write_typed!(v),
+        ArrayData::F64(v) => write_typed!(v),
+    }
+}
+
+impl ArrayData {
+    /// The NumPy dtype name.
+    pub fn dtype(&self) -> &'static str {
+        match self {
+            ArrayData::U8(_) => "uint8",
+            ArrayData::I32(_) => "int32",
+            ArrayData::I64(_) => "int64",
+            ArrayData::F32(_) => "float32",
+            ArrayData::F64(_) => "float64",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrays_round_trip_through_an_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npz");
+        let a = Array { shape: vec![2, 3], data: ArrayData::F32(vec![0.5, 1.0, -2.0, 3.25, 4.0, 5.0]) };
+        let b = Array { shape: vec![4], data: ArrayData::U8(vec![1, 2, 3, 255]) };
+        write_npz(&path, &[("a", &a), ("b", &b)]).unwrap();
+        let mut r = NpzReader::open(&path).unwrap();
+        assert_eq!(r.keys(), vec!["a", "b"]);
+        assert_eq!(r.read("a").unwrap().unwrap(), a);
+        assert_eq!(r.read("b").unwrap().unwrap(), b);
+        assert!(r.read("c").unwrap().is_none());
+        let infos = r.infos().unwrap();
+        assert_eq!(infos[0].dtype, "float32");
+        assert_eq!(infos[1].shape, vec![4]);
+    }
+
+    #[test]
+    fn truncated_archive_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npz");
+        let a = Array { shape: vec![1000], data: ArrayData::F32(vec![1.0; 1000]) };
+        write_npz(&path, &[("a", &a)]).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let err = NpzReader::open(&path).unwrap_err().to_string();
+        assert!(err.contains("a.npz") && err.contains("truncated or corrupt"), "{err}");
+    }
+}

@@ -1,0 +1,171 @@
+//! Camera faults on a [3, H, W] frame scaled to [0, 1].
+
+use rand::Rng;
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+
+use crate::{clip01, Faulted, UnknownFault};
+
+/// A frame to corrupt, with the previous frame of the same stream when there is one.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Pixels, [3, H, W] in [0, 1].
+    pub pixels: &'a [f32],
+    /// Height H.
+    pub height: usize,
+    /// Width W.
+    pub width: usize,
+    /// An earlier frame of the same stream, used by [`CameraFault::Frozen`].
+    pub previous: Option<&'a [f32]>,
+}
+
+/// Camera fault kinds. Each documents its physical meaning and what severity s ∈ [0, 1] sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraFault {
+    /// Test fault (evaluation protocol): sensor read-out noise. Additive N(0, (0.5·s)²) on a
+    /// random 50 % of the pixels (all three channels of a chosen pixel), clipped to [0, 1].
+    Noise,
+    /// Defocus or vibration: Gaussian blur with σ = s·W/16 pixels.
+    Blur,
+    /// A body in front of the lens: a dark block covering s·60 % of each side at a random place.
+    Occlusion,
+    /// Exposure / lighting change: every pixel shifted by ±0.6·s (random sign), clipped.
+    Brightness,
+    /// The stream repeats an old frame (driver hang): the previous frame replaces the current
+    /// one for any s > 0; without a previous frame nothing changes.
+    Frozen,
+    /// Lens cap or lost illumination: pixels scaled by 1 − s (black at s = 1).
+    Black,
+}
+
+impl CameraFault {
+    /// Every camera fault, in a fixed order.
+    pub const ALL: [CameraFault; 6] = [Self::Noise, Self::Blur, Self::Occlusion, Self::Brightness, Self::Frozen, Self::Black];
+
+    /// The fault's name as used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Noise => "noise",
+            Self::Blur => "blur",
+            Self::Occlusion => "occlusion",
+            Self::Brightness => "brightness",
+            Self::Frozen => "frozen",
+            Self::Black => "black",
+        }
+    }
+
+    /// Looks a fault up by name.
+    pub fn from_name(name: &str) -> Result<Self, UnknownFault> {
+        Self::ALL.into_iter().find(|f| f.name() == name).ok_or_else(|| UnknownFault {
+            modality: "camera",
+            name: name.into(),
+            known: Self::ALL.map(Self::name).join(", "),
+        })
+    }
+
+    /// Applies the fault at severity `s` (clamped to [0, 1]).
+    pub fn apply(self, frame: Frame<'_>, s: f32, rng: &mut impl Rng) -> Faulted {
+        let s = s.clamp(0.0, 1.0);
+        let x = frame.pixels;
+        if s == 0.0 {
+            return Faulted::identity(x);
+        }
+        let plane = frame.height * frame.width;
+        debug_assert_eq!(x.len(), 3 * plane);
+        let mut out = x.to_vec();
+        let mut region = vec![false; x.len()];
+        match self {
+            Self::Noise => {
+                let normal = Normal::new(0.0f32, 0.5 * s).expect("finite sigma");
+                for p in 0..plane {
+                    if rng.random_bool(0.5) {
+                        for c in 0..3 {
+                            let k = c * plane + p;
+                            out[k] = clip01(x[k] + normal.sample(rng));
+                            region[k] = true;
+                        }
+                    }
+                }
+            }
+            Self::Blur => {
+                let sigma = s * frame.width as f32 / 16.0;
+                out = gaussian_blur(x, frame.height, frame.width, sigma);
+                region.fill(true);
+            }
+            Self::Occlusion => {
+                let bh = ((0.6 * s * frame.height as f32).round() as usize).max(1);
+                let bw = ((0.6 * s * frame.width as f32).round() as usize).max(1);
+                let top = rng.random_range(0..=frame.height - bh);
+                let left = rng.random_range(0..=frame.width - bw);
+                let shade: f32 = rng.random_range(0.05..0.2);
+                for c in 0..3 {
+                    for r in top..top + bh {
+                        for col in left..left + bw {
+                            let k = c * plane + r * frame.width + col;
+                            out[k] = shade;
+                            region[k] = true;
+                        }
+                    }
+                }
+            }
+            Self::Brightness => {
+                let shift = if rng.random_bool(0.5) { 0.6 * s } else { -0.6 * s };
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = clip01(v + shift);
+                }
+                region.fill(true);
+            }
+            Self::Frozen => {
+                if let Some(prev) = frame.previous {
+                    out.copy_from_slice(prev);
+                    region.fill(true);
+                }
+            }
+            Self::Black => {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = v * (1.0 - s);
+                }
+                region.fill(true);
+            }
+        }
+        Faulted::within(x, out, &region)
+    }
+}
+
+/// Separable Gaussian blur of each channel, edges clamped.
+fn gaussian_blur(x: &[f32], h: usize, w: usize, sigma: f32) -> Vec<f32> {
+    let radius = (3.0 * sigma).ceil() as isize;
+    let kernel: Vec<f32> = (-radius..=radius).map(|i| (-((i * i) as f32) / (2.0 * sigma * sigma)).exp()).collect();
+    let norm: f32 = kernel.iter().sum();
+    let kernel: Vec<f32> = kernel.iter().map(|k| k / norm).collect();
+    let plane = h * w;
+    let mut tmp = vec![0.0; x.len()];
+    let mut out = vec![0.0; x.len()];
+    for c in 0..3 {
+        let src = &x[c * plane..(c + 1) * plane];
+        let mid = &mut tmp[c * plane..(c + 1) * plane];
+        for r in 0..h {
+            for col in 0..w {
+                let mut acc = 0.0;
+                for (k, &kv) in kernel.iter().enumerate() {
+                    let cc = (col as isize + k as isize - radius).clamp(0, w as isize - 1) as usize;
+                    acc += kv * src[r * w + cc];
+                }
+                mid[r * w + col] = acc;
+            }
+        }
+        let dst = &mut out[c * plane..(c + 1) * plane];
+        for r in 0..h {
+            for col in 0..w {
+                let mut acc = 0.0;
+                for (k, &kv) in kernel.iter().enumerate() {
+                    let rr = (r as isize + k as isize - radius).clamp(0, h as isize - 1) as usize;
+                    acc += kv * mid[rr * w + col];
+                }
+                dst[r * w + col] = acc;
+            }
+        }
+    }
+    out
+}
