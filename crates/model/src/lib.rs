@@ -1,1 +1,29 @@
-//! mmguard-model
+//! The MMSSL networks on burn, the gated inference pipeline, and run directories.
+//!
+//! * Stage 1 ([`Stage1`]): a convolutional autoencoder per modality, joint latent z =
+//!   [camera map, sensor map].
+//! * Stage 2 ([`ComputeBlock`]): dense encoder E, detector D (one fault logit per modality),
+//!   corrector C (spectrally normalised, a contraction) and decoder G back to the latent.
+//! * [`Mmssl::run`]: encode → detect → gate per modality → substitute only the flagged modality.
+//!
+//! The code takes a [`burn::tensor::Device`] and makes no backend assumption; a plain (non
+//! autodiff) device gives the inference path without gradient bookkeeping.
+
+mod autoencoder;
+mod block;
+mod error;
+mod layers;
+mod pipeline;
+mod run;
+mod spectral;
+
+pub use autoencoder::{CameraDecoder, CameraEncoder, SensorDecoder, SensorEncoder, Stage1, Stage1Config};
+pub use block::{BlockConfig, BlockOutput, ComputeBlock, Corrector, Detector, Encoder};
+pub use error::{Error, Result};
+pub use layers::{lrelu, LEAKY_SLOPE};
+pub use pipeline::{camera_to_host, sensor_to_host, HostBatch, Mmssl, ModelConfig, PipelineOutput};
+pub use run::{
+    host_batch, write_json, Gate, Provenance, Run, RunConfig, Versions, CONFIG_FILE, FORMAT_VERSION, LOG_FILE,
+    METRICS_FILE, WEIGHTS_FILE,
+};
+pub use spectral::{spectral_norm, SnLinear};

@@ -1,0 +1,205 @@
+//! Stage 1: the multimodal convolutional autoencoder, trained on clean data only.
+//!
+//! Convolutions keep a local fault local in the latent map (a banded Jacobian), which is what
+//! lets the stage-2 detector see it.
+
+use burn::module::Module;
+use burn::nn::conv::{
+    Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, ConvTranspose1d, ConvTranspose1dConfig, ConvTranspose2d,
+    ConvTranspose2dConfig,
+};
+use burn::nn::{PaddingConfig1d, PaddingConfig2d};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::layers::lrelu;
+
+/// Sizes of the stage-1 autoencoder. The defaults are the reference architecture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage1Config {
+    /// Frame height, a multiple of 16.
+    pub height: usize,
+    /// Frame width, a multiple of 16.
+    pub width: usize,
+    /// Sensor columns D.
+    pub sensor_dim: usize,
+    /// Readings per window T, a multiple of 4.
+    pub window: usize,
+    /// Output channels of the four stride-2 camera convolutions.
+    pub camera_channels: [usize; 4],
+    /// Output channels of the three sensor convolutions (k3 s1, k4 s2, k4 s2).
+    pub sensor_channels: [usize; 3],
+}
+
+impl Stage1Config {
+    /// The reference architecture for a given input geometry.
+    pub fn new(height: usize, width: usize, sensor_dim: usize, window: usize) -> Self {
+        Self { height, width, sensor_dim, window, camera_channels: [32, 64, 64, 32], sensor_channels: [64, 64, 32] }
+    }
+
+    /// Values in the camera latent map: channels × H/16 × W/16.
+    pub fn camera_latent(&self) -> usize {
+        self.camera_channels[3] * (self.height / 16) * (self.width / 16)
+    }
+
+    /// Values in the sensor latent map: channels × T/4.
+    pub fn sensor_latent(&self) -> usize {
+        self.sensor_channels[2] * (self.window / 4)
+    }
+
+    /// Values in the joint latent z.
+    pub fn joint_latent(&self) -> usize {
+        self.camera_latent() + self.sensor_latent()
+    }
+
+    /// Builds the autoencoder with fresh weights.
+    pub fn init(&self, device: &Device) -> Stage1 {
+        let c = self.camera_channels;
+        let s = self.sensor_channels;
+        let down = |i: usize, o: usize| {
+            Conv2dConfig::new([i, o], [4, 4])
+                .with_stride([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
+        };
+        let up = |i: usize, o: usize| {
+            ConvTranspose2dConfig::new([i, o], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).init(device)
+        };
+        let down1 = |i: usize, o: usize| {
+            Conv1dConfig::new(i, o, 4).with_stride(2).with_padding(PaddingConfig1d::Explicit(1, 1)).init(device)
+        };
+        let up1 = |i: usize, o: usize| ConvTranspose1dConfig::new([i, o], 4).with_stride(2).with_padding(1).init(device);
+        let same1 = |i: usize, o: usize| {
+            Conv1dConfig::new(i, o, 3).with_padding(PaddingConfig1d::Explicit(1, 1)).init(device)
+        };
+        Stage1 {
+            cam_enc: CameraEncoder { c1: down(3, c[0]), c2: down(c[0], c[1]), c3: down(c[1], c[2]), c4: down(c[2], c[3]) },
+            cam_dec: CameraDecoder { t1: up(c[3], c[2]), t2: up(c[2], c[1]), t3: up(c[1], c[0]), t4: up(c[0], 3) },
+            sen_enc: SensorEncoder { c1: same1(self.sensor_dim, s[0]), c2: down1(s[0], s[1]), c3: down1(s[1], s[2]) },
+            sen_dec: SensorDecoder { t1: up1(s[2], s[1]), t2: up1(s[1], s[0]), c3: same1(s[0], self.sensor_dim) },
+        }
+    }
+}
+
+/// Camera encoder: four stride-2 convolutions, [B, 3, H, W] → [B, C, H/16, W/16].
+#[derive(Module, Debug)]
+pub struct CameraEncoder {
+    c1: Conv2d,
+    c2: Conv2d,
+    c3: Conv2d,
+    c4: Conv2d,
+}
+
+impl CameraEncoder {
+    /// # Shapes
+    /// [B, 3, H, W] → [B, C4, H/16, W/16]
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = lrelu(self.c1.forward(x));
+        let x = lrelu(self.c2.forward(x));
+        let x = lrelu(self.c3.forward(x));
+        self.c4.forward(x)
+    }
+}
+
+/// Camera decoder: four stride-2 transposed convolutions and a sigmoid.
+#[derive(Module, Debug)]
+pub struct CameraDecoder {
+    t1: ConvTranspose2d,
+    t2: ConvTranspose2d,
+    t3: ConvTranspose2d,
+    t4: ConvTranspose2d,
+}
+
+impl CameraDecoder {
+    /// # Shapes
+    /// [B, C4, H/16, W/16] → [B, 3, H, W], values in (0, 1)
+    pub fn forward(&self, z: Tensor<4>) -> Tensor<4> {
+        let x = lrelu(self.t1.forward(z));
+        let x = lrelu(self.t2.forward(x));
+        let x = lrelu(self.t3.forward(x));
+        sigmoid(self.t4.forward(x))
+    }
+}
+
+/// Sensor encoder over a window, channels = sensor columns: [B, D, T] → [B, C3, T/4].
+#[derive(Module, Debug)]
+pub struct SensorEncoder {
+    c1: Conv1d,
+    c2: Conv1d,
+    c3: Conv1d,
+}
+
+impl SensorEncoder {
+    /// # Shapes
+    /// [B, D, T] → [B, C3, T/4]
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let x = lrelu(self.c1.forward(x));
+        let x = lrelu(self.c2.forward(x));
+        self.c3.forward(x)
+    }
+}
+
+/// Sensor decoder, the mirror of [`SensorEncoder`]; linear output (faulty inputs leave [0, 1]).
+#[derive(Module, Debug)]
+pub struct SensorDecoder {
+    t1: ConvTranspose1d,
+    t2: ConvTranspose1d,
+    c3: Conv1d,
+}
+
+impl SensorDecoder {
+    /// # Shapes
+    /// [B, C3, T/4] → [B, D, T]
+    pub fn forward(&self, z: Tensor<3>) -> Tensor<3> {
+        let x = lrelu(self.t1.forward(z));
+        let x = lrelu(self.t2.forward(x));
+        self.c3.forward(x)
+    }
+}
+
+/// The stage-1 autoencoder: one encoder and one decoder per modality.
+#[derive(Module, Debug)]
+pub struct Stage1 {
+    /// Camera encoder.
+    pub cam_enc: CameraEncoder,
+    /// Camera decoder.
+    pub cam_dec: CameraDecoder,
+    /// Sensor encoder.
+    pub sen_enc: SensorEncoder,
+    /// Sensor decoder.
+    pub sen_dec: SensorDecoder,
+}
+
+impl Stage1 {
+    /// Encodes both modalities into the flat joint latent z = [camera map, sensor map].
+    ///
+    /// # Shapes
+    /// camera [B, 3, H, W], sensor [B, D, T] → z [B, camera_latent + sensor_latent]
+    pub fn encode(&self, camera: Tensor<4>, sensor: Tensor<3>) -> Tensor<2> {
+        Tensor::cat(vec![self.encode_camera(camera), self.encode_sensor(sensor)], 1)
+    }
+
+    /// Camera part of the joint latent, flattened: [B, 3, H, W] → [B, camera_latent].
+    pub fn encode_camera(&self, camera: Tensor<4>) -> Tensor<2> {
+        self.cam_enc.forward(camera).flatten(1, 3)
+    }
+
+    /// Sensor part of the joint latent, flattened: [B, D, T] → [B, sensor_latent].
+    pub fn encode_sensor(&self, sensor: Tensor<3>) -> Tensor<2> {
+        self.sen_enc.forward(sensor).flatten(1, 2)
+    }
+
+    /// Decodes the camera part of a joint latent: [B, camera_latent] → [B, 3, H, W].
+    pub fn decode_camera(&self, z_cam: Tensor<2>, cfg: &Stage1Config) -> Tensor<4> {
+        let [b, _] = z_cam.dims();
+        let map = z_cam.reshape([b, cfg.camera_channels[3], cfg.height / 16, cfg.width / 16]);
+        self.cam_dec.forward(map)
+    }
+
+    /// Decodes the sensor part of a joint latent: [B, sensor_latent] → [B, D, T].
+    pub fn decode_sensor(&self, z_sen: Tensor<2>, cfg: &Stage1Config) -> Tensor<3> {
+        let [b, _] = z_sen.dims();
+        self.sen_dec.forward(z_sen.reshape([b, cfg.sensor_channels[2], cfg.window / 4]))
+    }
+}

@@ -1,0 +1,161 @@
+//! Stage 2: the dense compute block on the joint latent: encoder E, detector D, corrector C
+//! (a contraction) and decoder G.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::layers::{lrelu, LEAKY_SLOPE};
+use crate::spectral::{spectral_norm, SnLinear};
+
+/// Sizes and constants of the compute block. Defaults follow the reference architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockConfig {
+    /// Width of the joint latent z (camera + sensor maps).
+    pub latent: usize,
+    /// Width of the hidden code h.
+    pub hidden: usize,
+    /// Width of the detector's hidden layer.
+    pub detector_hidden: usize,
+    /// Contraction factor ρ < 1 of the corrector: Lip(C) ≤ ρ.
+    pub rho: f64,
+    /// Share α of the identity path in the corrector's residual mix.
+    pub alpha: f64,
+    /// G predicts a correction Δz added to the faulty latent instead of z itself, so a healthy
+    /// modality's part needs only Δz ≈ 0 (DESIGN §4: the direct decoding lost sensor fidelity).
+    pub residual_decoder: bool,
+}
+
+impl BlockConfig {
+    /// The reference block for a joint latent of `latent` values.
+    pub fn new(latent: usize) -> Self {
+        Self { latent, hidden: 256, detector_hidden: 64, rho: 0.95, alpha: 0.5, residual_decoder: true }
+    }
+
+    /// Builds the block with fresh weights.
+    pub fn init(&self, device: &Device) -> ComputeBlock {
+        let lin = |i, o| LinearConfig::new(i, o).init(device);
+        ComputeBlock {
+            encoder: Encoder { l1: lin(self.latent, self.hidden), l2: lin(self.hidden, self.hidden) },
+            detector: Detector { l1: lin(self.hidden, self.detector_hidden), l2: lin(self.detector_hidden, 2) },
+            corrector: Corrector {
+                l1: SnLinear::new(self.hidden, self.hidden, device),
+                l2: SnLinear::new(self.hidden, self.hidden, device),
+                rho: self.rho,
+                alpha: self.alpha,
+            },
+            decoder: lin(self.hidden, self.latent),
+            residual_decoder: self.residual_decoder,
+        }
+    }
+}
+
+/// E: joint latent → hidden code.
+#[derive(Module, Debug)]
+pub struct Encoder {
+    l1: Linear,
+    l2: Linear,
+}
+
+impl Encoder {
+    /// [B, latent] → [B, hidden]
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
+        self.l2.forward(lrelu(self.l1.forward(z)))
+    }
+}
+
+/// D: hidden code → one fault logit per modality (camera, sensor).
+#[derive(Module, Debug)]
+pub struct Detector {
+    l1: Linear,
+    l2: Linear,
+}
+
+impl Detector {
+    /// [B, hidden] → [B, 2]
+    pub fn forward(&self, h: Tensor<2>) -> Tensor<2> {
+        self.l2.forward(lrelu(self.l1.forward(h)))
+    }
+}
+
+/// C(h) = ρ·(α·h + (1 − α)·(W₂/σ₂)·lrelu((W₁/σ₁)·h + b₁) + b₂).
+///
+/// With both weights spectrally normalised and LeakyReLU 1-Lipschitz,
+/// Lip(C) ≤ ρ·(α + (1 − α)·‖W₂/σ₂‖·‖W₁/σ₁‖) ≈ ρ < 1: a contraction by construction.
+#[derive(Module, Debug)]
+pub struct Corrector {
+    /// First spectrally normalised layer.
+    pub l1: SnLinear,
+    /// Second spectrally normalised layer.
+    pub l2: SnLinear,
+    rho: f64,
+    alpha: f64,
+}
+
+impl Corrector {
+    /// [B, hidden] → [B, hidden]
+    pub fn forward(&self, h: Tensor<2>) -> Tensor<2> {
+        let inner = self.l2.forward(lrelu(self.l1.forward(h.clone())));
+        (h.mul_scalar(self.alpha) + inner.mul_scalar(1.0 - self.alpha)).mul_scalar(self.rho)
+    }
+
+    /// Refreshes both power-iteration vectors (one step each after every optimiser step keeps
+    /// the estimate of σ tracking the weights).
+    pub fn power_iteration(self, n: usize) -> Self {
+        Self { l1: self.l1.power_iteration(n), l2: self.l2.power_iteration(n), ..self }
+    }
+
+    /// A certified upper bound of Lip(C): the exact spectral norms of the normalised weights
+    /// (host power iteration to convergence) put into the formula above.
+    pub fn lipschitz_bound(&self) -> f64 {
+        let norm = |l: &SnLinear| {
+            let w = l.normalized_weight().detach();
+            let [rows, cols] = w.dims();
+            let data = w.into_data().try_into_vec::<f32>().expect("f32 weights");
+            spectral_norm(&data, rows, cols, 500)
+        };
+        debug_assert!(LEAKY_SLOPE <= 1.0);
+        self.rho * (self.alpha + (1.0 - self.alpha) * norm(&self.l1) * norm(&self.l2))
+    }
+}
+
+/// The compute block.
+#[derive(Module, Debug)]
+pub struct ComputeBlock {
+    /// E.
+    pub encoder: Encoder,
+    /// D.
+    pub detector: Detector,
+    /// C.
+    pub corrector: Corrector,
+    /// G.
+    pub decoder: Linear,
+    residual_decoder: bool,
+}
+
+/// What the block computes for a batch of (possibly faulty) joint latents.
+#[derive(Debug, Clone)]
+pub struct BlockOutput {
+    /// Hidden code h = E(z̃), [B, hidden].
+    pub hidden: Tensor<2>,
+    /// Corrected code C(h), [B, hidden].
+    pub corrected: Tensor<2>,
+    /// Fault logits per modality, [B, 2] (camera, sensor).
+    pub logits: Tensor<2>,
+    /// Corrected joint latent ẑ, [B, latent].
+    pub latent: Tensor<2>,
+}
+
+impl ComputeBlock {
+    /// # Shapes
+    /// z̃ [B, latent] → [`BlockOutput`]
+    pub fn forward(&self, z: Tensor<2>) -> BlockOutput {
+        let hidden = self.encoder.forward(z.clone());
+        let logits = self.detector.forward(hidden.clone());
+        let corrected = self.corrector.forward(hidden.clone());
+        let g = self.decoder.forward(corrected.clone());
+        let latent = if self.residual_decoder { z + g } else { g };
+        BlockOutput { hidden, corrected, logits, latent }
+    }
+}

@@ -1,0 +1,191 @@
+//! A run directory: everything `eval` and `serve` need, and nothing else.
+//!
+//! ```text
+//! runs/arm/
+//!   config.json        RunConfig: architecture, columns, normalisation, gate, split, versions
+//!   model.safetensors  weights of stage 1 and the compute block
+//!   metrics.json       written by training and evaluation
+//!   train_log.csv      one line per epoch and stage
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Device;
+use mmguard_data::{Column, Dataset, MinMax, Split, SplitConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::pipeline::{HostBatch, ModelConfig, Mmssl};
+
+/// File names inside a run directory.
+pub const CONFIG_FILE: &str = "config.json";
+/// Weights file.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Metrics file.
+pub const METRICS_FILE: &str = "metrics.json";
+/// Training log.
+pub const LOG_FILE: &str = "train_log.csv";
+
+/// Version of the run-directory layout; bumped when a field changes meaning.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The gate: flag a modality when its fault probability reaches the threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gate {
+    /// Threshold on σ(logit) per modality.
+    pub threshold: f32,
+    /// False-alarm rate the threshold was calibrated for, on clean validation samples.
+    pub target_false_alarm_rate: f64,
+    /// Clean validation samples used for the calibration.
+    pub calibration_samples: usize,
+}
+
+/// Where the training data came from, so that `eval` can find the test episodes again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// Path of the training file as given.
+    pub path: String,
+    /// [`Dataset::fingerprint`] of the training file, hex.
+    pub fingerprint: String,
+    /// How the split was made.
+    pub split_config: SplitConfig,
+    /// Episodes of each split.
+    pub split: Split,
+}
+
+/// Versions of the software that wrote the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Versions {
+    /// Layout version of the run directory.
+    pub format: u32,
+    /// mmguard.
+    pub mmguard: String,
+    /// burn.
+    pub burn: String,
+}
+
+impl Default for Versions {
+    fn default() -> Self {
+        Self { format: FORMAT_VERSION, mmguard: env!("CARGO_PKG_VERSION").into(), burn: "0.22.1".into() }
+    }
+}
+
+/// `config.json` of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Software versions.
+    pub versions: Versions,
+    /// Architecture.
+    pub model: ModelConfig,
+    /// Sensor columns the model was trained on, in order.
+    pub columns: Vec<Column>,
+    /// Sensor scaling fitted on the training split.
+    pub normalization: MinMax,
+    /// The calibrated gate.
+    pub gate: Gate,
+    /// Training data and split.
+    pub data: Provenance,
+    /// The training configuration, as the trainer wrote it.
+    pub training: serde_json::Value,
+}
+
+/// A loaded run: its directory, configuration and model.
+#[derive(Debug)]
+pub struct Run {
+    /// The directory.
+    pub dir: PathBuf,
+    /// `config.json`.
+    pub config: RunConfig,
+    /// The networks.
+    pub model: Mmssl,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
+    serde_json::from_str(&text).map_err(|source| Error::Json { path: path.into(), source })
+}
+
+/// Writes a value as pretty JSON.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|source| Error::Json { path: path.into(), source })?;
+    std::fs::write(path, text).map_err(|source| Error::Io { path: path.into(), source })
+}
+
+impl Run {
+    /// Writes `config.json` and the weights into `dir` (created if needed).
+    pub fn save(dir: &Path, config: &RunConfig, model: &Mmssl) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.into(), source })?;
+        write_json(&dir.join(CONFIG_FILE), config)?;
+        let weights = dir.join(WEIGHTS_FILE);
+        model
+            .save_into(&mut SafetensorsStore::from_file(&weights).overwrite(true))
+            .map_err(|e| Error::Weights { path: weights, reason: e.to_string() })
+    }
+
+    /// Loads a run onto `device`; every tensor of the model must be in the weights file.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let config: RunConfig = read_json(&dir.join(CONFIG_FILE))?;
+        if config.versions.format != FORMAT_VERSION {
+            return Err(Error::Incompatible(format!(
+                "{}: run format {} but this mmguard reads format {FORMAT_VERSION}",
+                dir.display(),
+                config.versions.format
+            )));
+        }
+        let mut model = config.model.init(device);
+        let weights = dir.join(WEIGHTS_FILE);
+        if !weights.exists() {
+            return Err(Error::Weights { path: weights, reason: "missing".into() });
+        }
+        let applied = model
+            .load_from(&mut SafetensorsStore::from_file(&weights))
+            .map_err(|e| Error::Weights { path: weights.clone(), reason: e.to_string() })?;
+        if !applied.missing.is_empty() || !applied.errors.is_empty() {
+            let missing: Vec<&str> = applied.missing.iter().map(|(p, _)| p.as_str()).collect();
+            return Err(Error::Weights {
+                path: weights,
+                reason: format!("does not match config.json: missing {missing:?}, errors {:?}", applied.errors),
+            });
+        }
+        Ok(Self { dir: dir.into(), config, model })
+    }
+
+    /// Checks that a dataset has the run's geometry and columns.
+    pub fn check_compatible(&self, data: &Dataset) -> Result<()> {
+        let s1 = &self.config.model.stage1;
+        if (data.height, data.width) != (s1.height, s1.width) {
+            return Err(Error::Incompatible(format!(
+                "{}: frames are {}x{} but the run was trained on {}x{}",
+                data.path.display(),
+                data.height,
+                data.width,
+                s1.height,
+                s1.width
+            )));
+        }
+        let names = |c: &[Column]| c.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        let (have, want) = (names(&data.columns), names(&self.config.columns));
+        let generic = data.warnings.iter().any(|w| w.contains("sidecar"));
+        if have.len() != want.len() || (!generic && have != want) {
+            return Err(Error::Incompatible(format!(
+                "{}: sensor columns {have:?} do not match the run's {want:?}",
+                data.path.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Assembles scaled samples: frames to [0, 1], windows scaled with `norm`.
+pub fn host_batch(data: &Dataset, ends: &[usize], window: usize, norm: &MinMax) -> HostBatch {
+    let frame = data.frame_len();
+    let win = window * data.sensor_dim();
+    let mut camera = vec![0.0; ends.len() * frame];
+    let mut sensor = vec![0.0; ends.len() * win];
+    for (b, &i) in ends.iter().enumerate() {
+        data.scaled_frame_into(i, &mut camera[b * frame..(b + 1) * frame]);
+        norm.scale_into(data.sensor_window(i, window), &mut sensor[b * win..(b + 1) * win]);
+    }
+    HostBatch { len: ends.len(), camera, sensor }
+}

@@ -1,0 +1,109 @@
+//! Shapes, the contraction property of the corrector, and bit-exact save / load.
+
+use burn::tensor::{Device, Distribution, Tensor};
+use mmguard_model::{HostBatch, ModelConfig, Run};
+
+fn tiny() -> ModelConfig {
+    let mut cfg = ModelConfig::new(16, 32, 5, 8);
+    cfg.stage1.camera_channels = [4, 8, 8, 4];
+    cfg.stage1.sensor_channels = [8, 8, 4];
+    cfg.block = mmguard_model::BlockConfig { hidden: 32, detector_hidden: 8, ..mmguard_model::BlockConfig::new(cfg.stage1.joint_latent()) };
+    cfg
+}
+
+fn batch(b: usize, cfg: &ModelConfig) -> HostBatch {
+    let s = &cfg.stage1;
+    HostBatch {
+        len: b,
+        camera: (0..b * 3 * s.height * s.width).map(|k| (k % 13) as f32 / 13.0).collect(),
+        sensor: (0..b * s.window * s.sensor_dim).map(|k| (k % 7) as f32 / 7.0).collect(),
+    }
+}
+
+#[test]
+fn latent_sizes_follow_the_geometry() {
+    let cfg = ModelConfig::new(64, 64, 18, 16);
+    assert_eq!(cfg.stage1.camera_latent(), 512);
+    assert_eq!(cfg.stage1.sensor_latent(), 128);
+    assert_eq!(cfg.block.latent, 640);
+    let wide = ModelConfig::new(48, 96, 3, 8);
+    assert_eq!(wide.stage1.camera_latent(), 32 * 3 * 6);
+}
+
+#[test]
+fn pipeline_shapes_and_gate() {
+    let device = Device::flex();
+    let cfg = tiny();
+    let model = cfg.init(&device);
+    let b = batch(3, &cfg);
+    let out = model.run(&cfg, &b, 2.0, &device);
+    assert_eq!(out.scores.len(), 3);
+    assert_eq!(out.corrected_camera.len(), b.camera.len());
+    assert_eq!(out.autoencoder_sensor.len(), b.sensor.len());
+    // a threshold above every probability flags nothing: the input passes through bit for bit
+    assert_eq!(out.camera, b.camera);
+    assert_eq!(out.sensor, b.sensor);
+    assert!(out.flags.iter().all(|f| !f[0] && !f[1]));
+    // a threshold of 0 flags everything: the output is the correction
+    let all = model.run(&cfg, &b, 0.0, &device);
+    assert_eq!(all.camera, all.corrected_camera);
+    assert_eq!(all.sensor, all.corrected_sensor);
+    assert!(all.camera.iter().all(|v| (0.0..=1.0).contains(v)));
+}
+
+#[test]
+fn corrector_is_a_contraction() {
+    let device = Device::flex();
+    let cfg = ModelConfig::new(64, 64, 18, 16);
+    let mut block = cfg.block.init(&device);
+    // a few power-iteration steps stand in for the refresh after each training step
+    block.corrector = block.corrector.power_iteration(30);
+    let a = Tensor::<2>::random([256, 256], Distribution::Normal(0.0, 1.0), &device);
+    let b = a.clone() + Tensor::<2>::random([256, 256], Distribution::Normal(0.0, 0.3), &device);
+    let ca = block.corrector.forward(a.clone());
+    let cb = block.corrector.forward(b.clone());
+    let num = (ca - cb).square().sum_dim(1).sqrt().into_data().try_into_vec::<f32>().unwrap();
+    let den = (a - b).square().sum_dim(1).sqrt().into_data().try_into_vec::<f32>().unwrap();
+    let worst = num.iter().zip(&den).map(|(n, d)| n / d).fold(0.0f32, f32::max);
+    assert!(worst < 1.0, "‖C(a) − C(b)‖/‖a − b‖ reached {worst}");
+    let bound = block.corrector.lipschitz_bound();
+    assert!(bound < 1.0, "certified bound {bound}");
+    assert!(f64::from(worst) <= bound + 1e-4, "empirical {worst} above bound {bound}");
+}
+
+#[test]
+fn saved_run_loads_bit_exact() {
+    let device = Device::flex();
+    let cfg = tiny();
+    let model = cfg.init(&device);
+    let dir = tempfile::tempdir().unwrap();
+    let config = mmguard_model::RunConfig {
+        versions: Default::default(),
+        model: cfg.clone(),
+        columns: (0..5).map(|j| mmguard_data::Column { name: format!("c{j}"), unit: String::new() }).collect(),
+        normalization: mmguard_data::MinMax { min: vec![0.0; 5], max: vec![1.0; 5] },
+        gate: mmguard_model::Gate { threshold: 0.5, target_false_alarm_rate: 0.01, calibration_samples: 10 },
+        data: mmguard_model::Provenance {
+            path: "x.npz".into(),
+            fingerprint: "0".into(),
+            split_config: Default::default(),
+            split: mmguard_data::Split { train: vec![0], val: vec![1], test: vec![2] },
+        },
+        training: serde_json::Value::Null,
+    };
+    Run::save(dir.path(), &config, &model).unwrap();
+    let run = Run::load(dir.path(), &device).unwrap();
+    assert_eq!(run.config, config);
+    let b = batch(2, &cfg);
+    let x = model.run(&cfg, &b, 0.5, &device);
+    let y = run.model.run(&cfg, &b, 0.5, &device);
+    assert_eq!(x.corrected_camera, y.corrected_camera);
+    assert_eq!(x.corrected_sensor, y.corrected_sensor);
+    assert_eq!(x.scores, y.scores);
+    // a weights file from another architecture is refused with the file named
+    let mut other = config.clone();
+    other.model.block.hidden = 16;
+    mmguard_model::write_json(&dir.path().join("config.json"), &other).unwrap();
+    let e = Run::load(dir.path(), &device).unwrap_err().to_string();
+    assert!(e.contains("model.safetensors"), "{e}");
+}
