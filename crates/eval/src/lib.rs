@@ -1,1 +1,26 @@
-//! mmguard-eval
+//! Evaluation of a trained run: reconstruction error of the faulty input, the stage-1
+//! autoencoder and the gated MMSSL output per modality, detection AUROC / AUPR / F1, and the
+//! false-alarm rate on clean data (DESIGN §5).
+
+mod evaluate;
+mod metrics;
+
+pub use evaluate::{eval_windows, evaluate, DetectionReport, EvalConfig, EvalReport, Mse};
+pub use metrics::{aupr, auroc, Detection};
+
+/// Errors of the evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The data file.
+    #[error(transparent)]
+    Data(#[from] mmguard_data::Error),
+    /// The run.
+    #[error(transparent)]
+    Model(#[from] mmguard_model::Error),
+    /// Nothing to evaluate.
+    #[error("{0}")]
+    Empty(String),
+}
+
+/// Result alias of the evaluation crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -131,7 +131,8 @@ pub struct ComputeBlock {
     pub corrector: Corrector,
     /// G.
     pub decoder: Linear,
-    residual_decoder: bool,
+    /// Whether G's output is added to the faulty latent (see [`BlockConfig::residual_decoder`]).
+    pub residual_decoder: bool,
 }
 
 /// What the block computes for a batch of (possibly faulty) joint latents.

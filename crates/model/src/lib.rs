@@ -4,7 +4,8 @@
 //!   [camera map, sensor map].
 //! * Stage 2 ([`ComputeBlock`]): dense encoder E, detector D (one fault logit per modality),
 //!   corrector C (spectrally normalised, a contraction) and decoder G back to the latent.
-//! * [`Mmssl::run`]: encode → detect → gate per modality → substitute only the flagged modality.
+//! * [`Mmssl::infer`]: encode → detect → gate per modality → decode and substitute only the
+//!   flagged modality; [`Mmssl::run`] adds the references the evaluation compares against.
 //!
 //! The code takes a [`burn::tensor::Device`] and makes no backend assumption; a plain (non
 //! autodiff) device gives the inference path without gradient bookkeeping.
@@ -21,7 +22,7 @@ pub use autoencoder::{CameraDecoder, CameraEncoder, SensorDecoder, SensorEncoder
 pub use block::{BlockConfig, BlockOutput, ComputeBlock, Corrector, Detector, Encoder};
 pub use error::{Error, Result};
 pub use layers::{lrelu, LEAKY_SLOPE};
-pub use pipeline::{camera_to_host, sensor_to_host, HostBatch, Mmssl, ModelConfig, PipelineOutput};
+pub use pipeline::{camera_to_host, sensor_to_host, Flops, HostBatch, Inference, Mmssl, ModelConfig, PipelineOutput};
 pub use run::{
     host_batch, write_json, Gate, Provenance, Run, RunConfig, Versions, CONFIG_FILE, FORMAT_VERSION, LOG_FILE,
     METRICS_FILE, WEIGHTS_FILE,

@@ -37,18 +37,27 @@ fn pipeline_shapes_and_gate() {
     let model = cfg.init(&device);
     let b = batch(3, &cfg);
     let out = model.run(&cfg, &b, 2.0, &device);
-    assert_eq!(out.scores.len(), 3);
+    assert_eq!(out.inference.scores.len(), 3);
     assert_eq!(out.corrected_camera.len(), b.camera.len());
     assert_eq!(out.autoencoder_sensor.len(), b.sensor.len());
     // a threshold above every probability flags nothing: the input passes through bit for bit
-    assert_eq!(out.camera, b.camera);
-    assert_eq!(out.sensor, b.sensor);
-    assert!(out.flags.iter().all(|f| !f[0] && !f[1]));
-    // a threshold of 0 flags everything: the output is the correction
+    assert_eq!(out.inference.camera, b.camera);
+    assert_eq!(out.inference.sensor, b.sensor);
+    assert!(out.inference.flags.iter().all(|f| !f[0] && !f[1]));
+    // a threshold of 0 flags everything: the selective decode equals the full decode
     let all = model.run(&cfg, &b, 0.0, &device);
-    assert_eq!(all.camera, all.corrected_camera);
-    assert_eq!(all.sensor, all.corrected_sensor);
-    assert!(all.camera.iter().all(|v| (0.0..=1.0).contains(v)));
+    assert_eq!(all.inference.camera, all.corrected_camera);
+    assert_eq!(all.inference.sensor, all.corrected_sensor);
+    assert!(all.inference.camera.iter().all(|v| (0.0..=1.0).contains(v)));
+    // a threshold between the two scores of sample 0 substitutes exactly one modality there
+    let s = all.inference.scores[0];
+    let mid = (s[0] + s[1]) / 2.0;
+    let one = model.infer(&cfg, &b, mid, &device);
+    let frame = 3 * 16 * 32;
+    let cam_flagged = one.flags[0][0];
+    assert_eq!(cam_flagged, !one.flags[0][1]);
+    let expect_cam = if cam_flagged { &all.corrected_camera[..frame] } else { &b.camera[..frame] };
+    assert_eq!(&one.camera[..frame], expect_cam);
 }
 
 #[test]
@@ -99,11 +108,24 @@ fn saved_run_loads_bit_exact() {
     let y = run.model.run(&cfg, &b, 0.5, &device);
     assert_eq!(x.corrected_camera, y.corrected_camera);
     assert_eq!(x.corrected_sensor, y.corrected_sensor);
-    assert_eq!(x.scores, y.scores);
+    assert_eq!(x.inference, y.inference);
     // a weights file from another architecture is refused with the file named
     let mut other = config.clone();
     other.model.block.hidden = 16;
     mmguard_model::write_json(&dir.path().join("config.json"), &other).unwrap();
     let e = Run::load(dir.path(), &device).unwrap_err().to_string();
     assert!(e.contains("model.safetensors"), "{e}");
+}
+
+#[test]
+fn reference_model_flops_by_hand() {
+    let f = ModelConfig::new(64, 64, 18, 16).forward_flops();
+    // camera encoder: 3→32 at 32², 32→64 at 16², 64→64 at 8², 64→32 at 4², k = 4
+    let cam = 2 * 16 * (3 * 32 * 1024 + 32 * 64 * 256 + 64 * 64 * 64 + 64 * 32 * 16);
+    // sensor encoder: 18→64 k3 at 16, 64→64 k4 at 8, 64→32 k4 at 4
+    let sen = 2 * (18 * 64 * 3 * 16 + 64 * 64 * 4 * 8 + 64 * 32 * 4 * 4);
+    assert_eq!(f.encoders, (cam + sen) as u64);
+    assert_eq!(f.decoders, f.encoders);
+    let block = 2 * (640 * 256 + 256 * 256 + 256 * 64 + 64 * 2 + 2 * 256 * 256 + 256 * 640);
+    assert_eq!(f.block, block as u64);
 }

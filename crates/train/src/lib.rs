@@ -1,1 +1,31 @@
-//! mmguard-train
+//! MMSSL training: stage 1 (convolutional autoencoder on clean data), stage 2 (compute block on
+//! faulty data with layer-specific Lipschitz modulation), gate calibration, and the run directory.
+//!
+//! ```text
+//! Dataset ─► split by episode ─► MinMax on train ─► stage 1 ─► freeze ─► stage 2 ─► calibrate ─► runs/<name>/
+//! ```
+
+mod calibrate;
+mod config;
+mod error;
+mod inject;
+mod log;
+mod losses;
+mod modulation;
+mod pipeline;
+mod stage1;
+mod stage2;
+pub mod speed;
+
+pub use calibrate::threshold_for_false_alarm_rate;
+pub use config::{
+    Architecture, GammaMode, LossWeights, Modulation, Stage2Config, StageSchedule, TrainConfig, TrainingFaults,
+};
+pub use error::{Error, Result};
+pub use inject::Injected;
+pub use log::EpochRecord;
+pub use losses::{bce_with_logits, info_nce, mse};
+pub use modulation::{ModulationStats, PartGrads};
+pub use pipeline::{clean_scores, init_model, model_config, prepare, train, Prepared, TrainReport};
+pub use stage1::{reconstruction_error, Stage1Trainer};
+pub use stage2::{make_batch, stage2_loss, LatentEncoder, Stage2Batch, Stage2Losses, Stage2Trainer};

@@ -38,7 +38,7 @@ pub struct View {
 impl Default for View {
     /// Looks at the arm's workspace from the front right, slightly above.
     fn default() -> Self {
-        Self { eye: [1.75, -1.25, 1.15], target: [0.35, 0.0, 0.12], fov_deg: 42.0 }
+        Self { eye: [1.6, -1.15, 1.05], target: [0.4, 0.0, 0.15], fov_deg: 38.0 }
     }
 }
 

@@ -1,0 +1,168 @@
+//! Command-line flags. Doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Detect and correct faulty camera and sensor modalities in industrial robot cells (MMSSL).
+#[derive(Debug, Parser)]
+#[command(name = "mmguard", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a dataset with the digital twin (robot arm pushing an object).
+    Generate(GenerateArgs),
+    /// Show what a dataset file holds: shapes, columns, episodes, per-column statistics.
+    Inspect(InspectArgs),
+    /// Train MMSSL (stage 1 + stage 2) and write a run directory.
+    Train(TrainArgs),
+    /// Evaluate a run on a dataset with the test faults.
+    Eval(EvalArgs),
+    /// Generate twin data, train, evaluate and write a report into one folder.
+    Demo(DemoArgs),
+    /// Measure training and inference speed.
+    Bench(BenchArgs),
+}
+
+/// `mmguard generate`
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Output file (.npz); the sidecar goes next to it (.json).
+    #[arg(long, default_value = "data/arm.npz")]
+    pub out: PathBuf,
+    /// Number of episodes.
+    #[arg(long, default_value_t = 40)]
+    pub episodes: usize,
+    /// Samples per episode (at 20 Hz).
+    #[arg(long, default_value_t = 100)]
+    pub samples: usize,
+    /// Frame height (multiple of 16).
+    #[arg(long, default_value_t = 64)]
+    pub height: usize,
+    /// Frame width (multiple of 16).
+    #[arg(long, default_value_t = 64)]
+    pub width: usize,
+    /// Seed; the same seed gives the same file.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// `mmguard inspect`
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Dataset file (.npz).
+    pub data: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Training options shared by `train` and `demo`.
+#[derive(Debug, Args, Clone)]
+pub struct TrainOptions {
+    /// Training configuration as JSON (all fields optional); the flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Seed of weights, batch order and fault injection.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Maximum stage-1 epochs.
+    #[arg(long)]
+    pub stage1_epochs: Option<usize>,
+    /// Maximum stage-2 epochs.
+    #[arg(long)]
+    pub stage2_epochs: Option<usize>,
+    /// Samples per batch.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Sensor window length T (multiple of 4).
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// Amplification γ of the detection path (1 = off).
+    #[arg(long)]
+    pub gamma: Option<f64>,
+    /// Gradient-norm clip c of the corrector (0 = off).
+    #[arg(long)]
+    pub clip: Option<f64>,
+    /// Do not renormalise the modulated gradients to the unmodulated norm.
+    #[arg(long)]
+    pub no_renormalize: bool,
+    /// Target false-alarm rate of the gate on clean validation data.
+    #[arg(long)]
+    pub false_alarm_rate: Option<f64>,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `mmguard train`
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Dataset file (.npz).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Run directory to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Training options.
+    #[command(flatten)]
+    pub options: TrainOptions,
+}
+
+/// `mmguard eval`
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Run directory.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Dataset file; the run's training file gives its test episodes, any other file is
+    /// evaluated whole. Default: the run's training file.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Gate threshold instead of the run's calibrated one.
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Seed of the fault injection.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `mmguard demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder for the data, the run and the report.
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+    /// Episodes of twin data.
+    #[arg(long, default_value_t = 40)]
+    pub episodes: usize,
+    /// Training options.
+    #[command(flatten)]
+    pub options: TrainOptions,
+}
+
+/// `mmguard bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Measure training and inference throughput of the reference model on synthetic batches.
+    #[arg(long, required = true)]
+    pub speed: bool,
+    /// Sensor columns D of the benchmark model.
+    #[arg(long, default_value_t = 18)]
+    pub sensor_dim: usize,
+    /// Timed repetitions per measurement (after one warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub reps: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,31 @@
+//! One module per subcommand, each turning flags into library calls.
+
+mod bench;
+mod demo;
+mod eval;
+mod generate;
+mod inspect;
+mod train;
+
+use crate::args::{Cli, Command};
+
+/// Dispatches a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Generate(a) => generate::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Demo(a) => demo::run(a),
+        Command::Bench(a) => bench::run(a),
+    }
+}
+
+/// Loads a dataset and reports its warnings (missing sidecar, …) on the log.
+pub(crate) fn load_dataset(path: &std::path::Path) -> anyhow::Result<mmguard_data::Dataset> {
+    let data = mmguard_data::Dataset::load(path)?;
+    for w in &data.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(data)
+}

@@ -1,0 +1,63 @@
+//! `mmguard train`
+
+use anyhow::Context;
+use mmguard_train::TrainConfig;
+
+use crate::args::{TrainArgs, TrainOptions};
+
+pub fn run(a: TrainArgs) -> anyhow::Result<()> {
+    let data = super::load_dataset(&a.data)?;
+    let cfg = config(&a.options)?;
+    let report = mmguard_train::train(&data, &cfg, &a.out)?;
+    tracing::info!(
+        "run written to {}: stage 1 {} epochs (val {:.5}), stage 2 {} epochs (val {:.5}), threshold {:.4}, Lip(C) ≤ {:.4}",
+        a.out.display(),
+        report.stage1_epochs,
+        report.stage1_best_val,
+        report.stage2_epochs,
+        report.stage2_best_val,
+        report.threshold,
+        report.corrector_lipschitz_bound
+    );
+    Ok(())
+}
+
+/// The training configuration: defaults, then the JSON file, then the flags.
+pub(crate) fn config(o: &TrainOptions) -> anyhow::Result<TrainConfig> {
+    let mut cfg = match &o.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+        }
+        None => TrainConfig::default(),
+    };
+    if let Some(v) = o.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = o.stage1_epochs {
+        cfg.stage1.epochs = v;
+    }
+    if let Some(v) = o.stage2_epochs {
+        cfg.stage2.schedule.epochs = v;
+    }
+    if let Some(v) = o.batch_size {
+        cfg.batch_size = v;
+    }
+    if let Some(v) = o.window {
+        cfg.window = v;
+    }
+    if let Some(v) = o.gamma {
+        cfg.stage2.modulation.gamma = v;
+    }
+    if let Some(v) = o.clip {
+        cfg.stage2.modulation.corrector_clip = (v > 0.0).then_some(v);
+    }
+    if o.no_renormalize {
+        cfg.stage2.modulation.renormalize = false;
+    }
+    if let Some(v) = o.false_alarm_rate {
+        cfg.target_false_alarm_rate = v;
+    }
+    cfg.progress = !o.quiet;
+    Ok(cfg)
+}

@@ -1,0 +1,225 @@
+//! Training configuration: serialisable, defaulted, saved with every run.
+//!
+//! Where the MMSSL paper is silent (loss weights, γ, c, schedule), the choice is made here,
+//! documented on the field, and exposed as an option.
+
+use mmguard_data::SplitConfig;
+use mmguard_faults::{CameraFault, SensorFault};
+use serde::{Deserialize, Serialize};
+
+/// Everything that decides a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Seed of weights, batch order and fault injection.
+    pub seed: u64,
+    /// Readings per sensor window T (a multiple of 4).
+    pub window: usize,
+    /// Episode split.
+    pub split: SplitConfig,
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Network widths.
+    pub architecture: Architecture,
+    /// Stage 1: the autoencoder on clean data.
+    pub stage1: StageSchedule,
+    /// Stage 2: the compute block on faulty data.
+    pub stage2: Stage2Config,
+    /// False-alarm rate the gate is calibrated for on clean validation data.
+    pub target_false_alarm_rate: f64,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            window: 16,
+            split: SplitConfig::default(),
+            batch_size: 64,
+            architecture: Architecture::default(),
+            stage1: StageSchedule { epochs: 30, learning_rate: 1e-3, patience: 6 },
+            stage2: Stage2Config::default(),
+            target_false_alarm_rate: 0.01,
+            progress: true,
+        }
+    }
+}
+
+/// Network widths; the defaults are the reference architecture (DESIGN §3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Architecture {
+    /// Output channels of the four camera convolutions.
+    pub camera_channels: [usize; 4],
+    /// Output channels of the three sensor convolutions.
+    pub sensor_channels: [usize; 3],
+    /// Width of the compute block's hidden code.
+    pub hidden: usize,
+    /// Width of the detector's hidden layer.
+    pub detector_hidden: usize,
+    /// Corrector contraction factor ρ.
+    pub rho: f64,
+    /// G predicts Δz added to the faulty latent.
+    pub residual_decoder: bool,
+}
+
+impl Default for Architecture {
+    fn default() -> Self {
+        Self {
+            camera_channels: [32, 64, 64, 32],
+            sensor_channels: [64, 64, 32],
+            hidden: 256,
+            detector_hidden: 64,
+            rho: 0.95,
+            residual_decoder: true,
+        }
+    }
+}
+
+/// Epochs, learning rate and early stopping of one stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageSchedule {
+    /// Maximum number of epochs.
+    pub epochs: usize,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Stop after this many epochs without a better validation loss; the best weights are kept.
+    pub patience: usize,
+}
+
+/// Stage 2: schedule, losses, faults and modulation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Stage2Config {
+    /// Epochs, learning rate, early stopping.
+    pub schedule: StageSchedule,
+    /// Loss weights.
+    pub weights: LossWeights,
+    /// InfoNCE temperature τ.
+    pub temperature: f64,
+    /// Faults injected on the fly.
+    pub faults: TrainingFaults,
+    /// Layer-specific Lipschitz modulation.
+    pub modulation: Modulation,
+}
+
+impl Default for Stage2Config {
+    fn default() -> Self {
+        Self {
+            schedule: StageSchedule { epochs: 40, learning_rate: 1e-3, patience: 8 },
+            weights: LossWeights::default(),
+            temperature: 0.1,
+            faults: TrainingFaults::default(),
+            modulation: Modulation::default(),
+        }
+    }
+}
+
+/// Weights of the stage-2 losses (the paper gives none: 1 each, as the method note advises).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossWeights {
+    /// Corrected latent G(C(E(z̃))) against the clean latent.
+    pub latent: f64,
+    /// Decoded corrected output against the clean input.
+    pub output: f64,
+    /// BCE of the detector's logits against the injected-fault labels.
+    pub detection: f64,
+    /// InfoNCE between corrected and clean embeddings of the same sample.
+    pub contrastive: f64,
+}
+
+impl Default for LossWeights {
+    fn default() -> Self {
+        Self { latent: 1.0, output: 1.0, detection: 1.0, contrastive: 1.0 }
+    }
+}
+
+/// Which faults stage 2 injects, how often, and how strongly.
+///
+/// Each sample is clean, camera-faulty or sensor-faulty with the given shares; a faulty
+/// sample gets one fault drawn by weight at a severity drawn uniformly from `severity`.
+/// The defaults give the two test faults half of the draws and spread the rest over the
+/// catalogue, so that the detector learns more than one signature. Frozen frames and NaN
+/// drop-outs are left out: the first is invisible in a single frame and the second is the rule
+/// checks' job, not the model's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingFaults {
+    /// Share of clean samples.
+    pub clean_share: f64,
+    /// Share of camera-faulty samples; the rest are sensor-faulty.
+    pub camera_share: f64,
+    /// Camera faults and their weights.
+    pub camera: Vec<(CameraFault, f64)>,
+    /// Sensor faults and their weights.
+    pub sensor: Vec<(SensorFault, f64)>,
+    /// Severity range [lo, hi].
+    pub severity: [f32; 2],
+}
+
+impl Default for TrainingFaults {
+    fn default() -> Self {
+        Self {
+            clean_share: 1.0 / 3.0,
+            camera_share: 1.0 / 3.0,
+            camera: vec![
+                (CameraFault::Noise, 4.0),
+                (CameraFault::Blur, 1.0),
+                (CameraFault::Occlusion, 1.0),
+                (CameraFault::Brightness, 1.0),
+                (CameraFault::Black, 1.0),
+            ],
+            sensor: vec![
+                (SensorFault::Gain, 5.0),
+                (SensorFault::Noise, 1.0),
+                (SensorFault::Drift, 1.0),
+                (SensorFault::Stuck, 1.0),
+                (SensorFault::Spikes, 1.0),
+                (SensorFault::DeadChannel, 1.0),
+            ],
+            severity: [0.3, 1.0],
+        }
+    }
+}
+
+/// How γ is applied to the encoder and detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GammaMode {
+    /// Multiply the learning rate of E and D by γ. Adam divides out any constant gradient
+    /// scale, so under Adam this is where γ acts (DESIGN §4, measured in the PyTorch reference).
+    LearningRate,
+    /// Multiply the gradients of E and D by γ before renormalisation (the paper's wording;
+    /// it only acts with an optimiser that does not normalise per parameter).
+    Gradient,
+}
+
+/// Layer-specific Lipschitz modulation (DESIGN §4.3), applied between backward and step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Modulation {
+    /// Amplification γ ≥ 1 of the detection path (E and D); 1 switches it off.
+    pub gamma: f64,
+    /// Where γ acts.
+    pub gamma_mode: GammaMode,
+    /// Clip of the corrector's gradient norm c; `None` switches clipping off.
+    pub corrector_clip: Option<f64>,
+    /// Rescale all gradients so that the total norm equals the unmodulated one.
+    pub renormalize: bool,
+    /// Power-iteration steps on the corrector's weights after every optimiser step.
+    pub power_iterations: usize,
+}
+
+impl Default for Modulation {
+    fn default() -> Self {
+        Self { gamma: 2.0, gamma_mode: GammaMode::LearningRate, corrector_clip: Some(1.0), renormalize: true, power_iterations: 1 }
+    }
+}
+
+impl Modulation {
+    /// The "no modulation" ablation: γ = 1, no clipping, no renormalisation (spectral
+    /// normalisation stays: it is what makes C a contraction).
+    pub fn off() -> Self {
+        Self { gamma: 1.0, corrector_clip: None, renormalize: false, ..Self::default() }
+    }
+}

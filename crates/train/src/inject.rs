@@ -1,0 +1,82 @@
+//! On-the-fly fault injection for stage 2.
+
+use mmguard_faults::{Frame, Window};
+use rand::Rng;
+
+use crate::config::TrainingFaults;
+
+/// What was done to one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injected {
+    /// Left clean.
+    Clean,
+    /// Camera corrupted.
+    Camera,
+    /// Sensor corrupted.
+    Sensor,
+}
+
+impl Injected {
+    /// Detection labels (camera, sensor).
+    pub fn labels(self) -> [f32; 2] {
+        match self {
+            Self::Clean => [0.0, 0.0],
+            Self::Camera => [1.0, 0.0],
+            Self::Sensor => [0.0, 1.0],
+        }
+    }
+}
+
+fn pick<T: Copy>(items: &[(T, f64)], rng: &mut impl Rng) -> T {
+    let total: f64 = items.iter().map(|(_, w)| w).sum();
+    let mut x = rng.random_range(0.0..total);
+    for (item, w) in items {
+        if x < *w {
+            return *item;
+        }
+        x -= w;
+    }
+    items[items.len() - 1].0
+}
+
+impl TrainingFaults {
+    /// Draws what happens to one sample and corrupts its frame or window in place.
+    ///
+    /// `previous` is an earlier frame of the same episode, for faults that need one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn inject(
+        &self,
+        frame: &mut [f32],
+        previous: Option<&[f32]>,
+        height: usize,
+        width: usize,
+        window: &mut [f32],
+        len: usize,
+        columns: usize,
+        rng: &mut impl Rng,
+    ) -> Injected {
+        let u: f64 = rng.random();
+        let kind = if u < self.clean_share {
+            Injected::Clean
+        } else if u < self.clean_share + self.camera_share {
+            Injected::Camera
+        } else {
+            Injected::Sensor
+        };
+        let severity = rng.random_range(self.severity[0]..=self.severity[1]);
+        match kind {
+            Injected::Clean => {}
+            Injected::Camera => {
+                let fault = pick(&self.camera, rng);
+                let f = fault.apply(Frame { pixels: frame, height, width, previous }, severity, rng);
+                frame.copy_from_slice(&f.values);
+            }
+            Injected::Sensor => {
+                let fault = pick(&self.sensor, rng);
+                let f = fault.apply(Window { values: window, len, columns }, severity, rng);
+                window.copy_from_slice(&f.values);
+            }
+        }
+        kind
+    }
+}
