@@ -15,7 +15,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let train = mmguard_train::train(&data, &cfg, &a.out)?;
     let report = super::eval::eval_run(&a.out, Some(&data_path), None, 0)?;
     let json = a.out.join("eval.json");
-    std::fs::write(&json, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", json.display()))?;
+    std::fs::write(&json, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", json.display()))?;
     let md = format!(
         "# mmguard demo\n\nTwin data: {} episodes of {} samples, seed {}. Training: stage 1 {} epochs, stage 2 {} epochs, seed {}, {:.0} s in all.\n\n{}",
         twin.episodes,

@@ -11,7 +11,10 @@ pub fn run(a: InspectArgs) -> anyhow::Result<()> {
     }
     println!("{}", s.path);
     println!("  samples      {}", s.samples);
-    println!("  camera       uint8 [{}, 3, {}, {}], channel means {:.3?}", s.samples, s.image[0], s.image[1], s.camera_mean);
+    println!(
+        "  camera       uint8 [{}, 3, {}, {}], channel means {:.3?}",
+        s.samples, s.image[0], s.image[1], s.camera_mean
+    );
     println!("  sensor       float32, {:?}, {} columns", s.sensor_layout, s.columns.len());
     println!(
         "  episodes     {} ({}), {}..{} samples each",

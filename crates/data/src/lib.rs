@@ -23,15 +23,14 @@
 
 mod dataset;
 mod error;
-pub mod npz;
 mod normalize;
+pub mod npz;
 mod split;
 mod stats;
 mod window;
 
 pub use dataset::{
-    sidecar_path, Column, Dataset, SensorLayout, Sidecar, CAMERA, EPISODE, IMAGE_MULTIPLE, SEGMENT_LEN, SENSOR,
-    TIME,
+    sidecar_path, Column, Dataset, SensorLayout, Sidecar, CAMERA, EPISODE, IMAGE_MULTIPLE, SEGMENT_LEN, SENSOR, TIME,
 };
 pub use error::{Error, Result};
 pub use normalize::MinMax;

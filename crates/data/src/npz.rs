@@ -89,19 +89,14 @@ impl NpzReader {
     /// Opens an archive; fails with [`Error::Archive`] when it is not a readable zip.
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|source| Error::Io { path: path.into(), source })?;
-        let archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| Error::Archive {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
+        let archive = zip::ZipArchive::new(BufReader::new(file))
+            .map_err(|e| Error::Archive { path: path.into(), reason: e.to_string() })?;
         Ok(Self { path: path.into(), archive })
     }
 
     /// The keys of the archive, in archive order.
     pub fn keys(&self) -> Vec<String> {
-        self.archive
-            .file_names()
-            .map(|n| n.strip_suffix(".npy").unwrap_or(n).to_string())
-            .collect()
+        self.archive.file_names().map(|n| n.strip_suffix(".npy").unwrap_or(n).to_string()).collect()
     }
 
     fn array_error(&self, key: &str, reason: impl ToString) -> Error {
@@ -127,11 +122,7 @@ impl NpzReader {
         let mut infos = Vec::new();
         for key in self.keys() {
             if let Some(npy) = self.open_npy(&key)? {
-                infos.push(ArrayInfo {
-                    dtype: dtype_name(&npy.dtype()),
-                    shape: npy.shape().to_vec(),
-                    key,
-                });
+                infos.push(ArrayInfo { dtype: dtype_name(&npy.dtype()), shape: npy.shape().to_vec(), key });
             }
         }
         Ok(infos)
@@ -166,10 +157,7 @@ impl NpzReader {
             ArrayData::F64(v) => v.len(),
         } as u64;
         if len != expected_len {
-            return Err(self.array_error(
-                key,
-                format!("header promises {expected_len} elements, data holds {len}"),
-            ));
+            return Err(self.array_error(key, format!("header promises {expected_len} elements, data holds {len}")));
         }
         Ok(Some(Array { shape, data }))
     }
@@ -184,9 +172,8 @@ pub fn write_npz(path: &Path, arrays: &[(&str, &Array)]) -> Result<()> {
     let tmp = path.with_extension("npz.partial");
     let file = File::create(&tmp).map_err(io_err)?;
     let mut zip = zip::ZipWriter::new(BufWriter::new(file));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .large_file(true);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).large_file(true);
     let zip_err = |e: zip::result::ZipError| Error::Archive { path: path.into(), reason: e.to_string() };
     for (key, array) in arrays {
         zip.start_file(format!("{key}.npy"), options).map_err(zip_err)?;
@@ -203,11 +190,7 @@ pub fn write_npz(path: &Path, arrays: &[(&str, &Array)]) -> Result<()> {
 fn write_npy<W: Write + std::io::Seek>(w: W, array: &Array) -> std::io::Result<()> {
     macro_rules! write_typed {
         ($v:expr) => {{
-            let mut writer = npyz::WriteOptions::new()
-                .default_dtype()
-                .shape(&array.shape)
-                .writer(w)
-                .begin_nd()?;
+            let mut writer = npyz::WriteOptions::new().default_dtype().shape(&array.shape).writer(w).begin_nd()?;
             writer.extend($v.iter().copied())?;
             writer.finish()
         }};

@@ -29,7 +29,10 @@ fn load_err(path: &Path) -> String {
 #[test]
 fn a_valid_file_loads_with_generic_column_names_and_a_warning() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), &[("camera", &camera(4, 16, 32)), ("sensor", &sensor(4, 3)), ("phase", &episode(vec![0; 4]))]);
+    let p = write(
+        dir.path(),
+        &[("camera", &camera(4, 16, 32)), ("sensor", &sensor(4, 3)), ("phase", &episode(vec![0; 4]))],
+    );
     let ds = Dataset::load(&p).unwrap();
     assert_eq!((ds.len(), ds.height, ds.width, ds.sensor_dim()), (4, 16, 32, 3));
     assert_eq!(ds.layout, SensorLayout::Readings);
@@ -41,7 +44,10 @@ fn a_valid_file_loads_with_generic_column_names_and_a_warning() {
 #[test]
 fn save_then_load_gives_the_same_dataset() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), &[("camera", &camera(6, 16, 16)), ("sensor", &sensor(6, 2)), ("episode", &episode(vec![3, 3, 3, 1, 1, 1]))]);
+    let p = write(
+        dir.path(),
+        &[("camera", &camera(6, 16, 16)), ("sensor", &sensor(6, 2)), ("episode", &episode(vec![3, 3, 3, 1, 1, 1]))],
+    );
     let mut ds = Dataset::load(&p).unwrap();
     ds.columns[0].name = "torque".into();
     ds.columns[0].unit = "N m".into();
@@ -61,7 +67,10 @@ fn missing_key_names_the_key_and_what_is_there() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), &[("camera", &camera(2, 16, 16))]);
     let e = load_err(&p);
-    assert!(e.contains("d.npz") && e.contains("missing key 'sensor'") && e.contains("float32") && e.contains("camera"), "{e}");
+    assert!(
+        e.contains("d.npz") && e.contains("missing key 'sensor'") && e.contains("float32") && e.contains("camera"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -82,7 +91,10 @@ fn mismatched_sample_counts_are_reported() {
     let p = write(dir.path(), &[("camera", &camera(3, 16, 16)), ("sensor", &sensor(4, 3))]);
     let e = load_err(&p);
     assert!(e.contains("'sensor'") && e.contains("N = 3") && e.contains("[4, 3]"), "{e}");
-    let p = write(dir.path(), &[("camera", &camera(3, 16, 16)), ("sensor", &sensor(3, 3)), ("episode", &episode(vec![0, 0]))]);
+    let p = write(
+        dir.path(),
+        &[("camera", &camera(3, 16, 16)), ("sensor", &sensor(3, 3)), ("episode", &episode(vec![0, 0]))],
+    );
     assert!(load_err(&p).contains("'episode'"));
 }
 
@@ -100,7 +112,10 @@ fn image_size_the_encoder_cannot_take_is_refused() {
 #[test]
 fn non_contiguous_episodes_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), &[("camera", &camera(5, 16, 16)), ("sensor", &sensor(5, 2)), ("episode", &episode(vec![0, 0, 1, 1, 0]))]);
+    let p = write(
+        dir.path(),
+        &[("camera", &camera(5, 16, 16)), ("sensor", &sensor(5, 2)), ("episode", &episode(vec![0, 0, 1, 1, 0]))],
+    );
     let e = load_err(&p);
     assert!(e.contains("episode 0 is not contiguous") && e.contains("sample 4"), "{e}");
 }

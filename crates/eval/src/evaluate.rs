@@ -159,7 +159,11 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
     for chunk in windows.ends.chunks(cfg.batch_size.max(1)) {
         let clean = host_batch(data, chunk, s1.window, &run.config.normalization);
         let b = clean.len;
-        let mut copies = HostBatch { len: 3 * b, camera: Vec::with_capacity(3 * b * frame), sensor: Vec::with_capacity(3 * b * win) };
+        let mut copies = HostBatch {
+            len: 3 * b,
+            camera: Vec::with_capacity(3 * b * frame),
+            sensor: Vec::with_capacity(3 * b * win),
+        };
         for kind in 0..3 {
             for i in 0..b {
                 let (cam, sen) = (&clean.camera[i * frame..(i + 1) * frame], &clean.sensor[i * win..(i + 1) * win]);

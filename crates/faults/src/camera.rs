@@ -41,7 +41,8 @@ pub enum CameraFault {
 
 impl CameraFault {
     /// Every camera fault, in a fixed order.
-    pub const ALL: [CameraFault; 6] = [Self::Noise, Self::Blur, Self::Occlusion, Self::Brightness, Self::Frozen, Self::Black];
+    pub const ALL: [CameraFault; 6] =
+        [Self::Noise, Self::Blur, Self::Occlusion, Self::Brightness, Self::Frozen, Self::Black];
 
     /// The fault's name as used on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -143,29 +144,29 @@ fn gaussian_blur(x: &[f32], h: usize, w: usize, sigma: f32) -> Vec<f32> {
     let mut tmp = vec![0.0; x.len()];
     let mut out = vec![0.0; x.len()];
     for c in 0..3 {
-        let src = &x[c * plane..(c + 1) * plane];
-        let mid = &mut tmp[c * plane..(c + 1) * plane];
-        for r in 0..h {
-            for col in 0..w {
-                let mut acc = 0.0;
-                for (k, &kv) in kernel.iter().enumerate() {
-                    let cc = (col as isize + k as isize - radius).clamp(0, w as isize - 1) as usize;
-                    acc += kv * src[r * w + cc];
-                }
-                mid[r * w + col] = acc;
-            }
-        }
-        let dst = &mut out[c * plane..(c + 1) * plane];
-        for r in 0..h {
-            for col in 0..w {
-                let mut acc = 0.0;
-                for (k, &kv) in kernel.iter().enumerate() {
-                    let rr = (r as isize + k as isize - radius).clamp(0, h as isize - 1) as usize;
-                    acc += kv * mid[rr * w + col];
-                }
-                dst[r * w + col] = acc;
-            }
-        }
+        let span = c * plane..(c + 1) * plane;
+        blur_pass(&x[span.clone()], &mut tmp[span.clone()], h, w, &kernel, true);
+        blur_pass(&tmp[span.clone()], &mut out[span], h, w, &kernel, false);
     }
     out
+}
+
+/// One 1-D pass of a centred kernel over a [h, w] plane, along rows or along columns.
+fn blur_pass(src: &[f32], dst: &mut [f32], h: usize, w: usize, kernel: &[f32], along_rows: bool) {
+    let radius = (kernel.len() / 2) as isize;
+    for r in 0..h {
+        for col in 0..w {
+            let mut acc = 0.0;
+            for (k, &kv) in kernel.iter().enumerate() {
+                let off = k as isize - radius;
+                let (rr, cc) = if along_rows {
+                    (r, (col as isize + off).clamp(0, w as isize - 1) as usize)
+                } else {
+                    ((r as isize + off).clamp(0, h as isize - 1) as usize, col)
+                };
+                acc += kv * src[rr * w + cc];
+            }
+            dst[r * w + col] = acc;
+        }
+    }
 }

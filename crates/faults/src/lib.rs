@@ -33,12 +33,7 @@ impl Faulted {
     /// the mask is the part of the region whose value really changed (a pixel clipped back to
     /// its own value, or a stuck value equal to the reading, is not marked).
     fn within(input: &[f32], values: Vec<f32>, region: &[bool]) -> Self {
-        let mask = input
-            .iter()
-            .zip(&values)
-            .zip(region)
-            .map(|((a, b), &r)| r && a.to_bits() != b.to_bits())
-            .collect();
+        let mask = input.iter().zip(&values).zip(region).map(|((a, b), &r)| r && a.to_bits() != b.to_bits()).collect();
         Self { values, mask }
     }
 

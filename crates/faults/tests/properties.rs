@@ -76,7 +76,8 @@ fn test_fault_noise_hits_about_half_the_pixels_with_sigma_one_half() {
     let share = out.changed() as f64 / cur.len() as f64;
     assert!((0.47..0.53).contains(&share), "changed share {share}");
     // N(0, 0.5²) clipped to ±0.5 around 0.5: E[(x' − x)²] = 0.25·(0.683 − 2φ(1)) + 0.25·0.317 ≈ 0.129
-    let mse: f64 = out.values.iter().zip(&cur).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>() / out.changed() as f64;
+    let mse: f64 =
+        out.values.iter().zip(&cur).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>() / out.changed() as f64;
     assert!((0.115..0.145).contains(&mse), "mse on changed pixels {mse}");
 }
 

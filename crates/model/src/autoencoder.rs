@@ -69,12 +69,17 @@ impl Stage1Config {
         let down1 = |i: usize, o: usize| {
             Conv1dConfig::new(i, o, 4).with_stride(2).with_padding(PaddingConfig1d::Explicit(1, 1)).init(device)
         };
-        let up1 = |i: usize, o: usize| ConvTranspose1dConfig::new([i, o], 4).with_stride(2).with_padding(1).init(device);
-        let same1 = |i: usize, o: usize| {
-            Conv1dConfig::new(i, o, 3).with_padding(PaddingConfig1d::Explicit(1, 1)).init(device)
-        };
+        let up1 =
+            |i: usize, o: usize| ConvTranspose1dConfig::new([i, o], 4).with_stride(2).with_padding(1).init(device);
+        let same1 =
+            |i: usize, o: usize| Conv1dConfig::new(i, o, 3).with_padding(PaddingConfig1d::Explicit(1, 1)).init(device);
         Stage1 {
-            cam_enc: CameraEncoder { c1: down(3, c[0]), c2: down(c[0], c[1]), c3: down(c[1], c[2]), c4: down(c[2], c[3]) },
+            cam_enc: CameraEncoder {
+                c1: down(3, c[0]),
+                c2: down(c[0], c[1]),
+                c3: down(c[1], c[2]),
+                c4: down(c[2], c[3]),
+            },
             cam_dec: CameraDecoder { t1: up(c[3], c[2]), t2: up(c[2], c[1]), t3: up(c[1], c[0]), t4: up(c[0], 3) },
             sen_enc: SensorEncoder { c1: same1(self.sensor_dim, s[0]), c2: down1(s[0], s[1]), c3: down1(s[1], s[2]) },
             sen_dec: SensorDecoder { t1: up1(s[2], s[1]), t2: up1(s[1], s[0]), c3: same1(s[0], self.sensor_dim) },

@@ -16,7 +16,7 @@ use mmguard_data::{Column, Dataset, MinMax, Split, SplitConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::pipeline::{HostBatch, ModelConfig, Mmssl};
+use crate::pipeline::{HostBatch, Mmssl, ModelConfig};
 
 /// File names inside a run directory.
 pub const CONFIG_FILE: &str = "config.json";

@@ -7,7 +7,11 @@ fn tiny() -> ModelConfig {
     let mut cfg = ModelConfig::new(16, 32, 5, 8);
     cfg.stage1.camera_channels = [4, 8, 8, 4];
     cfg.stage1.sensor_channels = [8, 8, 4];
-    cfg.block = mmguard_model::BlockConfig { hidden: 32, detector_hidden: 8, ..mmguard_model::BlockConfig::new(cfg.stage1.joint_latent()) };
+    cfg.block = mmguard_model::BlockConfig {
+        hidden: 32,
+        detector_hidden: 8,
+        ..mmguard_model::BlockConfig::new(cfg.stage1.joint_latent())
+    };
     cfg
 }
 

@@ -212,7 +212,13 @@ pub struct Modulation {
 
 impl Default for Modulation {
     fn default() -> Self {
-        Self { gamma: 2.0, gamma_mode: GammaMode::LearningRate, corrector_clip: Some(1.0), renormalize: true, power_iterations: 1 }
+        Self {
+            gamma: 2.0,
+            gamma_mode: GammaMode::LearningRate,
+            corrector_clip: Some(1.0),
+            renormalize: true,
+            power_iterations: 1,
+        }
     }
 }
 

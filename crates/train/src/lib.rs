@@ -13,9 +13,9 @@ mod log;
 mod losses;
 mod modulation;
 mod pipeline;
+pub mod speed;
 mod stage1;
 mod stage2;
-pub mod speed;
 
 pub use calibrate::threshold_for_false_alarm_rate;
 pub use config::{

@@ -104,7 +104,7 @@ impl Modulation {
             scale(&block.detector, &mut g.detector, f);
             scale(&block.corrector, &mut g.corrector, f);
             scale(&block.decoder, &mut g.decoder, f);
-            after = n0;
+            after = norms(g).iter().sum::<f64>().sqrt();
         }
         ModulationStats { norm_before: n0, norm_after: after, clipped }
     }

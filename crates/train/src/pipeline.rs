@@ -9,8 +9,8 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use mmguard_data::{Dataset, MinMax, Split, SplitConfig, Windows};
 use mmguard_model::{
-    host_batch, write_json, BlockConfig, ComputeBlock, Gate, HostBatch, ModelConfig, Mmssl, Provenance, Run,
-    RunConfig, Stage1, Stage1Config, Versions, LOG_FILE, METRICS_FILE,
+    host_batch, write_json, BlockConfig, ComputeBlock, Gate, HostBatch, Mmssl, ModelConfig, Provenance, Run, RunConfig,
+    Stage1, Stage1Config, Versions, LOG_FILE, METRICS_FILE,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -161,7 +161,9 @@ fn check(cfg: &TrainConfig) -> Result<()> {
     }
     let f = &cfg.stage2.faults;
     if f.camera.is_empty() || f.sensor.is_empty() || f.clean_share + f.camera_share > 1.0 {
-        return Err(Error::Config("stage-2 faults need camera and sensor kinds and shares that sum to at most 1".into()));
+        return Err(Error::Config(
+            "stage-2 faults need camera and sensor kinds and shares that sum to at most 1".into(),
+        ));
     }
     Ok(())
 }
@@ -200,7 +202,11 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
         model: model_cfg,
         columns: data.columns.clone(),
         normalization: prep.norm.clone(),
-        gate: Gate { threshold, target_false_alarm_rate: cfg.target_false_alarm_rate, calibration_samples: scores.len() },
+        gate: Gate {
+            threshold,
+            target_false_alarm_rate: cfg.target_false_alarm_rate,
+            calibration_samples: scores.len(),
+        },
         data: Provenance {
             path: data.path.display().to_string(),
             fingerprint: format!("{:016x}", data.fingerprint()),

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::Device;
-use mmguard_model::{HostBatch, ModelConfig, Mmssl};
+use mmguard_model::{HostBatch, Mmssl, ModelConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;

@@ -103,7 +103,16 @@ pub fn make_batch(
     let mut kinds = Vec::with_capacity(clean.len);
     for b in 0..clean.len {
         let (cam, sen) = (&mut faulty.camera[b * frame..(b + 1) * frame], &mut faulty.sensor[b * win..(b + 1) * win]);
-        kinds.push(s2.faults.inject(cam, previous[b].as_deref(), s1.height, s1.width, sen, s1.window, s1.sensor_dim, rng));
+        kinds.push(s2.faults.inject(
+            cam,
+            previous[b].as_deref(),
+            s1.height,
+            s1.width,
+            sen,
+            s1.window,
+            s1.sensor_dim,
+            rng,
+        ));
     }
     let z_faulty = encoder.faulty(&z_clean, &faulty, &kinds);
     let labels = kinds.iter().flat_map(|k| k.labels()).collect();
@@ -148,7 +157,8 @@ pub fn stage2_loss(
     let rec_cam = stage1.decode_camera(out.latent.clone().narrow(1, 0, lc), s1);
     let rec_sen = stage1.decode_sensor(out.latent.clone().narrow(1, lc, ls), s1);
     let latent = mse(out.latent, z_clean.clone());
-    let output = mse(rec_cam, batch.clean.camera_tensor(s1, device)) + mse(rec_sen, batch.clean.sensor_tensor(s1, device));
+    let output =
+        mse(rec_cam, batch.clean.camera_tensor(s1, device)) + mse(rec_sen, batch.clean.sensor_tensor(s1, device));
     let detection = bce_with_logits(out.logits, labels);
     let positives = block.encoder.forward(z_clean).detach();
     let contrastive = info_nce(out.corrected, positives, s2.temperature);

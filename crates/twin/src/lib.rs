@@ -126,7 +126,13 @@ fn simulate(cfg: &TwinConfig, seed: u64) -> Episode {
         let contact = push(&mut object, tool);
         let tau = torques(&q, &qd, &qdd);
         let moving = qd.iter().any(|v| v.abs() > 0.05);
-        ep.phase.push(if contact { 2 } else if moving { 1 } else { 0 });
+        ep.phase.push(if contact {
+            2
+        } else if moving {
+            1
+        } else {
+            0
+        });
         let truth: Vec<f64> = q.iter().chain(&qd).chain(&tau).chain(&tool).chain(&object).copied().collect();
         for (v, nz) in truth.iter().zip(&noise) {
             ep.sensor.push((v + nz.sample(&mut rng)) as f32);

@@ -1,0 +1,123 @@
+//! End to end through the real binary: generate → inspect → train → eval on a tiny twin
+//! dataset, and clear errors (exit code 2) on broken input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn mmguard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mmguard")).args(args).output().expect("binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = mmguard(args);
+    assert!(out.status.success(), "mmguard {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A configuration small enough to train in seconds: 32×32 frames, narrow layers, few epochs.
+const TINY: &str = r#"{
+  "window": 8,
+  "batch_size": 32,
+  "architecture": { "camera_channels": [8, 16, 16, 8], "sensor_channels": [16, 16, 8], "hidden": 64, "detector_hidden": 16 },
+  "stage1": { "epochs": 12, "learning_rate": 0.003, "patience": 12 },
+  "stage2": { "schedule": { "epochs": 15, "learning_rate": 0.002, "patience": 15 } }
+}"#;
+
+fn json_at(v: &serde_json::Value, path: &str) -> f64 {
+    path.split('.').fold(v, |v, k| &v[k]).as_f64().unwrap_or_else(|| panic!("{path} missing in {v}"))
+}
+
+#[test]
+fn generate_train_eval_lowers_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    ok(&[
+        "generate",
+        "--out",
+        &d("arm.npz"),
+        "--episodes",
+        "10",
+        "--samples",
+        "60",
+        "--height",
+        "32",
+        "--width",
+        "32",
+        "--seed",
+        "3",
+    ]);
+    let inspect = ok(&["inspect", &d("arm.npz"), "--json"]);
+    let summary: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(summary["samples"], 600);
+    assert_eq!(summary["columns"].as_array().unwrap().len(), 18);
+
+    std::fs::write(dir.path().join("tiny.json"), TINY).unwrap();
+    ok(&["train", "--data", &d("arm.npz"), "--out", &d("run"), "--config", &d("tiny.json"), "--quiet"]);
+    for f in ["config.json", "model.safetensors", "metrics.json", "train_log.csv"] {
+        assert!(Path::new(&d("run")).join(f).exists(), "{f} missing from the run");
+    }
+    let report: serde_json::Value = serde_json::from_str(&ok(&["eval", "--run", &d("run"), "--json"])).unwrap();
+    assert_eq!(report["subset"], "test split");
+    for m in ["camera", "sensor"] {
+        let faulty = json_at(&report, &format!("faulty_input_mse.{m}"));
+        let ungated = json_at(&report, &format!("ungated_mse.{m}"));
+        let gated = json_at(&report, &format!("corrected_mse.{m}"));
+        assert!(ungated < faulty, "{m}: correction {ungated} not below the faulty input {faulty}");
+        assert!(gated <= faulty, "{m}: gated output {gated} above the faulty input {faulty}");
+        assert!(json_at(&report, &format!("detection.{m}.auroc")) > 0.5);
+    }
+    assert!(json_at(&report, "corrected_mse.sensor") < json_at(&report, "faulty_input_mse.sensor"));
+    let combined = json_at(&report, "corrected_mse.combined");
+    assert!(
+        (combined - json_at(&report, "corrected_mse.camera") - json_at(&report, "corrected_mse.sensor")).abs() < 1e-12
+    );
+    assert!(json_at(&report, "false_alarm_rate") <= 1.0);
+
+    // the same seed gives the same numbers
+    ok(&["train", "--data", &d("arm.npz"), "--out", &d("run2"), "--config", &d("tiny.json"), "--quiet"]);
+    let again: serde_json::Value = serde_json::from_str(&ok(&["eval", "--run", &d("run2"), "--json"])).unwrap();
+    assert_eq!(report["corrected_mse"], again["corrected_mse"]);
+    assert_eq!(report["detection"], again["detection"]);
+
+    // another file with the run's columns is evaluated whole
+    ok(&[
+        "generate",
+        "--out",
+        &d("other.npz"),
+        "--episodes",
+        "2",
+        "--samples",
+        "30",
+        "--height",
+        "32",
+        "--width",
+        "32",
+        "--seed",
+        "9",
+    ]);
+    let other: serde_json::Value =
+        serde_json::from_str(&ok(&["eval", "--run", &d("run"), "--data", &d("other.npz"), "--json"])).unwrap();
+    assert_eq!(other["subset"], "all");
+    assert_eq!(other["windows"], 2 * (30 - 8 + 1));
+
+    // a file the run cannot take is refused with a clear message
+    ok(&["generate", "--out", &d("wide.npz"), "--episodes", "3", "--samples", "20", "--height", "32", "--width", "48"]);
+    let out = mmguard(&["eval", "--run", &d("run"), "--data", &d("wide.npz")]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("32x48") && err.contains("32x32"), "{err}");
+}
+
+#[test]
+fn broken_files_give_exit_code_2_and_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.npz");
+    std::fs::write(&path, b"PK\x03\x04 not really a zip").unwrap();
+    let out = mmguard(&["inspect", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.npz") && err.contains("not a readable .npz"), "{err}");
+    let out = mmguard(&["train", "--data", dir.path().join("absent.npz").to_str().unwrap(), "--out", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("absent.npz"));
+}
