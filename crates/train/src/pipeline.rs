@@ -150,7 +150,7 @@ impl<M: Clone> EarlyStop<M> {
 }
 
 fn check(cfg: &TrainConfig) -> Result<()> {
-    if cfg.window == 0 || cfg.window % 4 != 0 {
+    if cfg.window == 0 || !cfg.window.is_multiple_of(4) {
         return Err(Error::Config(format!("window {} must be a positive multiple of 4", cfg.window)));
     }
     if cfg.batch_size < 2 {

@@ -101,18 +101,10 @@ pub fn make_batch(
     let win = s1.window * s1.sensor_dim;
     let mut faulty = clean.clone();
     let mut kinds = Vec::with_capacity(clean.len);
-    for b in 0..clean.len {
-        let (cam, sen) = (&mut faulty.camera[b * frame..(b + 1) * frame], &mut faulty.sensor[b * win..(b + 1) * win]);
-        kinds.push(s2.faults.inject(
-            cam,
-            previous[b].as_deref(),
-            s1.height,
-            s1.width,
-            sen,
-            s1.window,
-            s1.sensor_dim,
-            rng,
-        ));
+    let frames = faulty.camera.chunks_exact_mut(frame);
+    let windows = faulty.sensor.chunks_exact_mut(win);
+    for ((cam, sen), prev) in frames.zip(windows).zip(previous) {
+        kinds.push(s2.faults.inject(cam, prev.as_deref(), s1.height, s1.width, sen, s1.window, s1.sensor_dim, rng));
     }
     let z_faulty = encoder.faulty(&z_clean, &faulty, &kinds);
     let labels = kinds.iter().flat_map(|k| k.labels()).collect();

@@ -161,13 +161,17 @@ fn push(object: &mut [f64; 3], tool: [f64; 3]) -> bool {
 /// Generates a dataset. Episodes run in parallel; each has its own seed drawn from the main
 /// seed, so the result does not depend on the number of threads.
 pub fn generate(cfg: &TwinConfig) -> Result<Generated, Error> {
-    if cfg.height == 0 || cfg.width == 0 || cfg.height % IMAGE_MULTIPLE != 0 || cfg.width % IMAGE_MULTIPLE != 0 {
+    if cfg.height == 0
+        || cfg.width == 0
+        || !cfg.height.is_multiple_of(IMAGE_MULTIPLE)
+        || !cfg.width.is_multiple_of(IMAGE_MULTIPLE)
+    {
         return Err(Error::Config(format!(
             "image {}x{}: height and width must be positive multiples of {IMAGE_MULTIPLE}",
             cfg.height, cfg.width
         )));
     }
-    if cfg.episodes == 0 || cfg.samples_per_episode == 0 || !(cfg.rate_hz > 0.0) {
+    if cfg.episodes == 0 || cfg.samples_per_episode == 0 || cfg.rate_hz.is_nan() || cfg.rate_hz <= 0.0 {
         return Err(Error::Config("episodes, samples per episode and rate must be positive".into()));
     }
     let mut master = ChaCha8Rng::seed_from_u64(cfg.seed);
