@@ -103,7 +103,8 @@ impl NpzReader {
         Error::Array { path: self.path.clone(), key: key.into(), reason: reason.to_string() }
     }
 
-    fn open_npy(&mut self, key: &str) -> Result<Option<NpyFile<std::io::Cursor<Vec<u8>>>>> {
+    /// The array's header and reader, and how many data bytes follow the header.
+    fn open_npy(&mut self, key: &str) -> Result<Option<(NpyFile<std::io::Cursor<Vec<u8>>>, u64)>> {
         let name = format!("{key}.npy");
         if self.archive.index_for_name(&name).is_none() {
             return Ok(None);
@@ -113,15 +114,17 @@ impl NpzReader {
             .by_name(&name)
             .and_then(|mut f| f.read_to_end(&mut bytes).map_err(zip::result::ZipError::Io))
             .map_err(|e| self.array_error(key, e))?;
-        let npy = NpyFile::new(std::io::Cursor::new(bytes)).map_err(|e| self.array_error(key, e))?;
-        Ok(Some(npy))
+        let mut cursor = std::io::Cursor::new(bytes);
+        let header = npyz::NpyHeader::from_reader(&mut cursor).map_err(|e| self.array_error(key, e))?;
+        let data_bytes = cursor.get_ref().len() as u64 - cursor.position();
+        Ok(Some((NpyFile::with_header(header, cursor), data_bytes)))
     }
 
     /// Dtype and shape of every array, from the headers.
     pub fn infos(&mut self) -> Result<Vec<ArrayInfo>> {
         let mut infos = Vec::new();
         for key in self.keys() {
-            if let Some(npy) = self.open_npy(&key)? {
+            if let Some((npy, _)) = self.open_npy(&key)? {
                 infos.push(ArrayInfo { dtype: dtype_name(&npy.dtype()), shape: npy.shape().to_vec(), key });
             }
         }
@@ -131,7 +134,7 @@ impl NpzReader {
     /// Reads one array, or `None` when the key is absent. Fails on a dtype outside the
     /// contract's set or on data that ends early.
     pub fn read(&mut self, key: &str) -> Result<Option<Array>> {
-        let Some(npy) = self.open_npy(key)? else {
+        let Some((npy, data_bytes)) = self.open_npy(key)? else {
             return Ok(None);
         };
         if npy.order() != npyz::Order::C {
@@ -139,26 +142,28 @@ impl NpzReader {
         }
         let shape = npy.shape().to_vec();
         let name = dtype_name(&npy.dtype());
-        let expected_len: u64 = shape.iter().product();
+        let item_bytes: u64 = match name.as_str() {
+            "uint8" => 1,
+            "int32" | "float32" => 4,
+            "int64" | "float64" => 8,
+            other => return Err(self.array_error(key, format!("unsupported dtype {other}"))),
+        };
+        // Checked before reading, so that a corrupt header cannot ask for a huge allocation.
+        let needed = shape.iter().try_fold(item_bytes, |acc, &d| acc.checked_mul(d));
+        if needed.is_none_or(|n| n > data_bytes) {
+            return Err(self.array_error(
+                key,
+                format!("header promises shape {shape:?} of {name}, but only {data_bytes} bytes of data follow (truncated?)"),
+            ));
+        }
         let data = match name.as_str() {
             "uint8" => npy.into_vec().map(ArrayData::U8),
             "int32" => npy.into_vec().map(ArrayData::I32),
             "int64" => npy.into_vec().map(ArrayData::I64),
             "float32" => npy.into_vec().map(ArrayData::F32),
-            "float64" => npy.into_vec().map(ArrayData::F64),
-            other => return Err(self.array_error(key, format!("unsupported dtype {other}"))),
+            _ => npy.into_vec().map(ArrayData::F64),
         }
-        .map_err(|e| self.array_error(key, format!("{e} (array data truncated?)")))?;
-        let len = match &data {
-            ArrayData::U8(v) => v.len(),
-            ArrayData::I32(v) => v.len(),
-            ArrayData::I64(v) => v.len(),
-            ArrayData::F32(v) => v.len(),
-            ArrayData::F64(v) => v.len(),
-        } as u64;
-        if len != expected_len {
-            return Err(self.array_error(key, format!("header promises {expected_len} elements, data holds {len}")));
-        }
+        .map_err(|e| self.array_error(key, e))?;
         Ok(Some(Array { shape, data }))
     }
 }
@@ -248,5 +253,25 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         let err = NpzReader::open(&path).unwrap_err().to_string();
         assert!(err.contains("a.npz") && err.contains("truncated or corrupt"), "{err}");
+    }
+
+    #[test]
+    fn a_header_promising_more_data_than_there_is_is_refused_before_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lie.npz");
+        // a valid npy header for 10¹² float32 values, followed by 8 bytes of data
+        let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000,), }";
+        let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+        let pad = 64 - (10 + dict.len() + 1) % 64;
+        let header = format!("{dict}{}\n", " ".repeat(pad));
+        npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        npy.extend_from_slice(header.as_bytes());
+        npy.extend_from_slice(&[0; 8]);
+        let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
+        zip.start_file("sensor.npy", zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(&npy).unwrap();
+        zip.finish().unwrap();
+        let err = NpzReader::open(&path).unwrap().read("sensor").unwrap_err().to_string();
+        assert!(err.contains("'sensor'") && err.contains("only 8 bytes"), "{err}");
     }
 }

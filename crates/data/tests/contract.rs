@@ -166,3 +166,22 @@ fn ready_made_windows_are_accepted_and_their_length_enforced() {
     assert_eq!(ds.windows(8, &[0]).unwrap().count(), 3);
     assert!(ds.windows(16, &[0]).unwrap_err().to_string().contains("ready-made windows of 8"));
 }
+
+#[test]
+fn files_written_by_numpy_load_stored_and_deflated() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for name in ["numpy_stored.npz", "numpy_deflated.npz"] {
+        let ds = Dataset::load(&dir.join(name)).unwrap();
+        assert_eq!((ds.len(), ds.height, ds.width, ds.sensor_dim()), (6, 16, 16, 2), "{name}");
+        assert_eq!(ds.frame(1)[0], (3 * 16 * 16 % 256) as u8);
+        assert_eq!(ds.sensor[5], 1.25);
+        assert_eq!(ds.episode_ids(), vec![0, 1]);
+        assert_eq!(ds.time.as_ref().unwrap()[4], 0.05);
+        assert_eq!(ds.columns[1].name, "speed");
+        assert_eq!(ds.metadata["cell"], "fixture");
+        assert!(ds.warnings.is_empty());
+    }
+    let ds = Dataset::load(&dir.join("numpy_deflated.npz")).unwrap();
+    assert_eq!(ds.extra_keys[0].key, "phase");
+    assert_eq!(ds.extra_keys[0].dtype, "int64");
+}
