@@ -166,8 +166,9 @@ impl Run {
         }
         let names = |c: &[Column]| c.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
         let (have, want) = (names(&data.columns), names(&self.config.columns));
-        let generic = data.warnings.iter().any(|w| w.contains("sidecar"));
-        if have.len() != want.len() || (!generic && have != want) {
+        // generic names (s0, s1, …) stand for "no sidecar": then only the count can be checked
+        let generic = |n: &[String]| n.iter().enumerate().all(|(j, name)| *name == format!("s{j}"));
+        if have.len() != want.len() || (!generic(&have) && !generic(&want) && have != want) {
             return Err(Error::Incompatible(format!(
                 "{}: sensor columns {have:?} do not match the run's {want:?}",
                 data.path.display()

@@ -72,6 +72,8 @@ pub struct Generated {
 
 const OBJECT_HALF: f64 = 0.05;
 const TOOL_RADIUS: f64 = 0.035;
+/// Share of moves that are pushes.
+const PUSH_PROBABILITY: f64 = 0.4;
 
 /// Sensor columns: name, unit, and the standard deviation of the measurement noise.
 fn columns() -> Vec<(String, &'static str, f64)> {
@@ -107,10 +109,14 @@ fn simulate(cfg: &TwinConfig, seed: u64) -> Episode {
     let yaw: f64 = rng.random_range(-0.8..0.8);
     let reach: f64 = rng.random_range(0.4..0.7);
     let mut object = [reach * yaw.cos(), reach * yaw.sin(), OBJECT_HALF];
-    let (start_target, start_phi) = trajectory::waypoint(&mut rng, [object[0], object[1]], false);
-    let start = inverse(start_target, start_phi);
     let n = cfg.samples_per_episode;
-    let path = trajectory::generate(&mut rng, start, [object[0], object[1]], n, cfg.rate_hz);
+    let mut q_now = {
+        let first = trajectory::plan(&mut rng, [object[0], object[1]], 0.0)[0];
+        inverse(first.0, first.1)
+    };
+    // waypoints are planned one move at a time, from where the object really is by then
+    let mut pending = std::collections::VecDeque::new();
+    let mut path = trajectory::Trajectory { q: Vec::new(), qd: Vec::new(), qdd: Vec::new() };
     let frame_len = 3 * cfg.height * cfg.width;
     let mut ep = Episode {
         camera: vec![0; n * frame_len],
@@ -120,6 +126,17 @@ fn simulate(cfg: &TwinConfig, seed: u64) -> Episode {
     };
     let view = View::default();
     for k in 0..n {
+        while path.q.len() <= k {
+            if pending.is_empty() {
+                pending.extend(trajectory::plan(&mut rng, [object[0], object[1]], PUSH_PROBABILITY));
+            }
+            let target = pending.pop_front().expect("just planned");
+            let (seg, to) = trajectory::segment(&mut rng, q_now, target, cfg.rate_hz);
+            path.q.extend(seg.q);
+            path.qd.extend(seg.qd);
+            path.qdd.extend(seg.qdd);
+            q_now = to;
+        }
         let (q, qd, qdd) = (path.q[k], path.qd[k], path.qdd[k]);
         let pose = forward(&q);
         let tool = pose.tool();
@@ -276,6 +293,19 @@ mod tests {
                 assert!((tool[k] - f64::from(row[12 + k])).abs() < 0.02, "sample {i}");
             }
         }
+    }
+
+    #[test]
+    fn the_arm_pushes_the_object() {
+        let g = generate(&TwinConfig { episodes: 4, samples_per_episode: 100, ..small() }).unwrap();
+        let contacts = g.phase.iter().filter(|&&p| p == 2).count();
+        assert!(contacts > 5, "{contacts} contact samples");
+        // the object's x/y (columns 15, 16) move by more than the measurement noise in contact
+        let moved = (1..g.phase.len())
+            .filter(|&i| g.phase[i] == 2 && g.dataset.episode[i] == g.dataset.episode[i - 1])
+            .map(|i| (g.dataset.sensor[i * 18 + 15] - g.dataset.sensor[(i - 1) * 18 + 15]).abs())
+            .fold(0.0f32, f32::max);
+        assert!(moved > 0.01, "largest object step in contact {moved} m");
     }
 
     #[test]
