@@ -24,6 +24,25 @@ fn batch(b: usize, cfg: &ModelConfig) -> HostBatch {
     }
 }
 
+/// A run configuration around `cfg` with the given sensor column names.
+fn run_config(cfg: &ModelConfig, columns: Vec<String>) -> mmguard_model::RunConfig {
+    let d = columns.len();
+    mmguard_model::RunConfig {
+        versions: Default::default(),
+        model: cfg.clone(),
+        columns: columns.into_iter().map(|name| mmguard_data::Column { name, unit: String::new() }).collect(),
+        normalization: mmguard_data::MinMax { min: vec![0.0; d], max: vec![1.0; d] },
+        gate: mmguard_model::Gate { threshold: 0.5, target_false_alarm_rate: 0.01, calibration_samples: 10 },
+        data: mmguard_model::Provenance {
+            path: "x.npz".into(),
+            fingerprint: "0".into(),
+            split_config: Default::default(),
+            split: mmguard_data::Split { train: vec![0], val: vec![1], test: vec![2] },
+        },
+        training: serde_json::Value::Null,
+    }
+}
+
 #[test]
 fn latent_sizes_follow_the_geometry() {
     let cfg = ModelConfig::new(64, 64, 18, 16);
@@ -90,20 +109,7 @@ fn saved_run_loads_bit_exact() {
     let cfg = tiny();
     let model = cfg.init(&device);
     let dir = tempfile::tempdir().unwrap();
-    let config = mmguard_model::RunConfig {
-        versions: Default::default(),
-        model: cfg.clone(),
-        columns: (0..5).map(|j| mmguard_data::Column { name: format!("c{j}"), unit: String::new() }).collect(),
-        normalization: mmguard_data::MinMax { min: vec![0.0; 5], max: vec![1.0; 5] },
-        gate: mmguard_model::Gate { threshold: 0.5, target_false_alarm_rate: 0.01, calibration_samples: 10 },
-        data: mmguard_model::Provenance {
-            path: "x.npz".into(),
-            fingerprint: "0".into(),
-            split_config: Default::default(),
-            split: mmguard_data::Split { train: vec![0], val: vec![1], test: vec![2] },
-        },
-        training: serde_json::Value::Null,
-    };
+    let config = run_config(&cfg, (0..5).map(|j| format!("c{j}")).collect());
     Run::save(dir.path(), &config, &model).unwrap();
     let run = Run::load(dir.path(), &device).unwrap();
     assert_eq!(run.config, config);
@@ -132,4 +138,38 @@ fn reference_model_flops_by_hand() {
     assert_eq!(f.decoders, f.encoders);
     let block = 2 * (640 * 256 + 256 * 256 + 256 * 64 + 64 * 2 + 2 * 256 * 256 + 256 * 640);
     assert_eq!(f.block, block as u64);
+}
+
+#[test]
+fn data_must_match_the_runs_geometry_and_columns() {
+    let device = Device::flex();
+    let cfg = tiny();
+    let dir = tempfile::tempdir().unwrap();
+    let col = |n: &str| mmguard_data::Column { name: n.into(), unit: String::new() };
+    let config = run_config(&cfg, ["a", "b", "c", "d", "e"].map(String::from).to_vec());
+    Run::save(dir.path(), &config, &cfg.init(&device)).unwrap();
+    let run = Run::load(dir.path(), &device).unwrap();
+    let data = |h: usize, w: usize, names: &[&str]| mmguard_data::Dataset {
+        path: "d.npz".into(),
+        camera: vec![0; 3 * h * w],
+        height: h,
+        width: w,
+        sensor: vec![0.0; names.len()],
+        layout: mmguard_data::SensorLayout::Readings,
+        episode: vec![0],
+        has_episode_key: true,
+        time: None,
+        columns: names.iter().map(|n| col(n)).collect(),
+        metadata: Default::default(),
+        extra_keys: vec![],
+        warnings: vec![],
+    };
+    assert!(run.check_compatible(&data(16, 32, &["a", "b", "c", "d", "e"])).is_ok());
+    // no sidecar: generic names, only the count is checked
+    assert!(run.check_compatible(&data(16, 32, &["s0", "s1", "s2", "s3", "s4"])).is_ok());
+    let e = run.check_compatible(&data(16, 32, &["a", "b", "x", "d", "e"])).unwrap_err().to_string();
+    assert!(e.contains("\"x\"") && e.contains("d.npz"), "{e}");
+    assert!(run.check_compatible(&data(16, 32, &["s0", "s1", "s2", "s3"])).is_err());
+    let e = run.check_compatible(&data(32, 32, &["a", "b", "c", "d", "e"])).unwrap_err().to_string();
+    assert!(e.contains("32x32") && e.contains("16x32"), "{e}");
 }
