@@ -103,6 +103,10 @@ pub struct Stage2Config {
     pub faults: TrainingFaults,
     /// Layer-specific Lipschitz modulation.
     pub modulation: Modulation,
+    /// Score the correction (latent and output losses) only on the corrupted modality of each
+    /// faulty sample. The gate substitutes nothing else, so the rest of G's output is never
+    /// used; with `false` every part of every sample is scored.
+    pub faulty_part_only: bool,
 }
 
 impl Default for Stage2Config {
@@ -113,6 +117,7 @@ impl Default for Stage2Config {
             temperature: 0.1,
             faults: TrainingFaults::default(),
             modulation: Modulation::default(),
+            faulty_part_only: false,
         }
     }
 }

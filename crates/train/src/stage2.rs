@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use mmguard_model::{ComputeBlock, HostBatch, ModelConfig, Stage1};
 use rand::Rng;
 
@@ -126,6 +126,11 @@ pub struct Stage2Losses {
     pub contrastive: f64,
 }
 
+fn index(rows: &[usize], device: &Device) -> Tensor<1, Int> {
+    let v: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+    Tensor::from_data(TensorData::new(v, [rows.len()]), device)
+}
+
 fn tensor2(v: &[f32], shape: [usize; 2], device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(v.to_vec(), shape), device)
 }
@@ -146,11 +151,32 @@ pub fn stage2_loss(
     let labels = tensor2(&batch.labels, [b, 2], device);
     let out = block.forward(z_faulty);
     let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
-    let rec_cam = stage1.decode_camera(out.latent.clone().narrow(1, 0, lc), s1);
-    let rec_sen = stage1.decode_sensor(out.latent.clone().narrow(1, lc, ls), s1);
-    let latent = mse(out.latent, z_clean.clone());
-    let output =
-        mse(rec_cam, batch.clean.camera_tensor(s1, device)) + mse(rec_sen, batch.clean.sensor_tensor(s1, device));
+    let (cam, sen) = (batch.clean.camera_tensor(s1, device), batch.clean.sensor_tensor(s1, device));
+    let (z_cam, z_sen) = (out.latent.clone().narrow(1, 0, lc), out.latent.clone().narrow(1, lc, ls));
+    let (latent, output) = if s2.faulty_part_only {
+        // Only the corrupted modality of each faulty sample is ever substituted, so only it is
+        // scored; the other rows are not decoded at all.
+        let rows = |m: usize| -> Vec<usize> { (0..b).filter(|&i| batch.labels[2 * i + m] > 0.5).collect() };
+        let (rc, rs) = (rows(0), rows(1));
+        let zero = || Tensor::<1>::zeros([1], device);
+        let (mut latent, mut output) = (zero(), zero());
+        if !rc.is_empty() {
+            let idx = index(&rc, device);
+            let zc = z_cam.select(0, idx.clone());
+            latent = latent + mse(zc.clone(), z_clean.clone().narrow(1, 0, lc).select(0, idx.clone()));
+            output = output + mse(stage1.decode_camera(zc, s1), cam.select(0, idx));
+        }
+        if !rs.is_empty() {
+            let idx = index(&rs, device);
+            let zs = z_sen.select(0, idx.clone());
+            latent = latent + mse(zs.clone(), z_clean.clone().narrow(1, lc, ls).select(0, idx.clone()));
+            output = output + mse(stage1.decode_sensor(zs, s1), sen.select(0, idx));
+        }
+        (latent, output)
+    } else {
+        let output = mse(stage1.decode_camera(z_cam, s1), cam) + mse(stage1.decode_sensor(z_sen, s1), sen);
+        (mse(out.latent, z_clean.clone()), output)
+    };
     let detection = bce_with_logits(out.logits, labels);
     let positives = block.encoder.forward(z_clean).detach();
     let contrastive = info_nce(out.corrected, positives, s2.temperature);

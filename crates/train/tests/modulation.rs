@@ -95,3 +95,28 @@ fn seeded_initialisation_is_repeatable() {
     assert_eq!(a, b);
     assert_ne!(a, c);
 }
+
+#[test]
+fn faulty_part_only_scores_nothing_on_clean_samples() {
+    let cfg = tiny();
+    let device = Device::flex();
+    let Mmssl { stage1, block } = init_model(&cfg, &device, 3);
+    let enc = LatentEncoder { stage1: &stage1, cfg: &cfg, device: &device };
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let clean = HostBatch {
+        len: 8,
+        camera: (0..8 * 3 * 256).map(|_| rng.random()).collect(),
+        sensor: (0..8 * 8 * 4).map(|_| rng.random()).collect(),
+    };
+    let z = enc.encode(&clean);
+    let mut s2 = Stage2Config::default();
+    s2.faults.clean_share = 1.0;
+    s2.faults.camera_share = 0.0;
+    let batch = make_batch(&enc, clean, z, &vec![None; 8], &s2, &mut rng);
+    let full = mmguard_train::stage2_loss(&block, &stage1, &cfg, &s2, &batch, &device).1;
+    s2.faulty_part_only = true;
+    let masked = mmguard_train::stage2_loss(&block, &stage1, &cfg, &s2, &batch, &device).1;
+    assert!(full.latent > 0.0 && full.output > 0.0, "{full:?}");
+    assert_eq!((masked.latent, masked.output), (0.0, 0.0));
+    assert_eq!(masked.detection, full.detection);
+}
