@@ -79,6 +79,25 @@ fn generate_train_eval_lowers_the_error() {
     assert_eq!(report["corrected_mse"], again["corrected_mse"]);
     assert_eq!(report["detection"], again["detection"]);
 
+    // stage 1 taken from the first run: same seed, so stage 2 and the results come out the same
+    ok(&[
+        "train",
+        "--data",
+        &d("arm.npz"),
+        "--out",
+        &d("run3"),
+        "--config",
+        &d("tiny.json"),
+        "--reuse-stage1",
+        &d("run"),
+        "--quiet",
+    ]);
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run3/metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["training"]["stage1_epochs"], 0);
+    let reused: serde_json::Value = serde_json::from_str(&ok(&["eval", "--run", &d("run3"), "--json"])).unwrap();
+    assert_eq!(report["corrected_mse"], reused["corrected_mse"]);
+
     // another file with the run's columns is evaluated whole
     ok(&[
         "generate",

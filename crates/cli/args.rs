@@ -96,6 +96,10 @@ pub struct TrainOptions {
     /// Target false-alarm rate of the gate on clean validation data.
     #[arg(long)]
     pub false_alarm_rate: Option<f64>,
+    /// Take stage 1 from this earlier run (same data, split and architecture) and train only
+    /// stage 2.
+    #[arg(long)]
+    pub reuse_stage1: Option<PathBuf>,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,

@@ -58,6 +58,9 @@ pub(crate) fn config(o: &TrainOptions) -> anyhow::Result<TrainConfig> {
     if let Some(v) = o.false_alarm_rate {
         cfg.target_false_alarm_rate = v;
     }
+    if let Some(dir) = &o.reuse_stage1 {
+        cfg.reuse_stage1 = Some(dir.clone());
+    }
     cfg.progress = !o.quiet;
     Ok(cfg)
 }

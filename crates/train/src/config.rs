@@ -29,6 +29,9 @@ pub struct TrainConfig {
     pub target_false_alarm_rate: f64,
     /// Show progress bars.
     pub progress: bool,
+    /// Take stage 1 from this earlier run (same data, split and architecture) instead of
+    /// training it.
+    pub reuse_stage1: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -43,6 +46,7 @@ impl Default for TrainConfig {
             stage2: Stage2Config::default(),
             target_false_alarm_rate: 0.01,
             progress: true,
+            reuse_stage1: None,
         }
     }
 }

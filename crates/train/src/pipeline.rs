@@ -187,7 +187,10 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
     let t0 = Instant::now();
     let mut ctx =
         Context { data, cfg, prep: &prep, model_cfg: &model_cfg, ad: &ad, val_batches: &val_batches, log: &mut log };
-    let (stage1, s1_epochs, s1_best) = ctx.train_stage1(stage1)?;
+    let (stage1, s1_epochs, s1_best) = match &cfg.reuse_stage1 {
+        Some(dir) => ctx.reuse_stage1(dir)?,
+        None => ctx.train_stage1(stage1)?,
+    };
     let stage1_seconds = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
@@ -255,6 +258,28 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// Takes the stage-1 autoencoder of an earlier run on the same data, split and architecture
+    /// (stage-2 experiments and ablations then skip the costly stage).
+    fn reuse_stage1(&mut self, dir: &Path) -> Result<(Stage1, usize, f64)> {
+        let prev = Run::load(dir, self.ad)?;
+        let same_data = prev.config.data.fingerprint == format!("{:016x}", self.data.fingerprint());
+        if !same_data || prev.config.data.split != self.prep.split || prev.config.model.stage1 != self.model_cfg.stage1
+        {
+            return Err(Error::Config(format!(
+                "{}: its stage 1 was trained on other data, another split or another architecture",
+                dir.display()
+            )));
+        }
+        let plain = prev.model.stage1.valid();
+        let (mut sum, mut n) = (0.0, 0usize);
+        for (_, b) in self.val_batches {
+            let (c, s) = reconstruction_error(&plain, &self.model_cfg.stage1, b, &Device::flex());
+            sum += (c + s) * b.len as f64;
+            n += b.len;
+        }
+        Ok((prev.model.stage1, 0, sum / n.max(1) as f64))
+    }
+
     fn train_stage1(&mut self, stage1: Stage1) -> Result<(Stage1, usize, f64)> {
         let Self { data, cfg, prep, model_cfg, ad, val_batches, .. } = *self;
         let sched = &cfg.stage1;
