@@ -3,6 +3,7 @@
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -22,15 +23,42 @@ pub struct BlockConfig {
     pub rho: f64,
     /// Share α of the identity path in the corrector's residual mix.
     pub alpha: f64,
-    /// G predicts a correction Δz added to the faulty latent instead of z itself, so a healthy
-    /// modality's part needs only Δz ≈ 0 (DESIGN §4: the direct decoding lost sensor fidelity).
-    pub residual_decoder: bool,
+    /// How G's output becomes the corrected latent.
+    pub decoder: LatentDecoder,
+}
+
+/// How the decoder G turns the corrected code into the corrected latent ẑ.
+///
+/// DESIGN §4 measured that decoding the latent directly lost sensor fidelity and suggested a
+/// correction Δz on the faulty latent. Measured here: Δz suits the camera noise (a local
+/// perturbation of z̃) and a direct prediction suits the sensor gain fault (z̃ far from z); the
+/// highway mix learns which to use per latent element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatentDecoder {
+    /// ẑ = G(c).
+    Direct,
+    /// ẑ = z̃ + G(c).
+    Residual,
+    /// G(c) = (p, a), ẑ = σ(a)·z̃ + (1 − σ(a))·p: a learned gate per element between keeping
+    /// the faulty latent and replacing it.
+    Highway,
+}
+
+impl LatentDecoder {
+    /// Width of G's output for a latent of `latent` values.
+    pub fn outputs(self, latent: usize) -> usize {
+        match self {
+            Self::Highway => 2 * latent,
+            Self::Direct | Self::Residual => latent,
+        }
+    }
 }
 
 impl BlockConfig {
     /// The reference block for a joint latent of `latent` values.
     pub fn new(latent: usize) -> Self {
-        Self { latent, hidden: 256, detector_hidden: 64, rho: 0.95, alpha: 0.5, residual_decoder: true }
+        Self { latent, hidden: 256, detector_hidden: 64, rho: 0.95, alpha: 0.5, decoder: LatentDecoder::Highway }
     }
 
     /// Builds the block with fresh weights.
@@ -45,8 +73,8 @@ impl BlockConfig {
                 rho: self.rho,
                 alpha: self.alpha,
             },
-            decoder: lin(self.hidden, self.latent),
-            residual_decoder: self.residual_decoder,
+            decoder: lin(self.hidden, self.decoder.outputs(self.latent)),
+            mode: self.decoder,
         }
     }
 }
@@ -133,8 +161,9 @@ pub struct ComputeBlock {
     pub corrector: Corrector,
     /// G.
     pub decoder: Linear,
-    /// Whether G's output is added to the faulty latent (see [`BlockConfig::residual_decoder`]).
-    pub residual_decoder: bool,
+    /// How G's output becomes the corrected latent.
+    #[module(skip)]
+    pub mode: LatentDecoder,
 }
 
 /// What the block computes for a batch of (possibly faulty) joint latents.
@@ -158,7 +187,15 @@ impl ComputeBlock {
         let logits = self.detector.forward(hidden.clone());
         let corrected = self.corrector.forward(hidden.clone());
         let g = self.decoder.forward(corrected.clone());
-        let latent = if self.residual_decoder { z + g } else { g };
+        let latent = match self.mode {
+            LatentDecoder::Direct => g,
+            LatentDecoder::Residual => z + g,
+            LatentDecoder::Highway => {
+                let l = z.dims()[1];
+                let keep = sigmoid(g.clone().narrow(1, l, l));
+                keep.clone() * z + (keep.neg() + 1.0) * g.narrow(1, 0, l)
+            }
+        };
         BlockOutput { hidden, corrected, logits, latent }
     }
 }

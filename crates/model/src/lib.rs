@@ -19,7 +19,7 @@ mod run;
 mod spectral;
 
 pub use autoencoder::{CameraDecoder, CameraEncoder, SensorDecoder, SensorEncoder, Stage1, Stage1Config};
-pub use block::{BlockConfig, BlockOutput, ComputeBlock, Corrector, Detector, Encoder};
+pub use block::{BlockConfig, BlockOutput, ComputeBlock, Corrector, Detector, Encoder, LatentDecoder};
 pub use error::{Error, Result};
 pub use layers::{lrelu, LEAKY_SLOPE};
 pub use pipeline::{camera_to_host, sensor_to_host, Flops, HostBatch, Inference, Mmssl, ModelConfig, PipelineOutput};

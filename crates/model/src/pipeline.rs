@@ -238,7 +238,7 @@ impl ModelConfig {
             + lin(b.hidden, b.detector_hidden)
             + lin(b.detector_hidden, 2)
             + 2 * lin(b.hidden, b.hidden)
-            + lin(b.hidden, b.latent);
+            + lin(b.hidden, b.decoder.outputs(b.latent));
         Flops { encoders: (cam + sen) as u64, block: block as u64, decoders: (cam + sen) as u64 }
     }
 }

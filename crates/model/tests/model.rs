@@ -136,7 +136,8 @@ fn reference_model_flops_by_hand() {
     let sen = 2 * (18 * 64 * 3 * 16 + 64 * 64 * 4 * 8 + 64 * 32 * 4 * 4);
     assert_eq!(f.encoders, (cam + sen) as u64);
     assert_eq!(f.decoders, f.encoders);
-    let block = 2 * (640 * 256 + 256 * 256 + 256 * 64 + 64 * 2 + 2 * 256 * 256 + 256 * 640);
+    // G of the default highway decoder outputs a prediction and a gate per latent value
+    let block = 2 * (640 * 256 + 256 * 256 + 256 * 64 + 64 * 2 + 2 * 256 * 256 + 256 * 2 * 640);
     assert_eq!(f.block, block as u64);
 }
 

@@ -65,8 +65,8 @@ pub struct Architecture {
     pub detector_hidden: usize,
     /// Corrector contraction factor ρ.
     pub rho: f64,
-    /// G predicts Δz added to the faulty latent.
-    pub residual_decoder: bool,
+    /// How G's output becomes the corrected latent.
+    pub decoder: mmguard_model::LatentDecoder,
 }
 
 impl Default for Architecture {
@@ -77,7 +77,7 @@ impl Default for Architecture {
             hidden: 256,
             detector_hidden: 64,
             rho: 0.95,
-            residual_decoder: true,
+            decoder: mmguard_model::LatentDecoder::Highway,
         }
     }
 }

@@ -58,7 +58,7 @@ pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> ModelConfig {
         hidden: a.hidden,
         detector_hidden: a.detector_hidden,
         rho: a.rho,
-        residual_decoder: a.residual_decoder,
+        decoder: a.decoder,
         ..BlockConfig::new(stage1.joint_latent())
     };
     ModelConfig { stage1, block }

@@ -243,13 +243,13 @@ impl Stage2Trainer {
         let stats = m.apply(&block, &mut g);
         let lr = self.s2.schedule.learning_rate;
         let lr_det = lr * m.detection_lr_factor();
-        let ComputeBlock { encoder, detector, corrector, decoder, residual_decoder } = block;
+        let ComputeBlock { encoder, detector, corrector, decoder, mode } = block;
         let next = ComputeBlock {
             encoder: self.optim.step(lr_det, encoder, g.encoder),
             detector: self.optim.step(lr_det, detector, g.detector),
             corrector: self.optim.step(lr, corrector, g.corrector).power_iteration(m.power_iterations),
             decoder: self.optim.step(lr, decoder, g.decoder),
-            residual_decoder,
+            mode,
         };
         self.block = Some(next);
         (parts, stats)
