@@ -48,6 +48,9 @@ pub struct ArrayInfo {
     pub shape: Vec<u64>,
 }
 
+/// One array of an archive, read into memory, header parsed.
+type InMemoryNpy = NpyFile<std::io::Cursor<Vec<u8>>>;
+
 /// An open `.npz` archive.
 pub struct NpzReader {
     path: PathBuf,
@@ -104,7 +107,7 @@ impl NpzReader {
     }
 
     /// The array's header and reader, and how many data bytes follow the header.
-    fn open_npy(&mut self, key: &str) -> Result<Option<(NpyFile<std::io::Cursor<Vec<u8>>>, u64)>> {
+    fn open_npy(&mut self, key: &str) -> Result<Option<(InMemoryNpy, u64)>> {
         let name = format!("{key}.npy");
         if self.archive.index_for_name(&name).is_none() {
             return Ok(None);
