@@ -24,6 +24,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Evaluate a run on a dataset with the test faults.
     Eval(EvalArgs),
+    /// Recalibrate a run's gate on its clean validation episodes (no retraining).
+    Calibrate(CalibrateArgs),
     /// Generate twin data, train, evaluate and write a report into one folder.
     Demo(DemoArgs),
     /// Measure training and inference speed.
@@ -138,6 +140,23 @@ pub struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `mmguard calibrate`
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Run directory; its `config.json` gets the new threshold.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// The run's training file, if it has moved since training.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Target false-alarm rate on clean data; default: the run's.
+    #[arg(long)]
+    pub false_alarm_rate: Option<f64>,
+    /// `episodes` (calibrated for unseen episodes) or `quantile` (empirical, validation only).
+    #[arg(long, default_value = "episodes")]
+    pub method: String,
 }
 
 /// `mmguard demo`

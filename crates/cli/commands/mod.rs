@@ -1,6 +1,7 @@
 //! One module per subcommand, each turning flags into library calls.
 
 mod bench;
+mod calibrate;
 mod demo;
 mod eval;
 mod generate;
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Calibrate(a) => calibrate::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
     }

@@ -39,6 +39,13 @@ pub struct Gate {
     pub target_false_alarm_rate: f64,
     /// Clean validation samples used for the calibration.
     pub calibration_samples: usize,
+    /// How the threshold was derived (`quantile` or `episodes`).
+    #[serde(default = "quantile")]
+    pub method: String,
+}
+
+fn quantile() -> String {
+    "quantile".into()
 }
 
 /// Where the training data came from, so that `eval` can find the test episodes again.

@@ -32,7 +32,12 @@ fn run_config(cfg: &ModelConfig, columns: Vec<String>) -> mmguard_model::RunConf
         model: cfg.clone(),
         columns: columns.into_iter().map(|name| mmguard_data::Column { name, unit: String::new() }).collect(),
         normalization: mmguard_data::MinMax { min: vec![0.0; d], max: vec![1.0; d] },
-        gate: mmguard_model::Gate { threshold: 0.5, target_false_alarm_rate: 0.01, calibration_samples: 10 },
+        gate: mmguard_model::Gate {
+            threshold: 0.5,
+            target_false_alarm_rate: 0.01,
+            calibration_samples: 10,
+            method: "quantile".into(),
+        },
         data: mmguard_model::Provenance {
             path: "x.npz".into(),
             fingerprint: "0".into(),

@@ -27,6 +27,8 @@ pub struct TrainConfig {
     pub stage2: Stage2Config,
     /// False-alarm rate the gate is calibrated for on clean validation data.
     pub target_false_alarm_rate: f64,
+    /// How the threshold is derived from the validation scores.
+    pub calibration: crate::Calibration,
     /// Show progress bars.
     pub progress: bool,
     /// Take stage 1 from this earlier run (same data, split and architecture) instead of
@@ -45,6 +47,7 @@ impl Default for TrainConfig {
             stage1: StageSchedule { epochs: 30, learning_rate: 1e-3, patience: 6 },
             stage2: Stage2Config::default(),
             target_false_alarm_rate: 0.01,
+            calibration: crate::Calibration::Episodes,
             progress: true,
             reuse_stage1: None,
         }
@@ -121,7 +124,7 @@ impl Default for Stage2Config {
             temperature: 0.1,
             faults: TrainingFaults::default(),
             modulation: Modulation::default(),
-            faulty_part_only: false,
+            faulty_part_only: true,
         }
     }
 }
@@ -165,6 +168,12 @@ pub struct TrainingFaults {
     pub sensor: Vec<(SensorFault, f64)>,
     /// Severity range [lo, hi].
     pub severity: [f32; 2],
+    /// Clean samples get a nuisance change that is not a fault: a brightness shift of up to
+    /// ± this value and sensor noise of up to half of it (σ), still labelled clean. Without it
+    /// the detector learns the training episodes' exact look and flags healthy frames of new
+    /// episodes. 0 switches it off.
+    #[serde(default)]
+    pub clean_jitter: f32,
 }
 
 impl Default for TrainingFaults {
@@ -188,6 +197,7 @@ impl Default for TrainingFaults {
                 (SensorFault::DeadChannel, 1.0),
             ],
             severity: [0.3, 1.0],
+            clean_jitter: 0.03,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! On-the-fly fault injection for stage 2.
 
-use mmguard_faults::{Frame, Window};
+use mmguard_faults::{CameraFault, Frame, SensorFault, Window};
 use rand::Rng;
 
 use crate::config::TrainingFaults;
@@ -65,6 +65,14 @@ impl TrainingFaults {
         };
         let severity = rng.random_range(self.severity[0]..=self.severity[1]);
         match kind {
+            Injected::Clean if self.clean_jitter > 0.0 => {
+                // healthy data varies too: a small brightness shift and sensor noise, labelled clean
+                let j = rng.random_range(0.0..=self.clean_jitter);
+                let f = CameraFault::Brightness.apply(Frame { pixels: frame, height, width, previous }, j / 0.6, rng);
+                frame.copy_from_slice(&f.values);
+                let w = SensorFault::Noise.apply(Window { values: window, len, columns }, j / 0.6, rng);
+                window.copy_from_slice(&w.values);
+            }
             Injected::Clean => {}
             Injected::Camera => {
                 let fault = pick(&self.camera, rng);

@@ -17,7 +17,7 @@ pub mod speed;
 mod stage1;
 mod stage2;
 
-pub use calibrate::threshold_for_false_alarm_rate;
+pub use calibrate::{calibrate, threshold_for_false_alarm_rate, Calibration, EpisodeScores};
 pub use config::{
     Architecture, GammaMode, LossWeights, Modulation, Stage2Config, StageSchedule, TrainConfig, TrainingFaults,
 };
@@ -26,6 +26,6 @@ pub use inject::Injected;
 pub use log::EpochRecord;
 pub use losses::{bce_with_logits, info_nce, mse};
 pub use modulation::{ModulationStats, PartGrads};
-pub use pipeline::{clean_scores, init_model, model_config, prepare, train, Prepared, TrainReport};
+pub use pipeline::{calibrate_gate, clean_scores, init_model, model_config, prepare, train, Prepared, TrainReport};
 pub use stage1::{reconstruction_error, Stage1Trainer};
 pub use stage2::{make_batch, stage2_loss, LatentEncoder, Stage2Batch, Stage2Losses, Stage2Trainer};

@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::calibrate::threshold_for_false_alarm_rate;
+use crate::calibrate::{calibrate, Calibration, EpisodeScores};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::log::{stage_bar, CsvLog, EpochRecord};
@@ -198,19 +198,15 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
     let stage2_seconds = t1.elapsed().as_secs_f64();
 
     let model = Mmssl { stage1, block }.valid();
-    let enc = LatentEncoder { stage1: &model.stage1, cfg: &model_cfg, device: &plain };
-    let scores: Vec<f32> = val_batches.iter().flat_map(|(_, b)| clean_scores(&model.block, &enc, b)).collect();
-    let threshold = threshold_for_false_alarm_rate(&scores, cfg.target_false_alarm_rate);
+    let gate =
+        calibrate_gate(&model, &model_cfg, data, &prep.val, &prep.norm, cfg.target_false_alarm_rate, cfg.calibration);
+    let threshold = gate.threshold;
     let config = RunConfig {
         versions: Versions::default(),
         model: model_cfg,
         columns: data.columns.clone(),
         normalization: prep.norm.clone(),
-        gate: Gate {
-            threshold,
-            target_false_alarm_rate: cfg.target_false_alarm_rate,
-            calibration_samples: scores.len(),
-        },
+        gate,
         data: Provenance {
             path: data.path.display().to_string(),
             fingerprint: format!("{:016x}", data.fingerprint()),
@@ -236,6 +232,38 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
     };
     write_json(&out.join(METRICS_FILE), &serde_json::json!({ "training": report }))?;
     Ok(report)
+}
+
+/// Calibrates the gate on the clean validation windows, grouped by episode.
+pub fn calibrate_gate(
+    model: &Mmssl,
+    model_cfg: &ModelConfig,
+    data: &Dataset,
+    val: &Windows,
+    norm: &MinMax,
+    rate: f64,
+    method: Calibration,
+) -> Gate {
+    let plain = Device::flex();
+    let enc = LatentEncoder { stage1: &model.stage1, cfg: model_cfg, device: &plain };
+    let mut by_episode: Vec<(i32, EpisodeScores)> = Vec::new();
+    for chunk in val.ends.chunks(64) {
+        let scores = clean_scores(&model.block, &enc, &host_batch(data, chunk, val.len, norm));
+        for (&end, s) in chunk.iter().zip(scores) {
+            let e = data.episode[end];
+            match by_episode.last_mut() {
+                Some((last, v)) if *last == e => v.push(s),
+                _ => by_episode.push((e, vec![s])),
+            }
+        }
+    }
+    let groups: Vec<EpisodeScores> = by_episode.into_iter().map(|(_, v)| v).collect();
+    Gate {
+        threshold: calibrate(&groups, rate, method),
+        target_false_alarm_rate: rate,
+        calibration_samples: groups.iter().map(Vec::len).sum(),
+        method: format!("{method:?}").to_lowercase(),
+    }
 }
 
 /// Sample scores max_m σ(D_m) of clean inputs.

@@ -112,6 +112,8 @@ fn faulty_part_only_scores_nothing_on_clean_samples() {
     let mut s2 = Stage2Config::default();
     s2.faults.clean_share = 1.0;
     s2.faults.camera_share = 0.0;
+    s2.faults.clean_jitter = 0.0;
+    s2.faulty_part_only = false;
     let batch = make_batch(&enc, clean, z, &vec![None; 8], &s2, &mut rng);
     let full = mmguard_train::stage2_loss(&block, &stage1, &cfg, &s2, &batch, &device).1;
     s2.faulty_part_only = true;

@@ -1,0 +1,34 @@
+//! `mmguard calibrate`
+
+use anyhow::{bail, Context};
+use burn::tensor::Device;
+use mmguard_model::{write_json, Run, CONFIG_FILE};
+use mmguard_train::{calibrate_gate, Calibration};
+
+use crate::args::CalibrateArgs;
+
+pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
+    let method: Calibration = serde_json::from_value(serde_json::Value::String(a.method.clone()))
+        .with_context(|| format!("--method {}: expected `episodes` or `quantile`", a.method))?;
+    let mut run = Run::load(&a.run, &Device::flex())?;
+    let path = a.data.unwrap_or_else(|| run.config.data.path.clone().into());
+    let data = super::load_dataset(&path)?;
+    if format!("{:016x}", data.fingerprint()) != run.config.data.fingerprint {
+        bail!("{}: not the file the run was trained on (its validation episodes are needed)", path.display());
+    }
+    let cfg = &run.config;
+    let val = data.windows(cfg.model.stage1.window, &cfg.data.split.val)?;
+    let rate = a.false_alarm_rate.unwrap_or(cfg.gate.target_false_alarm_rate);
+    let gate = calibrate_gate(&run.model, &cfg.model, &data, &val, &cfg.normalization, rate, method);
+    tracing::info!(
+        "{}: threshold {:.4} → {:.4} ({} calibration, target false-alarm rate {rate}, {} samples)",
+        a.run.display(),
+        cfg.gate.threshold,
+        gate.threshold,
+        gate.method,
+        gate.calibration_samples
+    );
+    run.config.gate = gate;
+    write_json(&a.run.join(CONFIG_FILE), &run.config)?;
+    Ok(())
+}
