@@ -1,6 +1,7 @@
 //! On-the-fly fault injection for stage 2.
 
 use mmguard_faults::{CameraFault, Frame, SensorFault, Window};
+use mmguard_model::Stage1Config;
 use rand::Rng;
 
 use crate::config::TrainingFaults;
@@ -40,21 +41,18 @@ fn pick<T: Copy>(items: &[(T, f64)], rng: &mut impl Rng) -> T {
 }
 
 impl TrainingFaults {
-    /// Draws what happens to one sample and corrupts its frame or window in place.
-    ///
-    /// `previous` is an earlier frame of the same episode, for faults that need one.
-    #[allow(clippy::too_many_arguments)]
+    /// Draws what happens to one sample and corrupts its frame ([3, H, W]) or window ([T, D])
+    /// in place; `previous` is an earlier frame of the same episode, for faults that need one.
     pub fn inject(
         &self,
         frame: &mut [f32],
         previous: Option<&[f32]>,
-        height: usize,
-        width: usize,
         window: &mut [f32],
-        len: usize,
-        columns: usize,
+        geometry: &Stage1Config,
         rng: &mut impl Rng,
     ) -> Injected {
+        let (height, width) = (geometry.height, geometry.width);
+        let (len, columns) = (geometry.window, geometry.sensor_dim);
         let u: f64 = rng.random();
         let kind = if u < self.clean_share {
             Injected::Clean

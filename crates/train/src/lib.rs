@@ -16,6 +16,7 @@ mod pipeline;
 pub mod speed;
 mod stage1;
 mod stage2;
+mod stages;
 
 pub use calibrate::{calibrate, threshold_for_false_alarm_rate, Calibration, EpisodeScores};
 pub use config::{

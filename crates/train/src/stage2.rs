@@ -104,7 +104,7 @@ pub fn make_batch(
     let frames = faulty.camera.chunks_exact_mut(frame);
     let windows = faulty.sensor.chunks_exact_mut(win);
     for ((cam, sen), prev) in frames.zip(windows).zip(previous) {
-        kinds.push(s2.faults.inject(cam, prev.as_deref(), s1.height, s1.width, sen, s1.window, s1.sensor_dim, rng));
+        kinds.push(s2.faults.inject(cam, prev.as_deref(), sen, s1, rng));
     }
     let z_faulty = encoder.faulty(&z_clean, &faulty, &kinds);
     let labels = kinds.iter().flat_map(|k| k.labels()).collect();
