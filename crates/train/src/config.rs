@@ -131,6 +131,7 @@ impl Default for Stage2Config {
 
 /// Weights of the stage-2 losses (the paper gives none: 1 each, as the method note advises).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LossWeights {
     /// Corrected latent G(C(E(z̃))) against the clean latent.
     pub latent: f64,
@@ -157,6 +158,7 @@ impl Default for LossWeights {
 /// drop-outs are left out: the first is invisible in a single frame and the second is the rule
 /// checks' job, not the model's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrainingFaults {
     /// Share of clean samples.
     pub clean_share: f64,
@@ -172,7 +174,6 @@ pub struct TrainingFaults {
     /// ± this value and sensor noise of up to half of it (σ), still labelled clean. Without it
     /// the detector learns the training episodes' exact look and flags healthy frames of new
     /// episodes. 0 switches it off.
-    #[serde(default)]
     pub clean_jitter: f32,
 }
 
@@ -216,6 +217,7 @@ pub enum GammaMode {
 
 /// Layer-specific Lipschitz modulation (DESIGN §4.3), applied between backward and step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Modulation {
     /// Amplification γ ≥ 1 of the detection path (E and D); 1 switches it off.
     pub gamma: f64,
@@ -246,5 +248,28 @@ impl Modulation {
     /// normalisation stays: it is what makes C a contraction).
     pub fn off() -> Self {
         Self { gamma: 1.0, corrector_clip: None, renormalize: false, ..Self::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_json_config_keeps_the_other_defaults() {
+        let cfg: TrainConfig = serde_json::from_str(
+            r#"{"seed": 4, "stage2": {"modulation": {"gamma": 3.0}, "faults": {"clean_jitter": 0.0}}}"#,
+        )
+        .unwrap();
+        let d = TrainConfig::default();
+        assert_eq!(cfg.seed, 4);
+        assert_eq!(cfg.stage2.modulation.gamma, 3.0);
+        assert_eq!(cfg.stage2.modulation.corrector_clip, d.stage2.modulation.corrector_clip);
+        assert_eq!(cfg.stage2.faults.clean_jitter, 0.0);
+        assert_eq!(cfg.stage2.faults.camera, d.stage2.faults.camera);
+        assert_eq!(cfg.stage2.schedule, d.stage2.schedule);
+        assert_eq!(cfg.stage1, d.stage1);
+        // a schedule is given whole
+        assert!(serde_json::from_str::<TrainConfig>(r#"{"stage1": {"epochs": 3}}"#).is_err());
     }
 }
