@@ -37,12 +37,41 @@ pub enum CameraFault {
     Frozen,
     /// Lens cap or lost illumination: pixels scaled by 1 − s (black at s = 1).
     Black,
+    /// Dead and hot pixels / bit errors: 10·s % of the pixels stuck at 0 or 1 (all channels).
+    SaltPepper,
+    /// Camera or cell vibration during exposure: box blur of 1 + s·W/8 pixels along a random
+    /// axis (rows or columns).
+    MotionBlur,
+    /// Flat lighting or a fogged lens: contrast around the frame mean scaled by 1 − 0.8·s.
+    Contrast,
+    /// White-balance error: each channel shifted by up to ±0.3·s.
+    ColourShift,
+    /// Over-exposure: pixels pushed toward white, x + s·(1 − x) (saturated at s = 1).
+    White,
+    /// Lens flare / glare from a light source: a bright radial blob of radius (0.1 + 0.3·s)·W
+    /// and peak s at a random place.
+    Glare,
+    /// Compression artefacts: 8×8 blocks blended toward their mean by s.
+    Blocks,
 }
 
 impl CameraFault {
     /// Every camera fault, in a fixed order.
-    pub const ALL: [CameraFault; 6] =
-        [Self::Noise, Self::Blur, Self::Occlusion, Self::Brightness, Self::Frozen, Self::Black];
+    pub const ALL: [CameraFault; 13] = [
+        Self::Noise,
+        Self::Blur,
+        Self::Occlusion,
+        Self::Brightness,
+        Self::Frozen,
+        Self::Black,
+        Self::SaltPepper,
+        Self::MotionBlur,
+        Self::Contrast,
+        Self::ColourShift,
+        Self::White,
+        Self::Glare,
+        Self::Blocks,
+    ];
 
     /// The fault's name as used on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -53,6 +82,13 @@ impl CameraFault {
             Self::Brightness => "brightness",
             Self::Frozen => "frozen",
             Self::Black => "black",
+            Self::SaltPepper => "salt_pepper",
+            Self::MotionBlur => "motion_blur",
+            Self::Contrast => "contrast",
+            Self::ColourShift => "colour_shift",
+            Self::White => "white",
+            Self::Glare => "glare",
+            Self::Blocks => "blocks",
         }
     }
 
@@ -126,6 +162,82 @@ impl CameraFault {
             Self::Black => {
                 for (o, &v) in out.iter_mut().zip(x) {
                     *o = v * (1.0 - s);
+                }
+                region.fill(true);
+            }
+            Self::SaltPepper => {
+                for p in 0..plane {
+                    if rng.random_bool(f64::from(0.1 * s)) {
+                        let v = if rng.random_bool(0.5) { 1.0 } else { 0.0 };
+                        for c in 0..3 {
+                            out[c * plane + p] = v;
+                            region[c * plane + p] = true;
+                        }
+                    }
+                }
+            }
+            Self::MotionBlur => {
+                let len = 1 + (s * frame.width as f32 / 8.0).round() as usize;
+                let kernel = vec![1.0 / (2 * len + 1) as f32; 2 * len + 1];
+                let along_rows = rng.random_bool(0.5);
+                for c in 0..3 {
+                    let span = c * plane..(c + 1) * plane;
+                    blur_pass(&x[span.clone()], &mut out[span], frame.height, frame.width, &kernel, along_rows);
+                }
+                region.fill(true);
+            }
+            Self::Contrast => {
+                let mean = x.iter().sum::<f32>() / x.len() as f32;
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = clip01(mean + (v - mean) * (1.0 - 0.8 * s));
+                }
+                region.fill(true);
+            }
+            Self::ColourShift => {
+                for c in 0..3 {
+                    let shift = rng.random_range(-0.3..=0.3) * s;
+                    for k in c * plane..(c + 1) * plane {
+                        out[k] = clip01(x[k] + shift);
+                    }
+                }
+                region.fill(true);
+            }
+            Self::White => {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = v + s * (1.0 - v);
+                }
+                region.fill(true);
+            }
+            Self::Glare => {
+                let radius = (0.1 + 0.3 * s) * frame.width as f32;
+                let (cy, cx) = (rng.random_range(0.0..frame.height as f32), rng.random_range(0.0..frame.width as f32));
+                for r in 0..frame.height {
+                    for col in 0..frame.width {
+                        let d2 = (r as f32 - cy).powi(2) + (col as f32 - cx).powi(2);
+                        let glow = s * (-d2 / (radius * radius)).exp();
+                        for c in 0..3 {
+                            let k = c * plane + r * frame.width + col;
+                            out[k] = x[k] + glow * (1.0 - x[k]);
+                        }
+                    }
+                }
+                region.fill(true);
+            }
+            Self::Blocks => {
+                for c in 0..3 {
+                    for by in (0..frame.height).step_by(8) {
+                        for bx in (0..frame.width).step_by(8) {
+                            let cells: Vec<usize> = (by..(by + 8).min(frame.height))
+                                .flat_map(|r| {
+                                    (bx..(bx + 8).min(frame.width)).map(move |col| c * plane + r * frame.width + col)
+                                })
+                                .collect();
+                            let mean = cells.iter().map(|&k| x[k]).sum::<f32>() / cells.len() as f32;
+                            for k in cells {
+                                out[k] = x[k] + s * (mean - x[k]);
+                            }
+                        }
+                    }
                 }
                 region.fill(true);
             }

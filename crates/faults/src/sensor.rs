@@ -38,12 +38,41 @@ pub enum SensorFault {
     /// Lost packets: each reading, with probability 0.3·s, becomes NaN. Caught by the rule
     /// checks, not by the learned model.
     NanDropout,
+    /// Calibration offset: every column biased by ±0.5·s (random sign per column).
+    Offset,
+    /// A sudden shift (re-mounted sensor, slipped coupling): ⌈s·D⌉ random columns jump by
+    /// ±0.5·s from a random reading on.
+    Step,
+    /// A coarse converter: values rounded to 2 + 62·(1 − s) levels over [0, 1].
+    Quantization,
+    /// Range limit of the transducer: values clipped at 1 − 0.7·s.
+    Saturation,
+    /// Lost stretch of the stream: a block of ⌈0.6·s·T⌉ consecutive readings reads 0.
+    Cutout,
+    /// Latency: the window lags by ⌈s·T/4⌉ readings (its first reading repeated in front).
+    Latency,
+    /// The whole modality is gone: every reading 0 for any s > 0.
+    Missing,
 }
 
 impl SensorFault {
     /// Every sensor fault, in a fixed order.
-    pub const ALL: [SensorFault; 7] =
-        [Self::Gain, Self::Noise, Self::Drift, Self::Stuck, Self::Spikes, Self::DeadChannel, Self::NanDropout];
+    pub const ALL: [SensorFault; 14] = [
+        Self::Gain,
+        Self::Noise,
+        Self::Drift,
+        Self::Stuck,
+        Self::Spikes,
+        Self::DeadChannel,
+        Self::NanDropout,
+        Self::Offset,
+        Self::Step,
+        Self::Quantization,
+        Self::Saturation,
+        Self::Cutout,
+        Self::Latency,
+        Self::Missing,
+    ];
 
     /// The fault's name as used on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -55,6 +84,13 @@ impl SensorFault {
             Self::Spikes => "spikes",
             Self::DeadChannel => "dead_channel",
             Self::NanDropout => "nan_dropout",
+            Self::Offset => "offset",
+            Self::Step => "step",
+            Self::Quantization => "quantization",
+            Self::Saturation => "saturation",
+            Self::Cutout => "cutout",
+            Self::Latency => "latency",
+            Self::Missing => "missing",
         }
     }
 
@@ -140,6 +176,61 @@ impl SensorFault {
                         region[k] = true;
                     }
                 }
+            }
+            Self::Offset => {
+                for j in 0..d {
+                    let bias = if rng.random_bool(0.5) { 0.5 * s } else { -0.5 * s };
+                    for r in 0..t {
+                        out[r * d + j] = x[r * d + j] + bias;
+                        region[r * d + j] = true;
+                    }
+                }
+            }
+            Self::Step => {
+                let from = rng.random_range(0..t);
+                for j in some_columns(rng) {
+                    let jump = if rng.random_bool(0.5) { 0.5 * s } else { -0.5 * s };
+                    for r in from..t {
+                        out[r * d + j] = x[r * d + j] + jump;
+                        region[r * d + j] = true;
+                    }
+                }
+            }
+            Self::Quantization => {
+                let levels = 2.0 + 62.0 * (1.0 - s);
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = (v * levels).round() / levels;
+                }
+                region.fill(true);
+            }
+            Self::Saturation => {
+                let limit = 1.0 - 0.7 * s;
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = v.min(limit);
+                }
+                region.fill(true);
+            }
+            Self::Cutout => {
+                let len = ((0.6 * s * t as f32).ceil() as usize).clamp(1, t);
+                let start = rng.random_range(0..=t - len);
+                for r in start..start + len {
+                    for j in 0..d {
+                        out[r * d + j] = 0.0;
+                        region[r * d + j] = true;
+                    }
+                }
+            }
+            Self::Latency => {
+                let lag = ((s * t as f32 / 4.0).ceil() as usize).max(1).min(t.saturating_sub(1));
+                for r in 0..t {
+                    let src = r.saturating_sub(lag);
+                    out[r * d..(r + 1) * d].copy_from_slice(&x[src * d..(src + 1) * d]);
+                }
+                region.fill(true);
+            }
+            Self::Missing => {
+                out.fill(0.0);
+                region.fill(true);
             }
         }
         Faulted::within(x, out, &region)

@@ -117,3 +117,30 @@ fn names_round_trip_and_unknown_names_are_listed() {
     let e = SensorFault::from_name("wobble").unwrap_err().to_string();
     assert!(e.contains("wobble") && e.contains("dead_channel"), "{e}");
 }
+
+#[test]
+fn catalogue_faults_do_what_their_names_say() {
+    let x: Vec<f32> = (0..16 * 3).map(|k| ((k * 7) % 16) as f32 / 16.0).collect();
+    let q = sensor(SensorFault::Quantization, &x, 3, 1.0, 0);
+    assert!(q.values.iter().all(|v| [0.0, 0.5, 1.0].contains(v)), "{:?}", q.values);
+    let sat = sensor(SensorFault::Saturation, &x, 3, 1.0, 0);
+    assert!(sat.values.iter().all(|&v| v <= 0.3 + 1e-6));
+    let lag = sensor(SensorFault::Latency, &x, 3, 1.0, 0);
+    // T = 16, lag 4: reading 10 shows what reading 6 read
+    assert_eq!(&lag.values[30..33], &x[18..21]);
+    let cut = sensor(SensorFault::Cutout, &x, 3, 0.5, 0);
+    let zero_rows: Vec<usize> = (0..16).filter(|r| cut.values[r * 3..r * 3 + 3].iter().all(|&v| v == 0.0)).collect();
+    assert!(zero_rows.len() >= 5 && zero_rows.windows(2).all(|w| w[1] == w[0] + 1), "{zero_rows:?}");
+    assert!(sensor(SensorFault::Missing, &x, 3, 0.1, 0).values.iter().all(|&v| v == 0.0));
+
+    let frame: Vec<f32> = (0..3 * H * W).map(|k| (k % 89) as f32 / 89.0).collect();
+    let white = camera(CameraFault::White, &frame, &frame, 1.0, 0);
+    assert!(white.values.iter().all(|&v| v == 1.0));
+    let sp = camera(CameraFault::SaltPepper, &frame, &frame, 1.0, 0);
+    assert!(sp.values.iter().zip(&sp.mask).all(|(&v, &m)| !m || v == 0.0 || v == 1.0));
+    let glare = camera(CameraFault::Glare, &frame, &frame, 1.0, 0);
+    assert!(glare.values.iter().zip(&frame).all(|(g, f)| g >= f), "glare only brightens");
+    let flat = camera(CameraFault::Contrast, &frame, &frame, 1.0, 0);
+    let spread = |v: &[f32]| v.iter().cloned().fold(f32::MIN, f32::max) - v.iter().cloned().fold(f32::MAX, f32::min);
+    assert!(spread(&flat.values) < 0.25 * spread(&frame));
+}
