@@ -26,6 +26,9 @@ pub enum Command {
     Eval(EvalArgs),
     /// Recalibrate a run's gate on its clean validation episodes (no retraining).
     Calibrate(CalibrateArgs),
+    /// The fault catalogue.
+    #[command(subcommand)]
+    Faults(FaultsCommand),
     /// Generate twin data, train, evaluate and write a report into one folder.
     Demo(DemoArgs),
     /// Measure training and inference speed.
@@ -140,6 +143,32 @@ pub struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `mmguard faults …`
+#[derive(Debug, Subcommand)]
+pub enum FaultsCommand {
+    /// List every fault with its name.
+    List,
+    /// Write a PNG grid of every camera fault at severities 0, 0.25, 0.5, 0.75, 1 on a real frame.
+    Preview(PreviewArgs),
+}
+
+/// `mmguard faults preview`
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// Dataset file to take the frame from.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Sample index of the frame (the sample before it feeds the frozen-frame fault).
+    #[arg(long, default_value_t = 50)]
+    pub sample: usize,
+    /// Output PNG.
+    #[arg(long, default_value = "faults.png")]
+    pub out: PathBuf,
+    /// Seed of the faults' randomness.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// `mmguard calibrate`

@@ -4,6 +4,7 @@ mod bench;
 mod calibrate;
 mod demo;
 mod eval;
+mod faults;
 mod generate;
 mod inspect;
 mod train;
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Calibrate(a) => calibrate::run(a),
+        Command::Faults(c) => faults::run(c),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
     }

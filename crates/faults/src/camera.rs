@@ -53,11 +53,22 @@ pub enum CameraFault {
     Glare,
     /// Compression artefacts: 8×8 blocks blended toward their mean by s.
     Blocks,
+    /// Dust and dirt on the lens: 3 + 25·s soft dark spots of radius up to (1 + 2·s)·W/64,
+    /// darkening by up to 60·s %.
+    Dust,
+    /// Water drops on the lens: 1 + 4·s round drops of radius (0.05 + 0.1·s)·W that refract
+    /// (magnify the scene behind them ×1.7) and brighten slightly.
+    Drops,
+    /// Scratches on the lens cover: 1 + 5·s bright straight lines, 1 pixel wide.
+    Scratches,
+    /// Smoke or haze: a fractal (two-octave value-noise) veil blended toward light grey with
+    /// strength up to 0.8·s.
+    Haze,
 }
 
 impl CameraFault {
     /// Every camera fault, in a fixed order.
-    pub const ALL: [CameraFault; 13] = [
+    pub const ALL: [CameraFault; 17] = [
         Self::Noise,
         Self::Blur,
         Self::Occlusion,
@@ -71,6 +82,10 @@ impl CameraFault {
         Self::White,
         Self::Glare,
         Self::Blocks,
+        Self::Dust,
+        Self::Drops,
+        Self::Scratches,
+        Self::Haze,
     ];
 
     /// The fault's name as used on the command line and in reports.
@@ -89,6 +104,10 @@ impl CameraFault {
             Self::White => "white",
             Self::Glare => "glare",
             Self::Blocks => "blocks",
+            Self::Dust => "dust",
+            Self::Drops => "drops",
+            Self::Scratches => "scratches",
+            Self::Haze => "haze",
         }
     }
 
@@ -241,9 +260,104 @@ impl CameraFault {
                 }
                 region.fill(true);
             }
+            Self::Dust => {
+                let (h, w) = (frame.height as f32, frame.width as f32);
+                for _ in 0..3 + (25.0 * s).round() as usize {
+                    let (cy, cx) = (rng.random_range(0.0..h), rng.random_range(0.0..w));
+                    let radius = rng.random_range(1.0..=1.0 + 2.0 * s) * w / 64.0 + 0.5;
+                    let dark = rng.random_range(0.3..=0.6) * s;
+                    for r in 0..frame.height {
+                        for col in 0..frame.width {
+                            let d2 = (r as f32 - cy).powi(2) + (col as f32 - cx).powi(2);
+                            if d2 <= 4.0 * radius * radius {
+                                let f = 1.0 - dark * (-d2 / (radius * radius)).exp();
+                                for c in 0..3 {
+                                    let k = c * plane + r * frame.width + col;
+                                    out[k] *= f;
+                                    region[k] = true;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Self::Drops => {
+                let (h, w) = (frame.height as f32, frame.width as f32);
+                for _ in 0..1 + (4.0 * s).round() as usize {
+                    let (cy, cx) = (rng.random_range(0.0..h), rng.random_range(0.0..w));
+                    let radius = (0.05 + 0.1 * s) * w;
+                    for r in 0..frame.height {
+                        for col in 0..frame.width {
+                            let (dy, dx) = (r as f32 - cy, col as f32 - cx);
+                            if dy * dy + dx * dx <= radius * radius {
+                                let sy = (cy + dy * 0.6).round().clamp(0.0, h - 1.0) as usize;
+                                let sx = (cx + dx * 0.6).round().clamp(0.0, w - 1.0) as usize;
+                                for c in 0..3 {
+                                    let k = c * plane + r * frame.width + col;
+                                    out[k] = clip01(x[c * plane + sy * frame.width + sx] * 1.1 + 0.03);
+                                    region[k] = true;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Self::Scratches => {
+                let (h, w) = (frame.height as f32, frame.width as f32);
+                for _ in 0..1 + (5.0 * s).round() as usize {
+                    let (y0, x0) = (rng.random_range(0.0..h), rng.random_range(0.0..w));
+                    let angle = rng.random_range(0.0..std::f32::consts::PI);
+                    let len = rng.random_range(0.3..0.9) * w;
+                    for step in 0..len.ceil() as usize {
+                        let (r, col) = (y0 + angle.sin() * step as f32, x0 + angle.cos() * step as f32);
+                        if (0.0..h).contains(&r) && (0.0..w).contains(&col) {
+                            let p = r as usize * frame.width + col as usize;
+                            for c in 0..3 {
+                                out[c * plane + p] = 0.92;
+                                region[c * plane + p] = true;
+                            }
+                        }
+                    }
+                }
+            }
+            Self::Haze => {
+                let veil = value_noise(frame.height, frame.width, rng);
+                for r in 0..frame.height {
+                    for col in 0..frame.width {
+                        let a = 0.8 * s * veil[r * frame.width + col];
+                        for c in 0..3 {
+                            let k = c * plane + r * frame.width + col;
+                            out[k] = x[k] * (1.0 - a) + 0.85 * a;
+                        }
+                    }
+                }
+                region.fill(true);
+            }
         }
         Faulted::within(x, out, &region)
     }
+}
+
+/// Smooth noise in [0, 1] over an [h, w] plane: random values on 4×4 and 8×8 grids, bilinearly
+/// interpolated and mixed 2:1 (a two-octave fractal, the cheap cousin of Perlin noise).
+fn value_noise(h: usize, w: usize, rng: &mut impl Rng) -> Vec<f32> {
+    let mut field = vec![0.0; h * w];
+    for (cells, weight) in [(4usize, 2.0 / 3.0), (8, 1.0 / 3.0)] {
+        let grid: Vec<f32> = (0..(cells + 1) * (cells + 1)).map(|_| rng.random()).collect();
+        for r in 0..h {
+            let gy = r as f32 / h as f32 * cells as f32;
+            let (y0, fy) = (gy.floor() as usize, gy.fract());
+            for c in 0..w {
+                let gx = c as f32 / w as f32 * cells as f32;
+                let (x0, fx) = (gx.floor() as usize, gx.fract());
+                let at = |y: usize, x: usize| grid[y * (cells + 1) + x];
+                let top = at(y0, x0) * (1.0 - fx) + at(y0, x0 + 1) * fx;
+                let bottom = at(y0 + 1, x0) * (1.0 - fx) + at(y0 + 1, x0 + 1) * fx;
+                field[r * w + c] += weight * (top * (1.0 - fy) + bottom * fy);
+            }
+        }
+    }
+    field
 }
 
 /// Separable Gaussian blur of each channel, edges clamped.

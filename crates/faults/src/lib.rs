@@ -9,6 +9,7 @@
 //! This crate does not depend on the deep-learning stack.
 
 mod camera;
+pub mod preview;
 mod sensor;
 
 pub use camera::{CameraFault, Frame};
