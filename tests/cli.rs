@@ -98,6 +98,32 @@ fn generate_train_eval_lowers_the_error() {
     let reused: serde_json::Value = serde_json::from_str(&ok(&["eval", "--run", &d("run3"), "--json"])).unwrap();
     assert_eq!(report["corrected_mse"], reused["corrected_mse"]);
 
+    // severity sweep: no change at severity 0, the uncorrected error rises with severity
+    let sweep: serde_json::Value = serde_json::from_str(&ok(&[
+        "eval",
+        "--run",
+        &d("run"),
+        "--faults",
+        "camera/blur,sensor/drift",
+        "--severities",
+        "0,0.5,1",
+        "--json",
+        "--csv",
+        &d("sweep.csv"),
+    ]))
+    .unwrap();
+    let rows = sweep.as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    for fault in rows.chunks(3) {
+        let input: Vec<f64> = fault.iter().map(|r| r["faulty_input_mse"].as_f64().unwrap()).collect();
+        assert_eq!(input[0], 0.0, "{}", fault[0]["fault"]);
+        assert_eq!(fault[0]["auroc"], 0.5);
+        assert!(input[0] < input[1] && input[1] < input[2], "{}: {input:?}", fault[0]["fault"]);
+    }
+    let csv = std::fs::read_to_string(dir.path().join("sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 7);
+    assert!(csv.lines().nth(4).unwrap().starts_with("sensor/drift,0,"));
+
     // another file with the run's columns is evaluated whole
     ok(&[
         "generate",

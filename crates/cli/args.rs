@@ -143,6 +143,16 @@ pub struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Severity sweep instead of the test-fault protocol: `all`, or a comma list such as
+    /// `camera/blur,sensor/drift` (`mmguard faults list` names them).
+    #[arg(long)]
+    pub faults: Option<String>,
+    /// Severities of the sweep.
+    #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
+    pub severities: Vec<f32>,
+    /// Also write the sweep as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
 }
 
 /// `mmguard faults …`

@@ -5,8 +5,10 @@
 
 use burn::tensor::Device;
 use mmguard_data::{Dataset, Windows};
-use mmguard_faults::{CameraFault, Frame, SensorFault, Window};
+use mmguard_faults::{CameraFault, Fault, Frame, SensorFault, Window};
+use mmguard_model::Stage1Config;
 use mmguard_model::{host_batch, HostBatch, Run};
+use rand::Rng;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -136,6 +138,36 @@ impl Sums {
     }
 }
 
+/// Applies `fault` at `severity` to every sample of a clean batch, in sample order;
+/// `previous[i]` is an earlier frame of sample i's episode (for the frozen-frame fault).
+pub fn corrupt(
+    clean: &HostBatch,
+    s1: &Stage1Config,
+    fault: Fault,
+    severity: f32,
+    previous: &[Option<Vec<f32>>],
+    rng: &mut impl Rng,
+) -> HostBatch {
+    debug_assert_eq!(previous.len(), clean.len, "one previous-frame slot per sample");
+    let (frame, win) = (3 * s1.height * s1.width, s1.window * s1.sensor_dim);
+    let mut out = clean.clone();
+    for (i, prev) in previous.iter().enumerate().take(clean.len) {
+        match fault {
+            Fault::Camera(f) => {
+                let pixels = &clean.camera[i * frame..(i + 1) * frame];
+                let input = Frame { pixels, height: s1.height, width: s1.width, previous: prev.as_deref() };
+                out.camera[i * frame..(i + 1) * frame].copy_from_slice(&f.apply(input, severity, rng).values);
+            }
+            Fault::Sensor(f) => {
+                let values = &clean.sensor[i * win..(i + 1) * win];
+                let input = Window { values, len: s1.window, columns: s1.sensor_dim };
+                out.sensor[i * win..(i + 1) * win].copy_from_slice(&f.apply(input, severity, rng).values);
+            }
+        }
+    }
+    out
+}
+
 /// Runs the protocol.
 pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalReport> {
     run.check_compatible(data)?;
@@ -159,32 +191,12 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
     for chunk in windows.ends.chunks(cfg.batch_size.max(1)) {
         let clean = host_batch(data, chunk, s1.window, &run.config.normalization);
         let b = clean.len;
-        let mut copies = HostBatch {
-            len: 3 * b,
-            camera: Vec::with_capacity(3 * b * frame),
-            sensor: Vec::with_capacity(3 * b * win),
-        };
-        for kind in 0..3 {
-            for i in 0..b {
-                let (cam, sen) = (&clean.camera[i * frame..(i + 1) * frame], &clean.sensor[i * win..(i + 1) * win]);
-                match kind {
-                    1 => {
-                        let f = Frame { pixels: cam, height: s1.height, width: s1.width, previous: None };
-                        copies.camera.extend(cfg.camera_fault.0.apply(f, cfg.camera_fault.1, &mut rng).values);
-                        copies.sensor.extend_from_slice(sen);
-                    }
-                    2 => {
-                        copies.camera.extend_from_slice(cam);
-                        let w = Window { values: sen, len: s1.window, columns: s1.sensor_dim };
-                        copies.sensor.extend(cfg.sensor_fault.0.apply(w, cfg.sensor_fault.1, &mut rng).values);
-                    }
-                    _ => {
-                        copies.camera.extend_from_slice(cam);
-                        copies.sensor.extend_from_slice(sen);
-                    }
-                }
-            }
-        }
+        let no_previous = vec![None; b];
+        let cam_faulty =
+            corrupt(&clean, s1, Fault::Camera(cfg.camera_fault.0), cfg.camera_fault.1, &no_previous, &mut rng);
+        let sen_faulty =
+            corrupt(&clean, s1, Fault::Sensor(cfg.sensor_fault.0), cfg.sensor_fault.1, &no_previous, &mut rng);
+        let copies = HostBatch::concat(&[&clean, &cam_faulty, &sen_faulty]);
         let out = run.model.run(mc, &copies, threshold, &device);
         for kind in 0..3 {
             for i in 0..b {

@@ -4,9 +4,11 @@
 
 mod evaluate;
 mod metrics;
+mod sweep;
 
-pub use evaluate::{eval_windows, evaluate, DetectionReport, EvalConfig, EvalReport, Mse};
+pub use evaluate::{corrupt, eval_windows, evaluate, DetectionReport, EvalConfig, EvalReport, Mse};
 pub use metrics::{aupr, auroc, Detection};
+pub use sweep::{sweep, to_csv, SweepRow};
 
 /// Errors of the evaluation.
 #[derive(Debug, thiserror::Error)]

@@ -3,8 +3,11 @@
 use serde::Serialize;
 
 /// Area under the ROC curve (probability that a random positive outscores a random negative,
-/// ties counting half). `None` without both classes.
+/// ties counting half). `None` without both classes or with a NaN score.
 pub fn auroc(scores: &[f32], labels: &[bool]) -> Option<f64> {
+    if scores.iter().any(|s| s.is_nan()) {
+        return None;
+    }
     let pos = labels.iter().filter(|&&l| l).count();
     let neg = labels.len() - pos;
     if pos == 0 || neg == 0 {
@@ -28,8 +31,12 @@ pub fn auroc(scores: &[f32], labels: &[bool]) -> Option<f64> {
     Some(u / (pos * neg) as f64)
 }
 
-/// Area under the precision-recall curve as average precision (step-wise, ties grouped).
+/// Area under the precision-recall curve as average precision (step-wise, ties grouped);
+/// `None` without positives or with a NaN score.
 pub fn aupr(scores: &[f32], labels: &[bool]) -> Option<f64> {
+    if scores.iter().any(|s| s.is_nan()) {
+        return None;
+    }
     let pos = labels.iter().filter(|&&l| l).count();
     if pos == 0 {
         return None;
@@ -114,6 +121,7 @@ mod tests {
         assert_eq!(auroc(&[0.1, 0.6, 0.5, 0.9], &[false, false, true, true]), Some(0.75));
         assert_eq!(auroc(&[0.5, 0.5], &[false, true]), Some(0.5));
         assert_eq!(auroc(&[0.5, 0.5], &[true, true]), None);
+        assert_eq!(auroc(&[0.1, f32::NAN], &[false, true]), None);
     }
 
     #[test]

@@ -54,6 +54,52 @@ pub enum Modality {
     Sensor,
 }
 
+/// Any fault of the catalogue, with the modality it acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// A camera fault.
+    Camera(CameraFault),
+    /// A sensor fault.
+    Sensor(SensorFault),
+}
+
+impl Fault {
+    /// Every fault: the camera ones, then the sensor ones.
+    pub fn all() -> Vec<Fault> {
+        CameraFault::ALL.map(Fault::Camera).into_iter().chain(SensorFault::ALL.map(Fault::Sensor)).collect()
+    }
+
+    /// The modality the fault acts on.
+    pub fn modality(self) -> Modality {
+        match self {
+            Fault::Camera(_) => Modality::Camera,
+            Fault::Sensor(_) => Modality::Sensor,
+        }
+    }
+
+    /// `camera/<name>` or `sensor/<name>`.
+    pub fn name(self) -> String {
+        match self {
+            Fault::Camera(f) => format!("camera/{}", f.name()),
+            Fault::Sensor(f) => format!("sensor/{}", f.name()),
+        }
+    }
+
+    /// Parses `camera/<name>` or `sensor/<name>`.
+    pub fn from_name(name: &str) -> Result<Self, UnknownFault> {
+        match name.split_once('/') {
+            Some(("camera", f)) => CameraFault::from_name(f).map(Fault::Camera),
+            Some(("sensor", f)) => SensorFault::from_name(f).map(Fault::Sensor),
+            _ => Err(UnknownFault {
+                modality: "camera/ or sensor/",
+                name: name.into(),
+                known: Fault::all().iter().map(|f| f.name()).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+}
+
 /// Error for a fault name that the library does not know.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown {modality} fault '{name}'; known: {known}")]

@@ -114,6 +114,10 @@ fn names_round_trip_and_unknown_names_are_listed() {
     for f in SensorFault::ALL {
         assert_eq!(SensorFault::from_name(f.name()).unwrap(), f);
     }
+    for f in mmguard_faults::Fault::all() {
+        assert_eq!(mmguard_faults::Fault::from_name(&f.name()).unwrap(), f);
+    }
+    assert!(mmguard_faults::Fault::from_name("noise").is_err());
     let e = SensorFault::from_name("wobble").unwrap_err().to_string();
     assert!(e.contains("wobble") && e.contains("dead_channel"), "{e}");
 }

@@ -52,6 +52,15 @@ pub struct HostBatch {
 }
 
 impl HostBatch {
+    /// The batches one after the other.
+    pub fn concat(parts: &[&HostBatch]) -> HostBatch {
+        HostBatch {
+            len: parts.iter().map(|p| p.len).sum(),
+            camera: parts.iter().flat_map(|p| p.camera.iter().copied()).collect(),
+            sensor: parts.iter().flat_map(|p| p.sensor.iter().copied()).collect(),
+        }
+    }
+
     /// Camera tensor [B, 3, H, W].
     pub fn camera_tensor(&self, cfg: &Stage1Config, device: &Device) -> Tensor<4> {
         let data = TensorData::new(self.camera.clone(), [self.len, 3, cfg.height, cfg.width]);
