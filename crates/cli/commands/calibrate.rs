@@ -13,7 +13,7 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
     let mut run = Run::load(&a.run, &Device::flex())?;
     let path = a.data.unwrap_or_else(|| run.config.data.path.clone().into());
     let data = super::load_dataset(&path)?;
-    if format!("{:016x}", data.fingerprint()) != run.config.data.fingerprint {
+    if !run.config.data.is_from(&data) {
         bail!("{}: not the file the run was trained on (its validation episodes are needed)", path.display());
     }
     let cfg = &run.config;

@@ -101,6 +101,11 @@ impl Dataset {
         }
     }
 
+    /// [`Dataset::fingerprint`] as the 16-digit hex string stored in run directories.
+    pub fn fingerprint_hex(&self) -> String {
+        format!("{:016x}", self.fingerprint())
+    }
+
     /// A 64-bit FNV-1a fingerprint of the contents (frames, readings, episodes), so that a run
     /// can recognise the file it was trained on.
     pub fn fingerprint(&self) -> u64 {

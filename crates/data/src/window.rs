@@ -64,6 +64,17 @@ impl Dataset {
         }
     }
 
+    /// The frame `back` samples before `i` (at most back to sample 0), scaled to [0, 1], if it
+    /// is in the same episode: the stale frame a frozen stream would repeat.
+    pub fn earlier_frame(&self, i: usize, back: usize) -> Option<Vec<f32>> {
+        let j = i.saturating_sub(back);
+        (self.episode[j] == self.episode[i]).then(|| {
+            let mut f = vec![0.0; self.frame_len()];
+            self.scaled_frame_into(j, &mut f);
+            f
+        })
+    }
+
     /// Frame `i` scaled to [0, 1], written into `out` ([3, H, W]).
     pub fn scaled_frame_into(&self, i: usize, out: &mut [f32]) {
         for (o, &p) in out.iter_mut().zip(self.frame(i)) {

@@ -110,8 +110,7 @@ pub struct EvalReport {
 /// file (same fingerprint), all of it otherwise.
 pub fn eval_windows(run: &Run, data: &Dataset) -> Result<(Windows, &'static str)> {
     let window = run.config.model.stage1.window;
-    let same = format!("{:016x}", data.fingerprint()) == run.config.data.fingerprint;
-    if same {
+    if run.config.data.is_from(data) {
         Ok((data.windows(window, &run.config.data.split.test)?, "test split"))
     } else {
         Ok((data.windows(window, &data.episode_ids())?, "all"))

@@ -62,17 +62,7 @@ pub fn sweep(run: &Run, data: &Dataset, faults: &[Fault], severities: &[f32], se
     let mut clean_scores: [Vec<f32>; 2] = Default::default();
     for chunk in windows.ends.chunks(64) {
         let clean = host_batch(data, chunk, s1.window, &run.config.normalization);
-        let previous: Vec<Option<Vec<f32>>> = chunk
-            .iter()
-            .map(|&i| {
-                let j = i.saturating_sub(5);
-                (data.episode[j] == data.episode[i]).then(|| {
-                    let mut f = vec![0.0; frame];
-                    data.scaled_frame_into(j, &mut f);
-                    f
-                })
-            })
-            .collect();
+        let previous: Vec<Option<Vec<f32>>> = chunk.iter().map(|&i| data.earlier_frame(i, 5)).collect();
         let base = run.model.infer(mc, &clean, threshold, &device);
         for s in &base.scores {
             clean_scores[0].push(s[0]);

@@ -22,7 +22,9 @@ pub use autoencoder::{CameraDecoder, CameraEncoder, SensorDecoder, SensorEncoder
 pub use block::{BlockConfig, BlockOutput, ComputeBlock, Corrector, Detector, Encoder, LatentDecoder};
 pub use error::{Error, Result};
 pub use layers::{lrelu, LEAKY_SLOPE};
-pub use pipeline::{camera_to_host, sensor_to_host, Flops, HostBatch, Inference, Mmssl, ModelConfig, PipelineOutput};
+pub use pipeline::{
+    camera_to_host, index_tensor, sensor_to_host, Flops, HostBatch, Inference, Mmssl, ModelConfig, PipelineOutput,
+};
 pub use run::{
     host_batch, write_json, Gate, Provenance, Run, RunConfig, Versions, CONFIG_FILE, FORMAT_VERSION, LOG_FILE,
     METRICS_FILE, WEIGHTS_FILE,

@@ -127,7 +127,8 @@ fn rows_of(flags: &[[bool; 2]], m: usize) -> Vec<usize> {
     (0..flags.len()).filter(|&b| flags[b][m]).collect()
 }
 
-fn index_tensor(rows: &[usize], device: &Device) -> Tensor<1, burn::tensor::Int> {
+/// Row indices as an integer tensor, for `select` along the batch dimension.
+pub fn index_tensor(rows: &[usize], device: &Device) -> Tensor<1, burn::tensor::Int> {
     let v: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
     Tensor::from_data(TensorData::new(v, [rows.len()]), device)
 }

@@ -61,6 +61,13 @@ pub struct Provenance {
     pub split: Split,
 }
 
+impl Provenance {
+    /// Whether `data` is the file the run was trained on (same fingerprint).
+    pub fn is_from(&self, data: &Dataset) -> bool {
+        self.fingerprint == data.fingerprint_hex()
+    }
+}
+
 /// Versions of the software that wrote the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Versions {

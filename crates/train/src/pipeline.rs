@@ -176,7 +176,7 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
         gate,
         data: Provenance {
             path: data.path.display().to_string(),
-            fingerprint: format!("{:016x}", data.fingerprint()),
+            fingerprint: data.fingerprint_hex(),
             split_config: cfg.split,
             split: prep.split.clone(),
         },

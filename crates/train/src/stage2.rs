@@ -2,8 +2,8 @@
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Int, Tensor, TensorData};
-use mmguard_model::{ComputeBlock, HostBatch, ModelConfig, Stage1};
+use burn::tensor::{Device, Tensor, TensorData};
+use mmguard_model::{index_tensor, ComputeBlock, HostBatch, ModelConfig, Stage1};
 use rand::Rng;
 
 use crate::config::Stage2Config;
@@ -126,11 +126,6 @@ pub struct Stage2Losses {
     pub contrastive: f64,
 }
 
-fn index(rows: &[usize], device: &Device) -> Tensor<1, Int> {
-    let v: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
-    Tensor::from_data(TensorData::new(v, [rows.len()]), device)
-}
-
 fn tensor2(v: &[f32], shape: [usize; 2], device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(v.to_vec(), shape), device)
 }
@@ -161,13 +156,13 @@ pub fn stage2_loss(
         let zero = || Tensor::<1>::zeros([1], device);
         let (mut latent, mut output) = (zero(), zero());
         if !rc.is_empty() {
-            let idx = index(&rc, device);
+            let idx = index_tensor(&rc, device);
             let zc = z_cam.select(0, idx.clone());
             latent = latent + mse(zc.clone(), z_clean.clone().narrow(1, 0, lc).select(0, idx.clone()));
             output = output + mse(stage1.decode_camera(zc, s1), cam.select(0, idx));
         }
         if !rs.is_empty() {
-            let idx = index(&rs, device);
+            let idx = index_tensor(&rs, device);
             let zs = z_sen.select(0, idx.clone());
             latent = latent + mse(zs.clone(), z_clean.clone().narrow(1, lc, ls).select(0, idx.clone()));
             output = output + mse(stage1.decode_sensor(zs, s1), sen.select(0, idx));

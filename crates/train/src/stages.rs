@@ -69,26 +69,33 @@ impl Context<'_> {
     /// (stage-2 experiments and ablations then skip the costly stage).
     pub(crate) fn reuse_stage1(&mut self, dir: &Path) -> Result<(Stage1, usize, f64)> {
         let prev = Run::load(dir, self.ad)?;
-        let same_data = prev.config.data.fingerprint == format!("{:016x}", self.data.fingerprint());
-        if !same_data || prev.config.data.split != self.prep.split || prev.config.model.stage1 != self.model_cfg.stage1
+        if !prev.config.data.is_from(self.data)
+            || prev.config.data.split != self.prep.split
+            || prev.config.model.stage1 != self.model_cfg.stage1
         {
             return Err(Error::Config(format!(
                 "{}: its stage 1 was trained on other data, another split or another architecture",
                 dir.display()
             )));
         }
-        let plain = prev.model.stage1.valid();
+        let val = self.val_reconstruction(&prev.model.stage1);
+        Ok((prev.model.stage1, 0, val))
+    }
+
+    /// Mean camera + sensor reconstruction MSE of the autoencoder over the validation batches.
+    fn val_reconstruction(&self, stage1: &Stage1) -> f64 {
+        let plain = stage1.valid();
         let (mut sum, mut n) = (0.0, 0usize);
         for (_, b) in self.val_batches {
             let (c, s) = reconstruction_error(&plain, &self.model_cfg.stage1, b, &Device::flex());
             sum += (c + s) * b.len as f64;
             n += b.len;
         }
-        Ok((prev.model.stage1, 0, sum / n.max(1) as f64))
+        sum / n.max(1) as f64
     }
 
     pub(crate) fn train_stage1(&mut self, stage1: Stage1) -> Result<(Stage1, usize, f64)> {
-        let Self { data, cfg, prep, model_cfg, ad, val_batches, .. } = *self;
+        let Self { data, cfg, prep, model_cfg, ad, .. } = *self;
         let sched = &cfg.stage1;
         let s1 = &model_cfg.stage1;
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1));
@@ -109,15 +116,7 @@ impl Context<'_> {
                 bar.inc(1);
                 bar.set_message(format!("epoch {epoch} loss {:.5}", sum / n as f64));
             }
-            let plain_model = trainer.model().valid();
-            let plain = Device::flex();
-            let (mut vsum, mut vn) = (0.0, 0usize);
-            for (_, b) in val_batches {
-                let (c, s) = reconstruction_error(&plain_model, s1, b, &plain);
-                vsum += (c + s) * b.len as f64;
-                vn += b.len;
-            }
-            let val = vsum / vn.max(1) as f64;
+            let val = self.val_reconstruction(trainer.model());
             let seconds = start.elapsed().as_secs_f64();
             self.log.write(&EpochRecord {
                 stage: "stage1",
@@ -150,15 +149,7 @@ impl Context<'_> {
             batches(data, &prep.train.ends, cfg, &prep.norm).iter().flat_map(|(_, b)| enc.encode(b)).collect();
         let needs_previous = s2.faults.camera.iter().any(|(f, _)| *f == mmguard_faults::CameraFault::Frozen);
         let previous = |ends: &[usize]| -> Vec<Option<Vec<f32>>> {
-            ends.iter()
-                .map(|&i| {
-                    (needs_previous && i > 0 && data.episode[i - 1] == data.episode[i]).then(|| {
-                        let mut f = vec![0.0; data.frame_len()];
-                        data.scaled_frame_into(i - 1, &mut f);
-                        f
-                    })
-                })
-                .collect()
+            ends.iter().map(|&i| if needs_previous { data.earlier_frame(i, 1) } else { None }).collect()
         };
         let mut vrng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(2));
         let val_set: Vec<Stage2Batch> = val_batches
