@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use mmguard_twin::SceneKind;
 
 /// Detect and correct faulty camera and sensor modalities in industrial robot cells (MMSSL).
 #[derive(Debug, Parser)]
@@ -16,7 +17,7 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate a dataset with the digital twin (robot arm pushing an object).
+    /// Generate a dataset with a digital twin (arm pushing an object, or dual-arm welding cell).
     Generate(GenerateArgs),
     /// Show what a dataset file holds: shapes, columns, episodes, per-column statistics.
     Inspect(InspectArgs),
@@ -38,9 +39,13 @@ pub enum Command {
 /// `mmguard generate`
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Output file (.npz); the sidecar goes next to it (.json).
-    #[arg(long, default_value = "data/arm.npz")]
-    pub out: PathBuf,
+    /// The cell: `arm` (one arm pushing an object) or `dual-weld` (two arms welding a seam,
+    /// with process signals).
+    #[arg(long, default_value = "arm", value_parser = parse_scene)]
+    pub scene: SceneKind,
+    /// Output file (.npz); the sidecar goes next to it (.json). Default: data/<scene>.npz.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Number of episodes.
     #[arg(long, default_value_t = 40)]
     pub episodes: usize,
@@ -56,6 +61,10 @@ pub struct GenerateArgs {
     /// Seed; the same seed gives the same file.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+fn parse_scene(s: &str) -> Result<SceneKind, String> {
+    SceneKind::from_name(s).map_err(|e| e.to_string())
 }
 
 /// `mmguard inspect`
@@ -204,6 +213,9 @@ pub struct DemoArgs {
     /// Folder for the data, the run and the report.
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
+    /// The twin cell: `arm` or `dual-weld`.
+    #[arg(long, default_value = "arm", value_parser = parse_scene)]
+    pub scene: SceneKind,
     /// Episodes of twin data.
     #[arg(long, default_value_t = 40)]
     pub episodes: usize,

@@ -14,7 +14,7 @@ other scale): MMSSL camera 0.118, sensor 0.405, combined 0.523 (× 10⁻²); bes
 pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
     let data_path = a.out.join("data.npz");
-    let twin = TwinConfig { episodes: a.episodes, ..TwinConfig::default() };
+    let twin = TwinConfig { scene: a.scene, episodes: a.episodes, ..TwinConfig::default() };
     super::generate::write(&twin, &data_path)?;
     let data = super::load_dataset(&data_path)?;
     let cfg = super::train::config(&a.options)?;
@@ -24,7 +24,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     std::fs::write(&json, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("writing {}", json.display()))?;
     let md = format!(
-        "# mmguard demo\n\nTwin data: {} episodes of {} samples, seed {}. Training: stage 1 {} epochs, stage 2 {} epochs, seed {}, {:.0} s in all.\n\n{}",
+        "# mmguard demo\n\nTwin data: scene {}, {} episodes of {} samples, seed {}. Training: stage 1 {} epochs, stage 2 {} epochs, seed {}, {:.0} s in all.\n\n{}",
+        twin.scene.name(),
         twin.episodes,
         twin.samples_per_episode,
         twin.seed,

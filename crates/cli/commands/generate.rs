@@ -7,6 +7,7 @@ use crate::args::GenerateArgs;
 
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let cfg = TwinConfig {
+        scene: a.scene,
         episodes: a.episodes,
         samples_per_episode: a.samples,
         height: a.height,
@@ -14,7 +15,8 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         seed: a.seed,
         ..TwinConfig::default()
     };
-    write(&cfg, &a.out)
+    let out = a.out.unwrap_or_else(|| format!("data/{}.npz", a.scene.name()).into());
+    write(&cfg, &out)
 }
 
 /// Generates twin data into `out`, creating its folder.

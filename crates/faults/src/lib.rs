@@ -4,16 +4,22 @@
 //! [0, 1] scale of the data contract: severity 0 is the identity, severity 1 is the strongest
 //! version, the same rng state gives the same output, and the mask marks exactly the elements
 //! whose value changed. The two *test faults* of the evaluation protocol are
-//! [`CameraFault::Noise`] and [`SensorFault::Gain`] at severity 1.
+//! [`CameraFault::Noise`] and [`SensorFault::Gain`] at severity 1. [`Compound`] applies several
+//! at once (both modalities included); [`temporal`] spreads a fault over an episode with an
+//! onset, a duration and a pattern (permanent, intermittent, growing).
 //!
 //! This crate does not depend on the deep-learning stack.
 
 mod camera;
+mod compound;
 pub mod preview;
 mod sensor;
+pub mod temporal;
 
 pub use camera::{CameraFault, Frame};
+pub use compound::{Compound, COMMON_CAUSE};
 pub use sensor::{SensorFault, Window};
+pub use temporal::{Pattern, Schedule};
 
 /// The output of a fault and the elements it changed.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,8 @@
 //! The fault contract, checked on random inputs: severity 0 is the identity, the same seed gives
 //! the same output, the mask marks exactly what changed, and severity 1 changes something.
 
-use mmguard_faults::{CameraFault, Faulted, Frame, SensorFault, Window};
+use mmguard_faults::temporal::{camera_stream, sensor_stream};
+use mmguard_faults::{CameraFault, Faulted, Frame, Pattern, Schedule, SensorFault, Window};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -31,8 +32,43 @@ fn sensor(f: SensorFault, x: &[f32], d: usize, s: f32, seed: u64) -> Faulted {
     f.apply(w, s, &mut ChaCha8Rng::seed_from_u64(seed))
 }
 
+fn schedule() -> impl Strategy<Value = Schedule> {
+    let pattern = prop_oneof![
+        Just(Pattern::Permanent),
+        (1usize..8, 0.1f32..=1.0).prop_map(|(period, duty)| Pattern::Intermittent { period, duty }),
+        (1usize..20).prop_map(|ramp| Pattern::Growing { ramp }),
+    ];
+    (0usize..30, prop::option::of(1usize..30), pattern).prop_map(|(onset, duration, pattern)| Schedule {
+        onset,
+        duration,
+        pattern,
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn streams_are_healthy_where_the_schedule_is_off(x in prop::collection::vec(0.0f32..=1.0, 40 * 3), sched in schedule(), seed in any::<u64>()) {
+        for f in SensorFault::ALL {
+            let out = sensor_stream(f, 1.0, &sched, &x, 3, &mut ChaCha8Rng::seed_from_u64(seed));
+            prop_assert_eq!(&out.mask, &changed(&x, &out), "{:?} mask differs from the change", f);
+            for t in 0..40 {
+                if sched.level(t) == 0.0 {
+                    prop_assert_eq!(bits(&out.values[t * 3..t * 3 + 3]), bits(&x[t * 3..t * 3 + 3]), "{:?} reading {} off", f, t);
+                }
+            }
+        }
+        let n = 3 * H * W;
+        let frames: Vec<f32> = (0..6 * n).map(|k| x[k % x.len()]).collect();
+        for f in CameraFault::ALL {
+            let out = camera_stream(f, 1.0, &sched, &frames, H, W, &mut ChaCha8Rng::seed_from_u64(seed));
+            prop_assert_eq!(&out.mask, &changed(&frames, &out), "{:?} mask differs from the change", f);
+            for t in (0..6).filter(|&t| sched.level(t) == 0.0) {
+                prop_assert_eq!(bits(&out.values[t * n..(t + 1) * n]), bits(&frames[t * n..(t + 1) * n]));
+            }
+        }
+    }
 
     #[test]
     fn camera_faults_keep_the_contract((cur, prev) in frame_values(), s in 0.0f32..=1.0, seed in any::<u64>()) {

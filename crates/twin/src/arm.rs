@@ -32,6 +32,11 @@ impl Pose {
     pub fn tool(&self) -> [f64; 3] {
         self.points[4]
     }
+
+    /// The same pose for an arm whose base stands at `base` instead of the origin.
+    pub fn translated(&self, base: [f64; 3]) -> Pose {
+        Pose { points: self.points.map(|p| [p[0] + base[0], p[1] + base[1], p[2] + base[2]]) }
+    }
 }
 
 /// Forward kinematics.

@@ -1,16 +1,22 @@
-//! Digital twin of a robot-arm cell that writes datasets in the mmguard data contract.
+//! Digital twins of robot cells that write datasets in the mmguard data contract.
 //!
-//! A four-joint arm (base yaw, shoulder, elbow, wrist) moves along smooth random trajectories
-//! above a table and pushes a red cube around. Each sample pairs a rendered camera frame with
-//! one reading of 18 sensors at 20 Hz: joint angles, velocities and torques, the tool position
-//! and the object position. Every episode also carries a task phase label (`phase`: 0 holding
-//! still, 1 moving, 2 in contact with the object). The seed fixes everything.
+//! Two scenes ([`SceneKind`]):
+//! * `arm` ([`push_cell`]): a four-joint arm (base yaw, shoulder, elbow, wrist) moves along
+//!   smooth random trajectories above a table and pushes a red cube around; 18 sensors.
+//! * `dual-weld` ([`weld_cell`]): two arms weld a seam on a shared workpiece, one with the
+//!   torch, one guiding a clamp just ahead of it; per-arm joint data and the welding process
+//!   signals (current, voltage, wire feed, arc on/off); the arc glows in the image.
+//!
+//! Each sample pairs a rendered camera frame with one reading of the sensors at 20 Hz, and a
+//! task phase label (`phase`, names in the sidecar's metadata). The seed fixes everything.
 //!
 //! This crate does not depend on the deep-learning stack.
 
 pub mod arm;
+pub mod push_cell;
 pub mod render;
 pub mod trajectory;
+pub mod weld_cell;
 
 use std::path::Path;
 
@@ -18,18 +24,70 @@ use mmguard_data::npz::{Array, ArrayData};
 use mmguard_data::{Column, Dataset, SensorLayout, IMAGE_MULTIPLE};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
-
-use arm::{forward, inverse, torques, JOINTS};
-use render::{render, Scene, View};
 
 /// Key of the task phase labels written next to the contract's keys.
 pub const PHASE_KEY: &str = "phase";
 
+/// Which cell to simulate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SceneKind {
+    /// One arm pushing an object.
+    #[default]
+    Arm,
+    /// Two arms welding a shared workpiece.
+    DualWeld,
+}
+
+impl SceneKind {
+    /// Every scene.
+    pub const ALL: [SceneKind; 2] = [Self::Arm, Self::DualWeld];
+
+    /// Parses a scene name (`arm`, `dual-weld`).
+    pub fn from_name(name: &str) -> Result<Self, Error> {
+        Self::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| {
+            Error::Config(format!("unknown scene '{name}'; known: {}", Self::ALL.map(Self::name).join(", ")))
+        })
+    }
+
+    /// The name on the command line and in the sidecar.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Arm => "arm",
+            Self::DualWeld => "dual-weld",
+        }
+    }
+
+    /// Phase names, by label.
+    pub fn phases(self) -> &'static [&'static str] {
+        match self {
+            Self::Arm => &push_cell::PHASES,
+            Self::DualWeld => &weld_cell::PHASES,
+        }
+    }
+
+    fn columns(self) -> Vec<(String, &'static str, f64)> {
+        match self {
+            Self::Arm => push_cell::columns(),
+            Self::DualWeld => weld_cell::columns(),
+        }
+    }
+
+    fn simulate(self, cfg: &TwinConfig, seed: u64) -> Episode {
+        match self {
+            Self::Arm => push_cell::simulate(cfg, seed),
+            Self::DualWeld => weld_cell::simulate(cfg, seed),
+        }
+    }
+}
+
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TwinConfig {
+    /// The cell.
+    #[serde(default)]
+    pub scene: SceneKind,
     /// Number of episodes.
     pub episodes: usize,
     /// Samples per episode.
@@ -46,7 +104,15 @@ pub struct TwinConfig {
 
 impl Default for TwinConfig {
     fn default() -> Self {
-        Self { episodes: 40, samples_per_episode: 100, rate_hz: 20.0, height: 64, width: 64, seed: 0 }
+        Self {
+            scene: SceneKind::Arm,
+            episodes: 40,
+            samples_per_episode: 100,
+            rate_hz: 20.0,
+            height: 64,
+            width: 64,
+            seed: 0,
+        }
     }
 }
 
@@ -70,109 +136,12 @@ pub struct Generated {
     pub phase: Vec<i32>,
 }
 
-const OBJECT_HALF: f64 = 0.05;
-const TOOL_RADIUS: f64 = 0.035;
-/// Share of moves that are pushes.
-const PUSH_PROBABILITY: f64 = 0.4;
-
-/// Sensor columns: name, unit, and the standard deviation of the measurement noise.
-fn columns() -> Vec<(String, &'static str, f64)> {
-    let mut c = Vec::new();
-    for j in 0..JOINTS {
-        c.push((format!("j{j}_angle"), "rad", 0.002));
-    }
-    for j in 0..JOINTS {
-        c.push((format!("j{j}_velocity"), "rad/s", 0.01));
-    }
-    for j in 0..JOINTS {
-        c.push((format!("j{j}_torque"), "N m", 0.05));
-    }
-    for (prefix, sd) in [("tool", 0.001), ("object", 0.001)] {
-        for axis in ["x", "y", "z"] {
-            c.push((format!("{prefix}_{axis}"), "m", sd));
-        }
-    }
-    c
-}
-
+/// One simulated episode: frames [n, 3, H, W], readings [n, D], time and phase per sample.
 struct Episode {
     camera: Vec<u8>,
     sensor: Vec<f32>,
     time: Vec<f32>,
     phase: Vec<i32>,
-}
-
-fn simulate(cfg: &TwinConfig, seed: u64) -> Episode {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let cols = columns();
-    let noise: Vec<Normal<f64>> = cols.iter().map(|c| Normal::new(0.0, c.2).expect("finite sd")).collect();
-    let yaw: f64 = rng.random_range(-0.8..0.8);
-    let reach: f64 = rng.random_range(0.4..0.7);
-    let mut object = [reach * yaw.cos(), reach * yaw.sin(), OBJECT_HALF];
-    let n = cfg.samples_per_episode;
-    let mut q_now = {
-        let first = trajectory::plan(&mut rng, [object[0], object[1]], 0.0)[0];
-        inverse(first.0, first.1)
-    };
-    // waypoints are planned one move at a time, from where the object really is by then
-    let mut pending = std::collections::VecDeque::new();
-    let mut path = trajectory::Trajectory { q: Vec::new(), qd: Vec::new(), qdd: Vec::new() };
-    let frame_len = 3 * cfg.height * cfg.width;
-    let mut ep = Episode {
-        camera: vec![0; n * frame_len],
-        sensor: Vec::with_capacity(n * cols.len()),
-        time: Vec::with_capacity(n),
-        phase: Vec::with_capacity(n),
-    };
-    let view = View::default();
-    for k in 0..n {
-        while path.q.len() <= k {
-            if pending.is_empty() {
-                pending.extend(trajectory::plan(&mut rng, [object[0], object[1]], PUSH_PROBABILITY));
-            }
-            let target = pending.pop_front().expect("just planned");
-            let (seg, to) = trajectory::segment(&mut rng, q_now, target, cfg.rate_hz);
-            path.q.extend(seg.q);
-            path.qd.extend(seg.qd);
-            path.qdd.extend(seg.qdd);
-            q_now = to;
-        }
-        let (q, qd, qdd) = (path.q[k], path.qd[k], path.qdd[k]);
-        let pose = forward(&q);
-        let tool = pose.tool();
-        let contact = push(&mut object, tool);
-        let tau = torques(&q, &qd, &qdd);
-        let moving = qd.iter().any(|v| v.abs() > 0.05);
-        ep.phase.push(if contact {
-            2
-        } else if moving {
-            1
-        } else {
-            0
-        });
-        let truth: Vec<f64> = q.iter().chain(&qd).chain(&tau).chain(&tool).chain(&object).copied().collect();
-        for (v, nz) in truth.iter().zip(&noise) {
-            ep.sensor.push((v + nz.sample(&mut rng)) as f32);
-        }
-        ep.time.push((k as f64 / cfg.rate_hz) as f32);
-        let scene = Scene { arm: pose, object, object_half: OBJECT_HALF };
-        render(&scene, &view, cfg.height, cfg.width, &mut ep.camera[k * frame_len..(k + 1) * frame_len]);
-    }
-    ep
-}
-
-/// Moves the object out of the tool's way when the tool touches it; returns whether it did.
-fn push(object: &mut [f64; 3], tool: [f64; 3]) -> bool {
-    let reach = OBJECT_HALF + TOOL_RADIUS;
-    let (dx, dy) = (object[0] - tool[0], object[1] - tool[1]);
-    let dist = dx.hypot(dy);
-    if tool[2] - TOOL_RADIUS > 2.0 * OBJECT_HALF || dist >= reach {
-        return false;
-    }
-    let (ux, uy) = if dist > 1e-9 { (dx / dist, dy / dist) } else { (1.0, 0.0) };
-    object[0] = (tool[0] + ux * reach).clamp(-0.3, 1.05);
-    object[1] = (tool[1] + uy * reach).clamp(-0.8, 0.8);
-    true
 }
 
 /// Generates a dataset. Episodes run in parallel; each has its own seed drawn from the main
@@ -198,7 +167,7 @@ pub fn generate(cfg: &TwinConfig) -> Result<Generated, Error> {
     let episodes: Vec<Episode> = std::thread::scope(|s| {
         let handles: Vec<_> = seeds
             .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(|&sd| simulate(cfg, sd)).collect::<Vec<_>>()))
+            .map(|part| s.spawn(move || part.iter().map(|&sd| cfg.scene.simulate(cfg, sd)).collect::<Vec<_>>()))
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("episode simulation does not panic")).collect()
     });
@@ -212,13 +181,14 @@ pub fn generate(cfg: &TwinConfig) -> Result<Generated, Error> {
         episode: Vec::new(),
         has_episode_key: true,
         time: Some(Vec::new()),
-        columns: columns().into_iter().map(|(name, unit, _)| Column { name, unit: unit.into() }).collect(),
+        columns: cfg.scene.columns().into_iter().map(|(name, unit, _)| Column { name, unit: unit.into() }).collect(),
         metadata: serde_json::Map::new(),
         extra_keys: Vec::new(),
         warnings: Vec::new(),
     };
     ds.metadata.insert("generator".into(), "mmguard-twin".into());
-    ds.metadata.insert("scene".into(), "arm".into());
+    ds.metadata.insert("scene".into(), cfg.scene.name().into());
+    ds.metadata.insert("phases".into(), cfg.scene.phases().into());
     ds.metadata.insert("twin_config".into(), serde_json::to_value(cfg).expect("config serialises"));
     let mut phase = Vec::new();
     for (e, ep) in episodes.into_iter().enumerate() {
@@ -288,7 +258,7 @@ mod tests {
         for i in [0, 17, 45, 89] {
             let row = &ds.sensor[i * 18..(i + 1) * 18];
             let q: [f64; 4] = std::array::from_fn(|j| f64::from(row[j]));
-            let tool = forward(&q).tool();
+            let tool = arm::forward(&q).tool();
             for k in 0..3 {
                 assert!((tool[k] - f64::from(row[12 + k])).abs() < 0.02, "sample {i}");
             }
@@ -306,6 +276,21 @@ mod tests {
             .map(|i| (g.dataset.sensor[i * 18 + 15] - g.dataset.sensor[(i - 1) * 18 + 15]).abs())
             .fold(0.0f32, f32::max);
         assert!(moved > 0.01, "largest object step in contact {moved} m");
+    }
+
+    #[test]
+    fn both_scenes_write_their_columns_and_phase_names() {
+        let dir = tempfile::tempdir().unwrap();
+        for (scene, columns, last) in [(SceneKind::Arm, 18, "object_z"), (SceneKind::DualWeld, 20, "arc_on")] {
+            let path = dir.path().join(format!("{}.npz", scene.name()));
+            write(&TwinConfig { scene, ..small() }, &path).unwrap();
+            let ds = Dataset::load(&path).unwrap();
+            assert_eq!(ds.sensor_dim(), columns);
+            assert_eq!(ds.columns[columns - 1].name, last);
+            assert_eq!(ds.metadata["scene"], scene.name());
+            assert_eq!(ds.metadata["phases"], serde_json::json!(scene.phases()));
+        }
+        assert!(SceneKind::from_name("weld").unwrap_err().to_string().contains("arm, dual-weld"));
     }
 
     #[test]

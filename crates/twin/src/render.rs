@@ -1,9 +1,10 @@
 //! A small ray-casting renderer: perspective camera, capsule links, boxes, a floor, one
-//! directional light with shadows, and ambient light.
+//! directional light with shadows, ambient light, and emissive glows (a welding arc, sparks).
 
 use crate::arm::Pose;
 
-type V3 = [f64; 3];
+/// A point or direction in metres, z up.
+pub type V3 = [f64; 3];
 
 fn add(a: V3, b: V3) -> V3 {
     [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
@@ -53,16 +54,53 @@ pub struct Scene {
     pub object_half: f64,
 }
 
-#[derive(Clone, Copy)]
-enum Shape {
-    Capsule { a: V3, b: V3, r: f64 },
-    Cuboid { lo: V3, hi: V3 },
-    Floor { z: f64 },
+/// A surface the renderer knows.
+#[derive(Debug, Clone, Copy)]
+pub enum Shape {
+    /// A segment from `a` to `b` swept by a sphere of radius `r` (a link, a torch, a bead).
+    Capsule {
+        /// One end.
+        a: V3,
+        /// The other end.
+        b: V3,
+        /// Radius, metres.
+        r: f64,
+    },
+    /// An axis-aligned box.
+    Cuboid {
+        /// Lowest corner.
+        lo: V3,
+        /// Highest corner.
+        hi: V3,
+    },
+    /// The horizontal plane at height `z`.
+    Floor {
+        /// Height, metres.
+        z: f64,
+    },
 }
 
-struct Solid {
-    shape: Shape,
-    albedo: V3,
+/// A shape with a diffuse colour (linear RGB in [0, 1]).
+#[derive(Debug, Clone, Copy)]
+pub struct Solid {
+    /// The surface.
+    pub shape: Shape,
+    /// Diffuse colour.
+    pub albedo: V3,
+}
+
+/// Light emitted around a point, added to what the ray sees when the point is not hidden:
+/// `colour · intensity · exp(−(d / radius)²)` for a ray passing at distance d.
+#[derive(Debug, Clone, Copy)]
+pub struct Glow {
+    /// Where the light comes from.
+    pub centre: V3,
+    /// Size of the halo, metres.
+    pub radius: f64,
+    /// Colour (linear RGB).
+    pub colour: V3,
+    /// Brightness at the centre.
+    pub intensity: f64,
 }
 
 const LINK_RADII: [f64; 3] = [0.05, 0.042, 0.032];
@@ -70,17 +108,30 @@ const LINK_COLOURS: [V3; 3] = [[0.95, 0.55, 0.1], [0.15, 0.4, 0.9], [0.2, 0.75, 
 const TABLE_LO: V3 = [-0.35, -0.85, -0.05];
 const TABLE_HI: V3 = [1.1, 0.85, 0.0];
 
-fn solids(scene: &Scene) -> Vec<Solid> {
-    let p = &scene.arm.points;
-    let mut s = vec![
+/// The floor and the table every cell stands on.
+pub fn room() -> Vec<Solid> {
+    vec![
         Solid { shape: Shape::Floor { z: -0.75 }, albedo: [0.45, 0.45, 0.48] },
         Solid { shape: Shape::Cuboid { lo: TABLE_LO, hi: TABLE_HI }, albedo: [0.62, 0.48, 0.32] },
+    ]
+}
+
+/// An arm's pedestal, three links in `colours` and a tool ball in `tool`.
+pub fn arm(pose: &Pose, colours: [V3; 3], tool: V3) -> Vec<Solid> {
+    let p = &pose.points;
+    let mut s = vec![
         Solid { shape: Shape::Capsule { a: p[0], b: p[1], r: 0.07 }, albedo: [0.25, 0.25, 0.28] },
-        Solid { shape: Shape::Capsule { a: p[4], b: p[4], r: 0.035 }, albedo: [0.95, 0.9, 0.2] },
+        Solid { shape: Shape::Capsule { a: p[4], b: p[4], r: 0.035 }, albedo: tool },
     ];
     for i in 0..3 {
-        s.push(Solid { shape: Shape::Capsule { a: p[i + 1], b: p[i + 2], r: LINK_RADII[i] }, albedo: LINK_COLOURS[i] });
+        s.push(Solid { shape: Shape::Capsule { a: p[i + 1], b: p[i + 2], r: LINK_RADII[i] }, albedo: colours[i] });
     }
+    s
+}
+
+fn solids(scene: &Scene) -> Vec<Solid> {
+    let mut s = room();
+    s.extend(arm(&scene.arm, LINK_COLOURS, [0.95, 0.9, 0.2]));
     let h = scene.object_half;
     let c = scene.object;
     s.push(Solid {
@@ -166,9 +217,25 @@ fn nearest(solids: &[Solid], ro: V3, rd: V3) -> Option<(f64, V3, V3)> {
         .min_by(|a, b| a.0.total_cmp(&b.0))
 }
 
-/// Renders the scene into `out` as uint8 [3, H, W], row 0 at the top, with 2×2 supersampling.
+/// Renders the single-arm scene into `out` as uint8 [3, H, W], row 0 at the top.
 pub fn render(scene: &Scene, view: &View, height: usize, width: usize, out: &mut [u8]) {
-    let solids = solids(scene);
+    render_solids(&solids(scene), &[], view, height, width, out);
+}
+
+/// How much of `glow` a ray from `ro` along unit `rd` sees when the first surface is at `hit`.
+fn glow_seen(glow: &Glow, ro: V3, rd: V3, hit: f64) -> f64 {
+    let along = dot(sub(glow.centre, ro), rd);
+    if along <= 0.0 || along > hit + glow.radius {
+        return 0.0;
+    }
+    let closest = add(ro, mul(rd, along));
+    let d2 = dot(sub(glow.centre, closest), sub(glow.centre, closest));
+    glow.intensity * (-d2 / (glow.radius * glow.radius)).exp()
+}
+
+/// Renders solids and glows into `out` as uint8 [3, H, W], row 0 at the top, with 2×2
+/// supersampling.
+pub fn render_solids(solids: &[Solid], glows: &[Glow], view: &View, height: usize, width: usize, out: &mut [u8]) {
     let forward = normalize(sub(view.target, view.eye));
     let right = normalize(cross(forward, [0.0, 0.0, 1.0]));
     let up = cross(right, forward);
@@ -185,12 +252,13 @@ pub fn render(scene: &Scene, view: &View, height: usize, width: usize, out: &mut
                     let u = ((col as f64 + (sx as f64 + 0.5) / SS as f64) / width as f64 * 2.0 - 1.0) * half_w;
                     let v = (1.0 - (row as f64 + (sy as f64 + 0.5) / SS as f64) / height as f64 * 2.0) * half_h;
                     let rd = normalize(add(forward, add(mul(right, u), mul(up, v))));
-                    let c = match nearest(&solids, view.eye, rd) {
+                    let hit = nearest(solids, view.eye, rd);
+                    let mut c = match hit {
                         None => [0.78 - 0.2 * v, 0.82 - 0.2 * v, 0.88 - 0.1 * v],
                         Some((t, n, albedo)) => {
                             let pos = add(view.eye, mul(rd, t));
                             let lambert = dot(n, light).max(0.0);
-                            let lit = if lambert > 0.0 && nearest(&solids, add(pos, mul(n, 1e-4)), light).is_none() {
+                            let lit = if lambert > 0.0 && nearest(solids, add(pos, mul(n, 1e-4)), light).is_none() {
                                 lambert
                             } else {
                                 0.0
@@ -198,6 +266,11 @@ pub fn render(scene: &Scene, view: &View, height: usize, width: usize, out: &mut
                             mul(albedo, 0.3 + 0.7 * lit)
                         }
                     };
+                    let depth = hit.map_or(f64::INFINITY, |h| h.0);
+                    for g in glows {
+                        let seen = glow_seen(g, view.eye, rd, depth);
+                        c = add(c, mul(g.colour, seen));
+                    }
                     for k in 0..3 {
                         rgb[k] += c[k];
                     }

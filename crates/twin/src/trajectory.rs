@@ -17,7 +17,7 @@ pub struct Trajectory {
 }
 
 /// Minimum-jerk profile s(τ) = 10τ³ − 15τ⁴ + 6τ⁵ and its first two derivatives in τ.
-fn min_jerk(tau: f64) -> (f64, f64, f64) {
+pub(crate) fn min_jerk(tau: f64) -> (f64, f64, f64) {
     let t2 = tau * tau;
     let t3 = t2 * tau;
     (

@@ -1,0 +1,252 @@
+//! Charts for reports: a grid of small line-plot panels written as one PNG.
+//!
+//! Text is drawn with a bundled font (DejaVu Sans, `assets/`, its licence next to it), so a
+//! chart needs no system font libraries and looks the same everywhere.
+//!
+//! This crate does not depend on the deep-learning stack.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::prelude::*;
+
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn register_font() {
+    REGISTER.call_once(|| {
+        // the bytes are the bundled font, known to parse; a failure would be a build defect
+        if plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_err() {
+            panic!("bundled font DejaVuSans.ttf does not parse");
+        }
+    });
+}
+
+/// Errors of plotting.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Drawing or writing the PNG failed.
+    #[error("{path}: cannot draw chart: {message}")]
+    Draw {
+        /// The output file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Nothing to draw.
+    #[error("{path}: {message}")]
+    Empty {
+        /// The output file.
+        path: PathBuf,
+        /// What was missing.
+        message: String,
+    },
+}
+
+/// One line of a panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Legend text.
+    pub label: String,
+    /// (x, y) points in drawing order; non-finite points are skipped.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// One chart of the grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Panel {
+    /// Title above the chart.
+    pub title: String,
+    /// Label of the x axis.
+    pub x_label: String,
+    /// Label of the y axis.
+    pub y_label: String,
+    /// Logarithmic y axis (non-positive values are skipped).
+    pub log_y: bool,
+    /// Fixed y range; `None` fits the data.
+    pub y_range: Option<(f64, f64)>,
+    /// The lines, drawn in palette order.
+    pub series: Vec<Series>,
+}
+
+/// Size and layout of a grid of panels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grid {
+    /// Panels per row.
+    pub columns: usize,
+    /// Width of one panel, pixels.
+    pub panel_width: u32,
+    /// Height of one panel, pixels.
+    pub panel_height: u32,
+}
+
+impl Default for Grid {
+    fn default() -> Self {
+        Self { columns: 4, panel_width: 360, panel_height: 260 }
+    }
+}
+
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(214, 39, 40),
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(90, 90, 90),
+];
+
+fn finite_points(s: &Series, log_y: bool) -> impl Iterator<Item = (f64, f64)> + '_ {
+    s.points.iter().copied().filter(move |(x, y)| x.is_finite() && y.is_finite() && (!log_y || *y > 0.0))
+}
+
+fn range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    values.fold(None, |r, v| match r {
+        None => Some((v, v)),
+        Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+    })
+}
+
+fn widen(lo: f64, hi: f64, log: bool) -> (f64, f64) {
+    if log {
+        let (lo, hi) = if hi / lo < 10.0 { (lo / 3.0, hi * 3.0) } else { (lo / 1.5, hi * 1.5) };
+        (lo, hi)
+    } else if hi - lo < 1e-12 {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        let pad = 0.05 * (hi - lo);
+        (lo - pad, hi + pad)
+    }
+}
+
+/// Draws `panels` as a grid into the PNG at `path`.
+pub fn panels_png(path: &Path, panels: &[Panel], grid: Grid) -> Result<(), Error> {
+    if panels.is_empty() {
+        return Err(Error::Empty { path: path.into(), message: "no panel to draw".into() });
+    }
+    register_font();
+    let err = |e: &dyn std::fmt::Display| Error::Draw { path: path.into(), message: e.to_string() };
+    let columns = grid.columns.clamp(1, panels.len());
+    let rows = panels.len().div_ceil(columns);
+    let size = (grid.panel_width * columns as u32, grid.panel_height * rows as u32);
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    for (area, panel) in root.split_evenly((rows, columns)).iter().zip(panels) {
+        draw_panel(area, panel).map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+fn text(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+fn draw_panel(area: &Area<'_>, panel: &Panel) -> Result<(), String> {
+    let points = || panel.series.iter().flat_map(|s| finite_points(s, panel.log_y));
+    let (x0, x1) = range(points().map(|p| p.0)).unwrap_or((0.0, 1.0));
+    let (x0, x1) = if x1 - x0 < 1e-12 { (x0 - 0.5, x1 + 0.5) } else { (x0, x1) };
+    let (y0, y1) = panel.y_range.unwrap_or_else(|| {
+        let (lo, hi) = range(points().map(|p| p.1)).unwrap_or(if panel.log_y { (1e-3, 1.0) } else { (0.0, 1.0) });
+        widen(lo, hi, panel.log_y)
+    });
+    let mut builder = ChartBuilder::on(area);
+    builder.caption(&panel.title, ("sans-serif", 15)).margin(6).x_label_area_size(30).y_label_area_size(48);
+    let style = |i: usize| COLOURS[i % COLOURS.len()];
+    if panel.log_y {
+        let mut chart = builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(text)?;
+        chart
+            .configure_mesh()
+            .x_desc(&panel.x_label)
+            .y_desc(&panel.y_label)
+            .label_style(("sans-serif", 11))
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .draw()
+            .map_err(text)?;
+        for (i, s) in panel.series.iter().enumerate() {
+            chart
+                .draw_series(LineSeries::new(finite_points(s, true), style(i).stroke_width(2)))
+                .map_err(text)?
+                .label(&s.label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], style(i).stroke_width(2)));
+        }
+        legend(&mut chart)?;
+    } else {
+        let mut chart = builder.build_cartesian_2d(x0..x1, y0..y1).map_err(text)?;
+        chart
+            .configure_mesh()
+            .x_desc(&panel.x_label)
+            .y_desc(&panel.y_label)
+            .label_style(("sans-serif", 11))
+            .draw()
+            .map_err(text)?;
+        for (i, s) in panel.series.iter().enumerate() {
+            chart
+                .draw_series(LineSeries::new(finite_points(s, false), style(i).stroke_width(2)))
+                .map_err(text)?
+                .label(&s.label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], style(i).stroke_width(2)));
+        }
+        legend(&mut chart)?;
+    }
+    Ok(())
+}
+
+fn legend<'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 10))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(text)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn panel(log_y: bool) -> Panel {
+        Panel {
+            title: "camera/blur".into(),
+            x_label: "severity".into(),
+            y_label: "MSE".into(),
+            log_y,
+            y_range: None,
+            series: vec![
+                Series { label: "faulty input".into(), points: vec![(0.0, 1e-4), (0.5, 1e-2), (1.0, 5e-2)] },
+                Series { label: "MMSSL".into(), points: vec![(0.0, 2e-3), (0.5, f64::NAN), (1.0, 3e-3)] },
+            ],
+        }
+    }
+
+    fn read(path: &Path) -> (u32, u32, Vec<u8>) {
+        let mut dec =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap())).read_info().unwrap();
+        let mut buf = vec![0; dec.output_buffer_size().unwrap()];
+        let info = dec.next_frame(&mut buf).unwrap();
+        (info.width, info.height, buf)
+    }
+
+    #[test]
+    fn grid_has_the_size_of_its_panels_and_draws_the_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curves.png");
+        let grid = Grid { columns: 2, panel_width: 300, panel_height: 200 };
+        panels_png(&path, &[panel(true), panel(false), panel(true)], grid).unwrap();
+        let (w, h, px) = read(&path);
+        assert_eq!((w, h), (600, 400));
+        // the first series' red is on the picture
+        let red = px.chunks(3).filter(|p| p[0] > 200 && p[1] < 60 && p[2] < 60).count();
+        assert!(red > 100, "{red} red pixels");
+    }
+
+    #[test]
+    fn nothing_to_draw_is_an_error_naming_the_file() {
+        let e = panels_png(Path::new("/tmp/none.png"), &[], Grid::default()).unwrap_err().to_string();
+        assert!(e.contains("/tmp/none.png") && e.contains("no panel"), "{e}");
+    }
+}
