@@ -104,25 +104,39 @@ fn generate_train_eval_lowers_the_error() {
         "--run",
         &d("run"),
         "--faults",
-        "camera/blur,sensor/drift",
+        "camera/blur,sensor/drift,camera/glare+sensor/noise",
         "--severities",
         "0,0.5,1",
         "--json",
-        "--csv",
-        &d("sweep.csv"),
+        "--out",
+        &d("sweep"),
     ]))
     .unwrap();
     let rows = sweep.as_array().unwrap();
-    assert_eq!(rows.len(), 6);
-    for fault in rows.chunks(3) {
+    // the compound on both modalities has a row per modality and severity
+    assert_eq!(rows.len(), 6 + 6);
+    assert_eq!(rows[6]["fault"], "camera/glare+sensor/noise");
+    assert_eq!((&rows[6]["modality"], &rows[7]["modality"]), (&"camera".into(), &"sensor".into()));
+    for fault in rows[..6].chunks(3) {
         let input: Vec<f64> = fault.iter().map(|r| r["faulty_input_mse"].as_f64().unwrap()).collect();
         assert_eq!(input[0], 0.0, "{}", fault[0]["fault"]);
         assert_eq!(fault[0]["auroc"], 0.5);
         assert!(input[0] < input[1] && input[1] < input[2], "{}: {input:?}", fault[0]["fault"]);
     }
-    let csv = std::fs::read_to_string(dir.path().join("sweep.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 7);
-    assert!(csv.lines().nth(4).unwrap().starts_with("sensor/drift,0,"));
+    let compound_sensor: Vec<f64> =
+        rows[6..].iter().skip(1).step_by(2).map(|r| r["faulty_input_mse"].as_f64().unwrap()).collect();
+    assert!(compound_sensor[0] == 0.0 && compound_sensor[1] < compound_sensor[2], "{compound_sensor:?}");
+    let csv = std::fs::read_to_string(dir.path().join("sweep/sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 13);
+    assert!(csv.lines().nth(4).unwrap().starts_with("sensor/drift,sensor,0,"));
+    for png in ["robustness_error.png", "robustness_detection.png"] {
+        assert!(std::fs::metadata(dir.path().join("sweep").join(png)).unwrap().len() > 10_000, "{png}");
+    }
+
+    // missing modality: each absent modality is reconstructed better than by zeros
+    for m in report["missing_modality"].as_array().unwrap() {
+        assert!(m["reconstructed_mse"].as_f64().unwrap() < m["zero_fill_mse"].as_f64().unwrap(), "{m}");
+    }
 
     // another file with the run's columns is evaluated whole
     ok(&[

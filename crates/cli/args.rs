@@ -152,16 +152,18 @@ pub struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Severity sweep instead of the test-fault protocol: `all`, or a comma list such as
-    /// `camera/blur,sensor/drift` (`mmguard faults list` names them).
+    /// Severity sweep instead of the test-fault protocol: a comma list of `all` (every fault
+    /// alone), `compound` (common-cause combinations), fault names such as `camera/blur`, and
+    /// compounds such as `camera/glare+sensor/noise` (`mmguard faults list` names them).
     #[arg(long)]
     pub faults: Option<String>,
     /// Severities of the sweep.
     #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
     pub severities: Vec<f32>,
-    /// Also write the sweep as CSV.
+    /// Folder for the sweep's files: sweep.csv, sweep.json, and the robustness curves
+    /// robustness_error.png and robustness_detection.png.
     #[arg(long)]
-    pub csv: Option<PathBuf>,
+    pub out: Option<PathBuf>,
 }
 
 /// `mmguard faults …`

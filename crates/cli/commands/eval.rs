@@ -2,8 +2,8 @@
 
 use anyhow::{bail, Context};
 use burn::tensor::Device;
-use mmguard_eval::{evaluate, to_csv, EvalConfig, EvalReport};
-use mmguard_faults::Fault;
+use mmguard_eval::{evaluate, to_csv, write_curves, EvalConfig, EvalReport};
+use mmguard_faults::{Compound, Fault, COMMON_CAUSE};
 use mmguard_model::Run;
 
 use crate::args::EvalArgs;
@@ -21,12 +21,24 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Parses `--faults`: `all`, `compound`, and names, comma-separated.
+fn fault_specs(list: &str) -> anyhow::Result<Vec<Compound>> {
+    let mut specs = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item {
+            "all" => specs.extend(Fault::all().into_iter().map(Compound::single)),
+            "compound" => specs.extend(COMMON_CAUSE.iter().map(|n| Compound::from_name(n).expect("known names"))),
+            name => specs.push(Compound::from_name(name)?),
+        }
+    }
+    if specs.is_empty() {
+        bail!("--faults: no fault named in '{list}'");
+    }
+    Ok(specs)
+}
+
 fn sweep(a: &EvalArgs, list: &str) -> anyhow::Result<()> {
-    let faults = if list == "all" {
-        Fault::all()
-    } else {
-        list.split(',').map(|n| Fault::from_name(n.trim())).collect::<Result<Vec<_>, _>>()?
-    };
+    let faults = fault_specs(list)?;
     if let Some(bad) = a.severities.iter().find(|s| !(0.0..=1.0).contains(*s)) {
         bail!("--severities: {bad} is outside [0, 1]");
     }
@@ -34,19 +46,33 @@ fn sweep(a: &EvalArgs, list: &str) -> anyhow::Result<()> {
     let path = a.data.clone().unwrap_or_else(|| run.config.data.path.clone().into());
     let data = super::load_dataset(&path)?;
     let rows = mmguard_eval::sweep(&run, &data, &faults, &a.severities, a.seed)?;
-    if let Some(csv) = &a.csv {
-        std::fs::write(csv, to_csv(&rows)).with_context(|| format!("writing {}", csv.display()))?;
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let csv = dir.join("sweep.csv");
+        std::fs::write(&csv, to_csv(&rows)).with_context(|| format!("writing {}", csv.display()))?;
+        let json = dir.join("sweep.json");
+        std::fs::write(&json, serde_json::to_string_pretty(&rows)?)
+            .with_context(|| format!("writing {}", json.display()))?;
+        let plots = write_curves(&rows, dir)?;
+        tracing::info!(
+            "wrote {}, {}, {} and {}",
+            csv.display(),
+            json.display(),
+            plots[0].display(),
+            plots[1].display()
+        );
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("| fault | severity | faulty input | autoencoder | MMSSL (gated) | AUROC | flagged |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| fault | modality | severity | faulty input | autoencoder | MMSSL (gated) | AUROC | flagged |");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {:.3} | {:.3} | {:.3} | {} | {:.3} |",
+            "| {} | {:?} | {} | {:.3} | {:.3} | {:.3} | {} | {:.3} |",
             r.fault,
+            r.modality,
             r.severity,
             r.faulty_input_mse * 100.0,
             r.autoencoder_mse * 100.0,
@@ -55,7 +81,7 @@ fn sweep(a: &EvalArgs, list: &str) -> anyhow::Result<()> {
             r.flagged
         );
     }
-    println!("\nMSE × 10⁻² on the faulted modality; AUROC of its score, faulty against clean copies.");
+    println!("\nMSE × 10⁻² on the row's modality; AUROC of its score, faulty against clean copies.");
     Ok(())
 }
 

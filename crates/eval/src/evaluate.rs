@@ -1,11 +1,13 @@
 //! The evaluation protocol (DESIGN §5) on a run directory.
 //!
 //! Every test window gives three copies: clean, camera-faulty (the camera test fault) and
-//! sensor-faulty (the sensor test fault), seeded. The pipeline runs on all of them.
+//! sensor-faulty (the sensor test fault), seeded. The pipeline runs on all of them. Two more
+//! copies measure a missing modality: camera absent (frame all zeros) and sensor absent
+//! (window all zeros).
 
 use burn::tensor::Device;
 use mmguard_data::{Dataset, Windows};
-use mmguard_faults::{CameraFault, Fault, Frame, SensorFault, Window};
+use mmguard_faults::{CameraFault, Compound, Fault, Frame, Modality, SensorFault, Window};
 use mmguard_model::Stage1Config;
 use mmguard_model::{host_batch, HostBatch, Run};
 use rand::Rng;
@@ -71,6 +73,24 @@ pub struct DetectionReport {
     pub sample: Detection,
 }
 
+/// One modality missing: the caller knows it is absent (no frame or no readings arrived), so
+/// the pipeline substitutes it from the other modality whatever the gate says.
+#[derive(Debug, Clone, Serialize)]
+pub struct MissingModality {
+    /// The absent modality.
+    pub absent: Modality,
+    /// MSE of filling the absent modality with zeros (what arrived).
+    pub zero_fill_mse: f64,
+    /// MSE of the stage-1 autoencoder on the zeros.
+    pub autoencoder_mse: f64,
+    /// MSE of the absent modality reconstructed by MMSSL from the present one.
+    pub reconstructed_mse: f64,
+    /// MSE of the present modality at the pipeline's (gated) output.
+    pub present_mse: f64,
+    /// Share of copies on which the gate flagged the absent modality by itself.
+    pub flagged: f64,
+}
+
 /// The result of an evaluation. All MSE are on the [0, 1] scale (tables print × 10⁻²).
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
@@ -104,6 +124,8 @@ pub struct EvalReport {
     pub detection: DetectionReport,
     /// Share of clean copies with any modality flagged.
     pub false_alarm_rate: f64,
+    /// Camera absent, then sensor absent.
+    pub missing_modality: [MissingModality; 2],
 }
 
 /// Which windows of `data` to evaluate: the run's test episodes when `data` is the training
@@ -137,12 +159,12 @@ impl Sums {
     }
 }
 
-/// Applies `fault` at `severity` to every sample of a clean batch, in sample order;
+/// Applies `faults` at `severity` to every sample of a clean batch, in sample order;
 /// `previous[i]` is an earlier frame of sample i's episode (for the frozen-frame fault).
 pub fn corrupt(
     clean: &HostBatch,
     s1: &Stage1Config,
-    fault: Fault,
+    faults: &Compound,
     severity: f32,
     previous: &[Option<Vec<f32>>],
     rng: &mut impl Rng,
@@ -151,18 +173,13 @@ pub fn corrupt(
     let (frame, win) = (3 * s1.height * s1.width, s1.window * s1.sensor_dim);
     let mut out = clean.clone();
     for (i, prev) in previous.iter().enumerate().take(clean.len) {
-        match fault {
-            Fault::Camera(f) => {
-                let pixels = &clean.camera[i * frame..(i + 1) * frame];
-                let input = Frame { pixels, height: s1.height, width: s1.width, previous: prev.as_deref() };
-                out.camera[i * frame..(i + 1) * frame].copy_from_slice(&f.apply(input, severity, rng).values);
-            }
-            Fault::Sensor(f) => {
-                let values = &clean.sensor[i * win..(i + 1) * win];
-                let input = Window { values, len: s1.window, columns: s1.sensor_dim };
-                out.sensor[i * win..(i + 1) * win].copy_from_slice(&f.apply(input, severity, rng).values);
-            }
-        }
+        let (fr, wr) = (i * frame..(i + 1) * frame, i * win..(i + 1) * win);
+        let input =
+            Frame { pixels: &clean.camera[fr.clone()], height: s1.height, width: s1.width, previous: prev.as_deref() };
+        let window = Window { values: &clean.sensor[wr.clone()], len: s1.window, columns: s1.sensor_dim };
+        let (camera, sensor) = faults.apply(input, window, severity, rng);
+        out.camera[fr].copy_from_slice(&camera.values);
+        out.sensor[wr].copy_from_slice(&sensor.values);
     }
     out
 }
@@ -181,23 +198,29 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
     let frame = 3 * s1.height * s1.width;
     let win = s1.window * s1.sensor_dim;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    // [copy kind][modality] sums: kinds 0 clean, 1 camera-faulty, 2 sensor-faulty
-    let mut output: [[Sums; 2]; 3] = Default::default();
-    let mut input: [[Sums; 2]; 3] = Default::default();
-    let mut autoenc: [[Sums; 2]; 3] = Default::default();
-    let mut ungated: [[Sums; 2]; 3] = Default::default();
+    // [copy kind][modality] sums: kinds 0 clean, 1 camera-faulty, 2 sensor-faulty, 3 camera
+    // absent, 4 sensor absent
+    const KINDS: usize = 5;
+    let mut output: [[Sums; 2]; KINDS] = Default::default();
+    let mut input: [[Sums; 2]; KINDS] = Default::default();
+    let mut autoenc: [[Sums; 2]; KINDS] = Default::default();
+    let mut ungated: [[Sums; 2]; KINDS] = Default::default();
     let mut scores: Vec<([f32; 2], usize)> = Vec::new();
+    let mut absent_flagged = [0usize; 2];
     for chunk in windows.ends.chunks(cfg.batch_size.max(1)) {
         let clean = host_batch(data, chunk, s1.window, &run.config.normalization);
         let b = clean.len;
         let no_previous = vec![None; b];
+        let single = |f: Fault| Compound::single(f);
         let cam_faulty =
-            corrupt(&clean, s1, Fault::Camera(cfg.camera_fault.0), cfg.camera_fault.1, &no_previous, &mut rng);
+            corrupt(&clean, s1, &single(Fault::Camera(cfg.camera_fault.0)), cfg.camera_fault.1, &no_previous, &mut rng);
         let sen_faulty =
-            corrupt(&clean, s1, Fault::Sensor(cfg.sensor_fault.0), cfg.sensor_fault.1, &no_previous, &mut rng);
-        let copies = HostBatch::concat(&[&clean, &cam_faulty, &sen_faulty]);
+            corrupt(&clean, s1, &single(Fault::Sensor(cfg.sensor_fault.0)), cfg.sensor_fault.1, &no_previous, &mut rng);
+        let cam_absent = corrupt(&clean, s1, &single(Fault::Camera(CameraFault::Black)), 1.0, &no_previous, &mut rng);
+        let sen_absent = corrupt(&clean, s1, &single(Fault::Sensor(SensorFault::Missing)), 1.0, &no_previous, &mut rng);
+        let copies = HostBatch::concat(&[&clean, &cam_faulty, &sen_faulty, &cam_absent, &sen_absent]);
         let out = run.model.run(mc, &copies, threshold, &device);
-        for kind in 0..3 {
+        for kind in 0..KINDS {
             for i in 0..b {
                 let k = kind * b + i;
                 let (cf, sf) = (k * frame..(k + 1) * frame, k * win..(k + 1) * win);
@@ -210,14 +233,18 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
                 autoenc[kind][1].add(&out.autoencoder_sensor[sf.clone()], sc);
                 ungated[kind][0].add(&out.corrected_camera[cf], cc);
                 ungated[kind][1].add(&out.corrected_sensor[sf], sc);
-                scores.push((out.inference.scores[k], kind));
+                if kind < 3 {
+                    scores.push((out.inference.scores[k], kind));
+                } else {
+                    absent_flagged[kind - 3] += usize::from(out.inference.flags[k][kind - 3]);
+                }
             }
         }
     }
-    let faulty = |s: &[[Sums; 2]; 3]| Mse::new(s[1][0].mean(), s[2][1].mean());
-    let all = |s: &[[Sums; 2]; 3], m: usize| {
-        let sq: f64 = s.iter().map(|k| k[m].sq).sum();
-        let n: usize = s.iter().map(|k| k[m].n).sum();
+    let faulty = |s: &[[Sums; 2]; KINDS]| Mse::new(s[1][0].mean(), s[2][1].mean());
+    let all = |s: &[[Sums; 2]; KINDS], m: usize| {
+        let sq: f64 = s[..3].iter().map(|k| k[m].sq).sum();
+        let n: usize = s[..3].iter().map(|k| k[m].n).sum();
         sq / n.max(1) as f64
     };
     let detect = |m: usize, positive: usize| {
@@ -248,6 +275,18 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
             sample: Detection::new(&sample_scores, &sample_labels, threshold),
         },
         false_alarm_rate: clean_flagged as f64 / clean_count.max(1) as f64,
+        missing_modality: [Modality::Camera, Modality::Sensor].map(|absent| {
+            let m = usize::from(absent == Modality::Sensor);
+            let kind = 3 + m;
+            MissingModality {
+                absent,
+                zero_fill_mse: input[kind][m].mean(),
+                autoencoder_mse: autoenc[kind][m].mean(),
+                reconstructed_mse: ungated[kind][m].mean(),
+                present_mse: output[kind][1 - m].mean(),
+                flagged: absent_flagged[m] as f64 / windows.count().max(1) as f64,
+            }
+        }),
     })
 }
 
@@ -287,6 +326,21 @@ impl EvalReport {
             );
         }
         s += &format!("\nFalse-alarm rate on clean copies: {:.4}\n", self.false_alarm_rate);
+        s += "\n| missing modality, MSE × 10⁻² | zeros | stage-1 AE | **MMSSL reconstruction** | present modality | gate flagged it |\n|---|---|---|---|---|---|\n";
+        for m in &self.missing_modality {
+            let name = match m.absent {
+                Modality::Camera => "camera absent",
+                Modality::Sensor => "sensor absent",
+            };
+            s += &format!(
+                "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+                m.zero_fill_mse * 100.0,
+                m.autoencoder_mse * 100.0,
+                m.reconstructed_mse * 100.0,
+                m.present_mse * 100.0,
+                m.flagged
+            );
+        }
         s
     }
 }

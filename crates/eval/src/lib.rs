@@ -6,9 +6,9 @@ mod evaluate;
 mod metrics;
 mod sweep;
 
-pub use evaluate::{corrupt, eval_windows, evaluate, DetectionReport, EvalConfig, EvalReport, Mse};
+pub use evaluate::{corrupt, eval_windows, evaluate, DetectionReport, EvalConfig, EvalReport, MissingModality, Mse};
 pub use metrics::{aupr, auroc, Detection};
-pub use sweep::{sweep, to_csv, SweepRow};
+pub use sweep::{sweep, to_csv, write_curves, SweepRow};
 
 /// Errors of the evaluation.
 #[derive(Debug, thiserror::Error)]

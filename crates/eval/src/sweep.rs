@@ -1,10 +1,13 @@
-//! Robustness curves: every fault of the catalogue at several severities, one modality at a
-//! time, on the same test windows (MultiBench-style).
+//! Robustness curves: every fault of the catalogue (or a compound of several) at several
+//! severities, on the same test windows (MultiBench-style), as a table, CSV and plots.
+
+use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use mmguard_data::Dataset;
-use mmguard_faults::{Fault, Modality};
+use mmguard_faults::{Compound, Modality};
 use mmguard_model::{host_batch, Run};
+use mmguard_plot::{panels_png, Grid, Panel, Series};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -13,22 +16,25 @@ use crate::evaluate::{corrupt, eval_windows};
 use crate::metrics::auroc;
 use crate::Result;
 
-/// One fault at one severity.
+/// One fault at one severity, on one modality it touches (a compound on both modalities has a
+/// row for each).
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepRow {
-    /// `camera/<name>` or `sensor/<name>`.
+    /// `camera/<name>`, `sensor/<name>`, or parts joined by `+`.
     pub fault: String,
+    /// The modality this row measures.
+    pub modality: Modality,
     /// Severity in [0, 1].
     pub severity: f32,
-    /// MSE of the faulty input against the clean one, on the faulted modality.
+    /// MSE of the faulty input against the clean one.
     pub faulty_input_mse: f64,
     /// MSE of the stage-1 autoencoder on the faulty input.
     pub autoencoder_mse: f64,
     /// MSE of the gated MMSSL output.
     pub corrected_mse: f64,
-    /// AUROC of the faulted modality's score, faulty copies against clean copies.
+    /// AUROC of the modality's score, faulty copies against clean copies.
     pub auroc: Option<f64>,
-    /// Share of faulty copies whose faulted modality the gate flagged.
+    /// Share of faulty copies whose modality the gate flagged.
     pub flagged: f64,
 }
 
@@ -44,10 +50,10 @@ fn sq_err(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| f64::from(x - y).powi(2)).sum()
 }
 
-/// Runs every `fault` at every severity over the evaluation windows of `data` (the run's test
-/// episodes for its own training file). Each (fault, severity) has its own seeded generator,
-/// so a row does not depend on which others are run.
-pub fn sweep(run: &Run, data: &Dataset, faults: &[Fault], severities: &[f32], seed: u64) -> Result<Vec<SweepRow>> {
+/// Runs every fault spec at every severity over the evaluation windows of `data` (the run's
+/// test episodes for its own training file). Each (spec, severity) has its own seeded
+/// generator, so a row does not depend on which others are run.
+pub fn sweep(run: &Run, data: &Dataset, specs: &[Compound], severities: &[f32], seed: u64) -> Result<Vec<SweepRow>> {
     run.check_compatible(data)?;
     let (windows, _) = eval_windows(run, data)?;
     let device = Device::flex();
@@ -55,10 +61,11 @@ pub fn sweep(run: &Run, data: &Dataset, faults: &[Fault], severities: &[f32], se
     let s1 = &mc.stage1;
     let threshold = run.config.gate.threshold;
     let (frame, win) = (3 * s1.height * s1.width, s1.window * s1.sensor_dim);
-    let cells: Vec<(Fault, f32)> = faults.iter().flat_map(|&f| severities.iter().map(move |&s| (f, s))).collect();
+    let cells: Vec<(&Compound, f32)> = specs.iter().flat_map(|f| severities.iter().map(move |&s| (f, s))).collect();
     let mut rngs: Vec<ChaCha8Rng> =
         (0..cells.len()).map(|k| ChaCha8Rng::seed_from_u64(seed ^ ((k as u64) << 32))).collect();
-    let mut acc = vec![Acc::default(); cells.len()];
+    // [cell][modality]
+    let mut acc = vec![[Acc::default(), Acc::default()]; cells.len()];
     let mut clean_scores: [Vec<f32>; 2] = Default::default();
     for chunk in windows.ends.chunks(64) {
         let clean = host_batch(data, chunk, s1.window, &run.config.normalization);
@@ -68,68 +75,144 @@ pub fn sweep(run: &Run, data: &Dataset, faults: &[Fault], severities: &[f32], se
             clean_scores[0].push(s[0]);
             clean_scores[1].push(s[1]);
         }
-        for (k, &(fault, severity)) in cells.iter().enumerate() {
-            let faulty = corrupt(&clean, s1, fault, severity, &previous, &mut rngs[k]);
+        for (k, &(spec, severity)) in cells.iter().enumerate() {
+            let faulty = corrupt(&clean, s1, spec, severity, &previous, &mut rngs[k]);
             let out = run.model.run(mc, &faulty, threshold, &device);
-            let m = usize::from(fault.modality() == Modality::Sensor);
-            let a = &mut acc[k];
-            for i in 0..clean.len {
-                let (truth, input, ae, gated) = if m == 0 {
-                    let r = i * frame..(i + 1) * frame;
-                    (
-                        &clean.camera[r.clone()],
-                        &faulty.camera[r.clone()],
-                        &out.autoencoder_camera[r.clone()],
-                        &out.inference.camera[r],
-                    )
-                } else {
-                    let r = i * win..(i + 1) * win;
-                    (
-                        &clean.sensor[r.clone()],
-                        &faulty.sensor[r.clone()],
-                        &out.autoencoder_sensor[r.clone()],
-                        &out.inference.sensor[r],
-                    )
-                };
-                a.sq[0] += sq_err(input, truth);
-                a.sq[1] += sq_err(ae, truth);
-                a.sq[2] += sq_err(gated, truth);
-                a.n += truth.len();
-                a.scores.push(out.inference.scores[i][m]);
-                a.flagged += usize::from(out.inference.flags[i][m]);
+            for modality in spec.modalities() {
+                let m = usize::from(modality == Modality::Sensor);
+                let a = &mut acc[k][m];
+                for i in 0..clean.len {
+                    let (truth, input, ae, gated) = if m == 0 {
+                        let r = i * frame..(i + 1) * frame;
+                        (
+                            &clean.camera[r.clone()],
+                            &faulty.camera[r.clone()],
+                            &out.autoencoder_camera[r.clone()],
+                            &out.inference.camera[r],
+                        )
+                    } else {
+                        let r = i * win..(i + 1) * win;
+                        (
+                            &clean.sensor[r.clone()],
+                            &faulty.sensor[r.clone()],
+                            &out.autoencoder_sensor[r.clone()],
+                            &out.inference.sensor[r],
+                        )
+                    };
+                    a.sq[0] += sq_err(input, truth);
+                    a.sq[1] += sq_err(ae, truth);
+                    a.sq[2] += sq_err(gated, truth);
+                    a.n += truth.len();
+                    a.scores.push(out.inference.scores[i][m]);
+                    a.flagged += usize::from(out.inference.flags[i][m]);
+                }
             }
         }
     }
-    Ok(cells
-        .iter()
-        .zip(acc)
-        .map(|(&(fault, severity), a)| {
-            let m = usize::from(fault.modality() == Modality::Sensor);
+    let mut rows = Vec::new();
+    for (&(spec, severity), acc) in cells.iter().zip(acc) {
+        for modality in spec.modalities() {
+            let m = usize::from(modality == Modality::Sensor);
+            let a = &acc[m];
             let scores: Vec<f32> = a.scores.iter().chain(&clean_scores[m]).copied().collect();
             let labels: Vec<bool> = (0..scores.len()).map(|i| i < a.scores.len()).collect();
             let n = a.n.max(1) as f64;
-            SweepRow {
-                fault: fault.name(),
+            rows.push(SweepRow {
+                fault: spec.name(),
+                modality,
                 severity,
                 faulty_input_mse: a.sq[0] / n,
                 autoencoder_mse: a.sq[1] / n,
                 corrected_mse: a.sq[2] / n,
                 auroc: auroc(&scores, &labels),
                 flagged: a.flagged as f64 / a.scores.len().max(1) as f64,
-            }
-        })
-        .collect())
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn modality_name(m: Modality) -> &'static str {
+    match m {
+        Modality::Camera => "camera",
+        Modality::Sensor => "sensor",
+    }
 }
 
 /// The rows as CSV, MSE on the [0, 1] scale.
 pub fn to_csv(rows: &[SweepRow]) -> String {
-    let mut s = String::from("fault,severity,faulty_input_mse,autoencoder_mse,corrected_mse,auroc,flagged\n");
+    let mut s = String::from("fault,modality,severity,faulty_input_mse,autoencoder_mse,corrected_mse,auroc,flagged\n");
     for r in rows {
         let auroc = r.auroc.map_or(String::new(), |v| format!("{v:.4}"));
         s += &format!(
-            "{},{},{:.6e},{:.6e},{:.6e},{auroc},{:.4}\n",
-            r.fault, r.severity, r.faulty_input_mse, r.autoencoder_mse, r.corrected_mse, r.flagged
+            "{},{},{},{:.6e},{:.6e},{:.6e},{auroc},{:.4}\n",
+            r.fault,
+            modality_name(r.modality),
+            r.severity,
+            r.faulty_input_mse,
+            r.autoencoder_mse,
+            r.corrected_mse,
+            r.flagged
         );
     }
     s
+}
+
+/// The curves of `rows`, one panel per (fault, modality): error against severity (faulty
+/// input, stage-1 autoencoder, MMSSL; log scale) and detection against severity (AUROC and
+/// share flagged). Writes `robustness_error.png` and `robustness_detection.png` into `dir`;
+/// returns their paths.
+pub fn write_curves(rows: &[SweepRow], dir: &Path) -> std::result::Result<[PathBuf; 2], mmguard_plot::Error> {
+    let mut keys: Vec<(String, Modality)> = Vec::new();
+    for r in rows {
+        if !keys.contains(&(r.fault.clone(), r.modality)) {
+            keys.push((r.fault.clone(), r.modality));
+        }
+    }
+    let title = |key: &(String, Modality)| {
+        if key.0.contains('+') {
+            format!("{} [{}]", key.0, modality_name(key.1))
+        } else {
+            key.0.clone()
+        }
+    };
+    let line = |label: &str, key: &(String, Modality), y: &dyn Fn(&SweepRow) -> f64| Series {
+        label: label.into(),
+        points: rows
+            .iter()
+            .filter(|r| r.fault == key.0 && r.modality == key.1)
+            .map(|r| (f64::from(r.severity), y(r)))
+            .collect(),
+    };
+    let error: Vec<Panel> = keys
+        .iter()
+        .map(|k| Panel {
+            title: title(k),
+            x_label: "severity".into(),
+            y_label: "MSE".into(),
+            log_y: true,
+            y_range: None,
+            series: vec![
+                line("faulty input", k, &|r| r.faulty_input_mse),
+                line("stage-1 AE", k, &|r| r.autoencoder_mse),
+                line("MMSSL", k, &|r| r.corrected_mse),
+            ],
+        })
+        .collect();
+    let detection: Vec<Panel> = keys
+        .iter()
+        .map(|k| Panel {
+            title: title(k),
+            x_label: "severity".into(),
+            y_label: "score".into(),
+            log_y: false,
+            y_range: Some((0.0, 1.05)),
+            series: vec![line("AUROC", k, &|r| r.auroc.unwrap_or(f64::NAN)), line("flagged", k, &|r| r.flagged)],
+        })
+        .collect();
+    let paths = [dir.join("robustness_error.png"), dir.join("robustness_detection.png")];
+    let grid = Grid { columns: 6, panel_width: 320, panel_height: 230 };
+    panels_png(&paths[0], &error, grid)?;
+    panels_png(&paths[1], &detection, grid)?;
+    Ok(paths)
 }
