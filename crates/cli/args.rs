@@ -21,6 +21,10 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Show what a dataset file holds: shapes, columns, episodes, per-column statistics.
     Inspect(InspectArgs),
+    /// Build a dataset from a folder of images and a CSV of readings, aligned by time stamp.
+    Import(ImportArgs),
+    /// Write a dataset's frames as PNG files and its readings as CSV.
+    Export(ExportArgs),
     /// Train MMSSL (stage 1 + stage 2) and write a run directory.
     Train(TrainArgs),
     /// Evaluate a run on a dataset with the test faults.
@@ -65,6 +69,52 @@ pub struct GenerateArgs {
 
 fn parse_scene(s: &str) -> Result<SceneKind, String> {
     SceneKind::from_name(s).map_err(|e| e.to_string())
+}
+
+/// `mmguard import`
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Folder of PNG/JPEG frames: flat (one clock) or one sub-folder per episode (its name's
+    /// last number is the episode id).
+    #[arg(long)]
+    pub images: PathBuf,
+    /// CSV of readings with a header row and a time column (seconds).
+    #[arg(long)]
+    pub csv: PathBuf,
+    /// Output dataset (.npz); the import report goes next to it (<name>.import.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Name of the time column.
+    #[arg(long, default_value = "time")]
+    pub time_column: String,
+    /// Name of the episode column (used when present).
+    #[arg(long, default_value = "episode")]
+    pub episode_column: String,
+    /// CSV columns that are per-sample labels (e.g. phase), not sensors; comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Frame time stamps from the last number of the file name, times this many seconds
+    /// (0.001 for names in milliseconds).
+    #[arg(long, default_value_t = 1.0, conflicts_with = "fps")]
+    pub time_scale: f64,
+    /// Take frame times from their name order at this frame rate instead of the file names.
+    #[arg(long)]
+    pub fps: Option<f64>,
+    /// Largest time gap between a frame and its reading, seconds (default: half the median
+    /// interval between readings).
+    #[arg(long)]
+    pub tolerance: Option<f64>,
+}
+
+/// `mmguard export`
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Dataset file (.npz).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output folder: frames/episode_NNNN/<time>.png, sensors.csv, export.json.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `mmguard inspect`
@@ -171,7 +221,9 @@ pub struct EvalArgs {
 pub enum FaultsCommand {
     /// List every fault with its name.
     List,
-    /// Write a PNG grid of every camera fault at severities 0, 0.25, 0.5, 0.75, 1 on a real frame.
+    /// Pictures of the catalogue: a PNG grid of every camera fault at severities 0, 0.25, 0.5,
+    /// 0.75, 1 on a real frame, and a plot of every sensor fault on a real channel over an
+    /// episode.
     Preview(PreviewArgs),
 }
 
@@ -181,12 +233,19 @@ pub struct PreviewArgs {
     /// Dataset file to take the frame from.
     #[arg(long)]
     pub data: PathBuf,
-    /// Sample index of the frame (the sample before it feeds the frozen-frame fault).
+    /// Sample index of the frame (an earlier one feeds the frozen-frame fault); its episode is
+    /// the one plotted.
     #[arg(long, default_value_t = 50)]
     pub sample: usize,
-    /// Output PNG.
+    /// Output PNG of the camera faults.
     #[arg(long, default_value = "faults.png")]
     pub out: PathBuf,
+    /// Output PNG of the sensor faults.
+    #[arg(long, default_value = "sensor-faults.png")]
+    pub sensor_out: PathBuf,
+    /// Sensor column to plot (name); default: the column that varies most over the episode.
+    #[arg(long)]
+    pub column: Option<String>,
     /// Seed of the faults' randomness.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -4,8 +4,10 @@ use std::fs::File;
 use std::io::BufWriter;
 
 use anyhow::{bail, Context};
-use mmguard_faults::preview::camera_grid;
+use mmguard_data::Dataset;
+use mmguard_faults::preview::{camera_grid, sensor_traces};
 use mmguard_faults::{CameraFault, SensorFault};
+use mmguard_plot::{panels_png, Grid, Panel, Series};
 
 use crate::args::{FaultsCommand, PreviewArgs};
 
@@ -44,5 +46,73 @@ fn preview(a: PreviewArgs) -> anyhow::Result<()> {
         CameraFault::ALL.len(),
         CameraFault::ALL.map(CameraFault::name).join(", ")
     );
+    sensor_plot(&data, &a)
+}
+
+/// Every sensor fault on one channel of the sample's episode, on the [0, 1] scale of the file's
+/// own range.
+fn sensor_plot(data: &Dataset, a: &PreviewArgs) -> anyhow::Result<()> {
+    let d = data.sensor_dim();
+    let episode = data.episode[a.sample];
+    let rows: Vec<usize> = (0..data.len()).filter(|&i| data.episode[i] == episode).collect();
+    let reading = |i: usize| &data.sensor[i * data.sensor.len() / data.len()..][..d];
+    let (mut lo, mut hi) = (vec![f32::INFINITY; d], vec![f32::NEG_INFINITY; d]);
+    for i in 0..data.len() {
+        for (c, &v) in reading(i).iter().enumerate() {
+            lo[c] = lo[c].min(v);
+            hi[c] = hi[c].max(v);
+        }
+    }
+    let scaled: Vec<f32> = rows
+        .iter()
+        .flat_map(|&i| {
+            reading(i).iter().enumerate().map(|(c, &v)| if hi[c] > lo[c] { (v - lo[c]) / (hi[c] - lo[c]) } else { 0.5 })
+        })
+        .collect();
+    let column = match &a.column {
+        Some(name) => data.columns.iter().position(|c| &c.name == name).with_context(|| {
+            format!("--column {name}: not a column of {}; columns: {}", a.data.display(), column_names(data))
+        })?,
+        None => (0..d)
+            .max_by(|&x, &y| spread(&scaled, d, x).total_cmp(&spread(&scaled, d, y)))
+            .context("the file has no sensor column")?,
+    };
+    let panels: Vec<Panel> = sensor_traces(&scaled, d, column, &[0.5, 1.0], a.seed)
+        .into_iter()
+        .map(|t| {
+            let line = |label: String, v: &[f32]| Series {
+                label,
+                points: v.iter().enumerate().map(|(k, &y)| (k as f64, f64::from(y))).collect(),
+            };
+            let mut series = vec![line("clean".into(), &t.clean)];
+            series.extend(t.faulty.iter().map(|(s, v)| line(format!("severity {s}"), v)));
+            Panel {
+                title: t.title,
+                x_label: "reading".into(),
+                y_label: data.columns[column].name.clone(),
+                log_y: false,
+                y_range: None,
+                series,
+            }
+        })
+        .collect();
+    panels_png(&a.sensor_out, &panels, Grid { columns: 4, panel_width: 360, panel_height: 230 })?;
+    tracing::info!(
+        "wrote {}: {} sensor faults and 3 temporal patterns on {} over episode {episode}, from a quarter of it on",
+        a.sensor_out.display(),
+        SensorFault::ALL.len(),
+        data.columns[column].name
+    );
     Ok(())
+}
+
+fn column_names(data: &Dataset) -> String {
+    data.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Standard deviation of column `c` of time-major readings with `d` columns.
+fn spread(x: &[f32], d: usize, c: usize) -> f64 {
+    let v: Vec<f64> = x.iter().skip(c).step_by(d).map(|&v| f64::from(v)).collect();
+    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt()
 }

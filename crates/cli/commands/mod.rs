@@ -4,8 +4,10 @@ mod bench;
 mod calibrate;
 mod demo;
 mod eval;
+mod export;
 mod faults;
 mod generate;
+mod import;
 mod inspect;
 mod train;
 
@@ -16,6 +18,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Generate(a) => generate::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Import(a) => import::run(a),
+        Command::Export(a) => export::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Calibrate(a) => calibrate::run(a),

@@ -1,9 +1,11 @@
-//! A picture of the catalogue: every camera fault at several severities on one frame.
+//! Pictures of the catalogue: every camera fault at several severities on one frame, and every
+//! sensor fault (and the temporal patterns) on one channel over an episode.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::{CameraFault, Frame};
+use crate::temporal::sensor_stream;
+use crate::{CameraFault, Frame, Pattern, Schedule, SensorFault};
 
 /// An RGB image, row-major, 3 bytes per pixel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,9 +45,78 @@ pub fn camera_grid(frame: &[f32], previous: &[f32], height: usize, width: usize,
     Rgb { width: gw, height: gh, pixels }
 }
 
+/// One channel over an episode, clean and with a fault at several severities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    /// The fault and its schedule, e.g. `sensor/drift, from 25 %`.
+    pub title: String,
+    /// The clean channel.
+    pub clean: Vec<f32>,
+    /// (severity, faulty channel).
+    pub faulty: Vec<(f32, Vec<f32>)>,
+}
+
+/// Every sensor fault from a quarter of the episode on, then three temporal patterns (an
+/// intermittent offset, a growing noise, a drift that ends), on `column` of an episode's
+/// readings ([L, D], scaled to [0, 1]), at each of `severities`.
+pub fn sensor_traces(readings: &[f32], columns: usize, column: usize, severities: &[f32], seed: u64) -> Vec<Trace> {
+    let len = readings.len() / columns.max(1);
+    let onset = len / 4;
+    let permanent = Schedule { onset, duration: None, pattern: Pattern::Permanent };
+    let mut cases: Vec<(SensorFault, Schedule, String)> =
+        SensorFault::ALL.iter().map(|&f| (f, permanent, format!("sensor/{}", f.name()))).collect();
+    cases.push((
+        SensorFault::Offset,
+        Schedule { onset, duration: None, pattern: Pattern::Intermittent { period: (len / 8).max(2), duty: 0.5 } },
+        "sensor/offset, intermittent".into(),
+    ));
+    cases.push((
+        SensorFault::Noise,
+        Schedule { onset, duration: None, pattern: Pattern::Growing { ramp: len - onset } },
+        "sensor/noise, growing".into(),
+    ));
+    cases.push((
+        SensorFault::Drift,
+        Schedule { onset, duration: Some(len / 2), pattern: Pattern::Permanent },
+        "sensor/drift, then repaired".into(),
+    ));
+    let channel = |v: &[f32]| v.iter().skip(column).step_by(columns).copied().collect::<Vec<f32>>();
+    cases
+        .into_iter()
+        .map(|(fault, schedule, title)| Trace {
+            title,
+            clean: channel(readings),
+            faulty: severities
+                .iter()
+                .map(|&s| {
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    (s, channel(&sensor_stream(fault, s, &schedule, readings, columns, &mut rng).values))
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sensor_traces_cover_every_fault_and_start_healthy() {
+        let (len, d) = (80, 3);
+        let x: Vec<f32> = (0..len * d).map(|k| 0.5 + 0.3 * (k as f32 * 0.05).sin()).collect();
+        let traces = sensor_traces(&x, d, 1, &[0.5, 1.0], 3);
+        assert_eq!(traces.len(), SensorFault::ALL.len() + 3);
+        for t in &traces {
+            assert_eq!(t.clean.len(), len);
+            for (_, f) in &t.faulty {
+                // healthy before onset (a quarter of the episode)
+                assert_eq!(&f[..20], &t.clean[..20], "{}", t.title);
+            }
+        }
+        let gain = &traces[0];
+        assert_ne!(gain.faulty[1].1[79], gain.clean[79]);
+    }
 
     #[test]
     fn grid_has_a_tile_per_fault_and_severity_and_severity_0_is_the_frame() {
