@@ -180,3 +180,49 @@ fn broken_files_give_exit_code_2_and_name_the_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("absent.npz"));
 }
+
+#[test]
+fn the_welding_cell_trains_and_evaluates_and_its_data_goes_out_and_back_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    let small = ["--episodes", "10", "--samples", "60", "--height", "32", "--width", "32", "--seed", "4"];
+    ok(&[&["generate", "--scene", "dual-weld", "--out", &d("weld.npz")][..], &small[..]].concat());
+    let summary: serde_json::Value = serde_json::from_str(&ok(&["inspect", &d("weld.npz"), "--json"])).unwrap();
+    let columns: Vec<String> =
+        summary["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+    for process in ["weld_current", "arc_voltage", "wire_feed", "arc_on"] {
+        assert!(columns.iter().any(|c| c == process), "{process} missing from {columns:?}");
+    }
+    std::fs::write(dir.path().join("tiny.json"), TINY).unwrap();
+    ok(&["train", "--data", &d("weld.npz"), "--out", &d("run"), "--config", &d("tiny.json"), "--quiet"]);
+    let report: serde_json::Value = serde_json::from_str(&ok(&["eval", "--run", &d("run"), "--json"])).unwrap();
+    for m in ["camera", "sensor"] {
+        let faulty = json_at(&report, &format!("faulty_input_mse.{m}"));
+        let ungated = json_at(&report, &format!("ungated_mse.{m}"));
+        assert!(ungated < faulty, "{m}: correction {ungated} not below the faulty input {faulty}");
+    }
+
+    // export → import gives the same file back; pictures of the faults come out of the same data
+    ok(&["export", "--data", &d("weld.npz"), "--out", &d("export")]);
+    let out = ok(&[
+        "import",
+        "--images",
+        &d("export/frames"),
+        "--csv",
+        &d("export/sensors.csv"),
+        "--labels",
+        "phase",
+        "--out",
+        &d("back.npz"),
+    ]);
+    assert!(out.contains("imported 600 samples in 10 episodes"), "{out}");
+    let back: serde_json::Value = serde_json::from_str(&ok(&["inspect", &d("back.npz"), "--json"])).unwrap();
+    assert_eq!(back["fingerprint"], summary["fingerprint"]);
+    ok(&["faults", "preview", "--data", &d("weld.npz"), "--out", &d("cam.png"), "--sensor-out", &d("sensor.png")]);
+    for png in ["cam.png", "sensor.png"] {
+        assert!(std::fs::metadata(d(png)).unwrap().len() > 5_000, "{png}");
+    }
+    let out = mmguard(&["faults", "preview", "--data", &d("weld.npz"), "--column", "torque"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("weld_current"));
+}

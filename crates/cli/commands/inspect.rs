@@ -24,6 +24,7 @@ pub fn run(a: InspectArgs) -> anyhow::Result<()> {
         s.episode_len[1]
     );
     println!("  time key     {}", if s.time_key { "yes" } else { "no" });
+    println!("  fingerprint  {}", s.fingerprint);
     for e in &s.extra_keys {
         println!("  other key    {} {} {:?}", e.key, e.dtype, e.shape);
     }

@@ -48,6 +48,8 @@ pub struct Summary {
     pub extra_keys: Vec<ArrayInfo>,
     /// Warnings raised while loading.
     pub warnings: Vec<String>,
+    /// [`Dataset::fingerprint_hex`]: the same contents give the same string.
+    pub fingerprint: String,
 }
 
 impl Dataset {
@@ -98,6 +100,7 @@ impl Dataset {
             columns,
             extra_keys: self.extra_keys.clone(),
             warnings: self.warnings.clone(),
+            fingerprint: self.fingerprint_hex(),
         }
     }
 
