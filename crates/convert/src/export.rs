@@ -76,7 +76,7 @@ pub fn export(data: &Dataset, labels: &[(String, Array)], dir: &Path) -> Result<
     let d = data.sensor_dim();
     let mut rgb = vec![0u8; data.frame_len()];
     let plane = data.height * data.width;
-    for i in 0..n {
+    for (i, &time) in times.iter().enumerate() {
         let episode_dir = frames_dir.join(format!("episode_{:04}", data.episode[i]));
         if i == 0 || data.episode[i] != data.episode[i - 1] {
             std::fs::create_dir_all(&episode_dir).map_err(io(&episode_dir))?;
@@ -87,10 +87,10 @@ pub fn export(data: &Dataset, labels: &[(String, Array)], dir: &Path) -> Result<
                 rgb[p * 3 + c] = frame[c * plane + p];
             }
         }
-        let path = episode_dir.join(frame_name(times[i]));
+        let path = episode_dir.join(frame_name(time));
         image::save_buffer(&path, &rgb, data.width as u32, data.height as u32, image::ExtendedColorType::Rgb8)
             .map_err(|e| Error::Image { path: path.clone(), message: e.to_string() })?;
-        let mut row = vec![data.episode[i].to_string(), times[i].to_string()];
+        let mut row = vec![data.episode[i].to_string(), time.to_string()];
         row.extend(data.sensor[i * d..(i + 1) * d].iter().map(f32::to_string));
         row.extend(labels.iter().map(|(_, a)| label_value(&a.data, i)));
         writeln!(csv, "{}", row.join(",")).map_err(io(&csv_path))?;

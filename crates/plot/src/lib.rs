@@ -153,7 +153,6 @@ fn draw_panel(area: &Area<'_>, panel: &Panel) -> Result<(), String> {
     });
     let mut builder = ChartBuilder::on(area);
     builder.caption(&panel.title, ("sans-serif", 15)).margin(6).x_label_area_size(30).y_label_area_size(48);
-    let style = |i: usize| COLOURS[i % COLOURS.len()];
     if panel.log_y {
         let mut chart = builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(text)?;
         chart
@@ -164,14 +163,7 @@ fn draw_panel(area: &Area<'_>, panel: &Panel) -> Result<(), String> {
             .y_label_formatter(&|v| format!("{v:.0e}"))
             .draw()
             .map_err(text)?;
-        for (i, s) in panel.series.iter().enumerate() {
-            chart
-                .draw_series(LineSeries::new(finite_points(s, true), style(i).stroke_width(2)))
-                .map_err(text)?
-                .label(&s.label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], style(i).stroke_width(2)));
-        }
-        legend(&mut chart)?;
+        lines(&mut chart, panel)?;
     } else {
         let mut chart = builder.build_cartesian_2d(x0..x1, y0..y1).map_err(text)?;
         chart
@@ -181,19 +173,24 @@ fn draw_panel(area: &Area<'_>, panel: &Panel) -> Result<(), String> {
             .label_style(("sans-serif", 11))
             .draw()
             .map_err(text)?;
-        for (i, s) in panel.series.iter().enumerate() {
-            chart
-                .draw_series(LineSeries::new(finite_points(s, false), style(i).stroke_width(2)))
-                .map_err(text)?
-                .label(&s.label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], style(i).stroke_width(2)));
-        }
-        legend(&mut chart)?;
+        lines(&mut chart, panel)?;
     }
     Ok(())
 }
 
-fn legend<'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>) -> Result<(), String> {
+/// Draws the panel's series in palette order, and their legend.
+fn lines<'a, CT: CoordTranslate<From = (f64, f64)>>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
+    panel: &Panel,
+) -> Result<(), String> {
+    let style = |i: usize| COLOURS[i % COLOURS.len()];
+    for (i, s) in panel.series.iter().enumerate() {
+        chart
+            .draw_series(LineSeries::new(finite_points(s, panel.log_y), style(i).stroke_width(2)))
+            .map_err(text)?
+            .label(&s.label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], style(i).stroke_width(2)));
+    }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))

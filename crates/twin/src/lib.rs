@@ -144,6 +144,19 @@ struct Episode {
     phase: Vec<i32>,
 }
 
+impl Episode {
+    /// Room for `n` samples of `cfg`'s frame size and `columns` sensors (frames zeroed, to be
+    /// rendered in place).
+    fn with_capacity(cfg: &TwinConfig, n: usize, columns: usize) -> Self {
+        Self {
+            camera: vec![0; n * 3 * cfg.height * cfg.width],
+            sensor: Vec::with_capacity(n * columns),
+            time: Vec::with_capacity(n),
+            phase: Vec::with_capacity(n),
+        }
+    }
+}
+
 /// Generates a dataset. Episodes run in parallel; each has its own seed drawn from the main
 /// seed, so the result does not depend on the number of threads.
 pub fn generate(cfg: &TwinConfig) -> Result<Generated, Error> {

@@ -55,12 +55,7 @@ pub(crate) fn simulate(cfg: &TwinConfig, seed: u64) -> Episode {
     let mut pending = std::collections::VecDeque::new();
     let mut path = trajectory::Trajectory { q: Vec::new(), qd: Vec::new(), qdd: Vec::new() };
     let frame_len = 3 * cfg.height * cfg.width;
-    let mut ep = Episode {
-        camera: vec![0; n * frame_len],
-        sensor: Vec::with_capacity(n * cols.len()),
-        time: Vec::with_capacity(n),
-        phase: Vec::with_capacity(n),
-    };
+    let mut ep = Episode::with_capacity(cfg, n, cols.len());
     let view = View::default();
     for k in 0..n {
         while path.q.len() <= k {

@@ -188,12 +188,7 @@ pub(crate) fn simulate(cfg: &TwinConfig, seed: u64) -> Episode {
     let n = cfg.samples_per_episode;
     let steps = plan(&mut rng, &work, cfg.rate_hz, n);
     let frame_len = 3 * cfg.height * cfg.width;
-    let mut ep = Episode {
-        camera: vec![0; n * frame_len],
-        sensor: Vec::with_capacity(n * cols.len()),
-        time: Vec::with_capacity(n),
-        phase: Vec::with_capacity(n),
-    };
+    let mut ep = Episode::with_capacity(cfg, n, cols.len());
     let view = View { eye: [1.7, 0.0, 1.25], target: [0.3, 0.0, 0.22], fov_deg: 48.0 };
     let mut beads: Vec<(V3, V3)> = Vec::new();
     let mut welding: Option<(V3, V3)> = None;
