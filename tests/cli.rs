@@ -133,6 +133,33 @@ fn generate_train_eval_lowers_the_error() {
         assert!(std::fs::metadata(dir.path().join("sweep").join(png)).unwrap().len() > 10_000, "{png}");
     }
 
+    // a stream whose camera breaks halfway through every episode
+    ok(&[
+        "faults",
+        "inject",
+        "--data",
+        &d("arm.npz"),
+        "--out",
+        &d("stream.npz"),
+        "--fault",
+        "camera/noise",
+        "--onset",
+        "0.5",
+    ]);
+    let stream: serde_json::Value =
+        serde_json::from_str(&ok(&["eval", "--run", &d("run"), "--data", &d("stream.npz"), "--stream", "--json"]))
+            .unwrap();
+    let camera = &stream["modalities"][0];
+    assert_eq!(camera["faulty_episodes"], 10);
+    assert_eq!(camera["faulty_windows"], 10 * 30);
+    // the tiny model's camera score rises on the faulty windows (the full-size demo run flags
+    // them all, see the README)
+    assert!(json_at(camera, "auroc") > 0.55, "{camera}");
+    assert_eq!(stream["modalities"][1]["faulty_windows"], 0);
+    let out = mmguard(&["eval", "--run", &d("run"), "--data", &d("arm.npz"), "--stream"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("faults inject"));
+
     // missing modality: each absent modality is reconstructed better than by zeros
     for m in report["missing_modality"].as_array().unwrap() {
         assert!(m["reconstructed_mse"].as_f64().unwrap() < m["zero_fill_mse"].as_f64().unwrap(), "{m}");

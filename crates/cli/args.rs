@@ -210,6 +210,10 @@ pub struct EvalArgs {
     /// Severities of the sweep.
     #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
     pub severities: Vec<f32>,
+    /// Detection on a stream made by `mmguard faults inject` (--data): flags against the file's
+    /// fault levels, false alarms before the onset, delay to detection.
+    #[arg(long, conflicts_with = "faults")]
+    pub stream: bool,
     /// Folder for the sweep's files: sweep.csv, sweep.json, and the robustness curves
     /// robustness_error.png and robustness_detection.png.
     #[arg(long)]
@@ -225,6 +229,45 @@ pub enum FaultsCommand {
     /// 0.75, 1 on a real frame, and a plot of every sensor fault on a real channel over an
     /// episode.
     Preview(PreviewArgs),
+    /// Write a faulty copy of a dataset: a fault (or `a+b`) that starts during every episode,
+    /// with the per-sample fault level as ground truth (keys fault_camera, fault_sensor).
+    Inject(InjectArgs),
+}
+
+/// `mmguard faults inject`
+#[derive(Debug, Args)]
+pub struct InjectArgs {
+    /// Dataset to copy.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output dataset (.npz).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Fault name, or several joined by `+` (`camera/glare+sensor/noise`).
+    #[arg(long)]
+    pub fault: String,
+    /// Full severity in [0, 1].
+    #[arg(long, default_value_t = 1.0)]
+    pub severity: f32,
+    /// Onset as a share of each episode, in [0, 1).
+    #[arg(long, default_value_t = 0.5)]
+    pub onset: f32,
+    /// Duration as a share of each episode (default: to the end).
+    #[arg(long)]
+    pub duration: Option<f32>,
+    /// `permanent`, `intermittent` (see --period, --duty) or `growing` (ramps to full severity
+    /// over the active stretch).
+    #[arg(long, default_value = "permanent")]
+    pub pattern: String,
+    /// Intermittent: cycle length in readings.
+    #[arg(long, default_value_t = 8)]
+    pub period: usize,
+    /// Intermittent: share of each cycle the fault is on.
+    #[arg(long, default_value_t = 0.5)]
+    pub duty: f32,
+    /// Seed of the faults' randomness.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// `mmguard faults preview`

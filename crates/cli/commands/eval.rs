@@ -2,7 +2,9 @@
 
 use anyhow::{bail, Context};
 use burn::tensor::Device;
-use mmguard_eval::{evaluate, to_csv, write_curves, EvalConfig, EvalReport};
+use mmguard_data::npz::{ArrayData, NpzReader};
+use mmguard_eval::{evaluate, evaluate_stream, to_csv, write_curves, EvalConfig, EvalReport};
+use mmguard_faults::inject::LEVEL_KEYS;
 use mmguard_faults::{Compound, Fault, COMMON_CAUSE};
 use mmguard_model::Run;
 
@@ -11,6 +13,9 @@ use crate::args::EvalArgs;
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     if let Some(list) = &a.faults {
         return sweep(&a, list);
+    }
+    if a.stream {
+        return stream(&a);
     }
     let report = eval_run(&a.run, a.data.as_deref(), a.threshold, a.seed)?;
     if a.json {
@@ -82,6 +87,28 @@ fn sweep(a: &EvalArgs, list: &str) -> anyhow::Result<()> {
         );
     }
     println!("\nMSE × 10⁻² on the row's modality; AUROC of its score, faulty against clean copies.");
+    Ok(())
+}
+
+fn stream(a: &EvalArgs) -> anyhow::Result<()> {
+    let path = a.data.as_ref().context("--stream needs --data: a file made by `mmguard faults inject`")?;
+    let run = Run::load(&a.run, &Device::flex())?;
+    let data = super::load_dataset(path)?;
+    let mut reader = NpzReader::open(path)?;
+    let mut levels: [Vec<f32>; 2] = Default::default();
+    for (level, key) in levels.iter_mut().zip(LEVEL_KEYS) {
+        *level = match reader.read(key)?.map(|a| a.data) {
+            Some(ArrayData::F32(v)) => v,
+            Some(other) => bail!("{}: key '{key}' is {}, expected float32", path.display(), other.dtype()),
+            None => bail!("{}: no '{key}' key; make a stream with `mmguard faults inject`", path.display()),
+        };
+    }
+    let report = evaluate_stream(&run, &data, &levels, a.threshold)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", report.to_markdown());
+    }
     Ok(())
 }
 

@@ -4,12 +4,14 @@ use std::fs::File;
 use std::io::BufWriter;
 
 use anyhow::{bail, Context};
+use mmguard_data::npz::{Array, ArrayData, NpzReader};
 use mmguard_data::Dataset;
+use mmguard_faults::inject::{Injection, Shape, LEVEL_KEYS};
 use mmguard_faults::preview::{camera_grid, sensor_traces};
 use mmguard_faults::{CameraFault, SensorFault};
 use mmguard_plot::{panels_png, Grid, Panel, Series};
 
-use crate::args::{FaultsCommand, PreviewArgs};
+use crate::args::{FaultsCommand, InjectArgs, PreviewArgs};
 
 pub fn run(c: FaultsCommand) -> anyhow::Result<()> {
     match c {
@@ -19,6 +21,7 @@ pub fn run(c: FaultsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         FaultsCommand::Preview(a) => preview(a),
+        FaultsCommand::Inject(a) => inject(a),
     }
 }
 
@@ -115,4 +118,42 @@ fn spread(x: &[f32], d: usize, c: usize) -> f64 {
     let v: Vec<f64> = x.iter().skip(c).step_by(d).map(|&v| f64::from(v)).collect();
     let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
     (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt()
+}
+
+fn inject(a: InjectArgs) -> anyhow::Result<()> {
+    let data = super::load_dataset(&a.data)?;
+    let shape = match a.pattern.as_str() {
+        "permanent" => Shape::Permanent,
+        "intermittent" => Shape::Intermittent { period: a.period, duty: a.duty },
+        "growing" => Shape::Growing,
+        other => bail!("--pattern {other}: expected permanent, intermittent or growing"),
+    };
+    let injection =
+        Injection { faults: a.fault, severity: a.severity, onset: a.onset, duration: a.duration, shape, seed: a.seed };
+    let got = mmguard_faults::inject::inject(&data, &injection)?;
+    // per-sample arrays of the input (labels) travel along with the fault levels
+    let n = data.len() as u64;
+    let mut reader = NpzReader::open(&a.data)?;
+    let mut extra: Vec<(String, Array)> = Vec::new();
+    for info in data.extra_keys.iter().filter(|k| k.shape == [n] && !LEVEL_KEYS.contains(&k.key.as_str())) {
+        if let Some(array) = reader.read(&info.key)? {
+            extra.push((info.key.clone(), array));
+        }
+    }
+    for (key, level) in LEVEL_KEYS.iter().zip(&got.levels) {
+        extra.push((key.to_string(), Array { shape: vec![n], data: ArrayData::F32(level.clone()) }));
+    }
+    let refs: Vec<(&str, &Array)> = extra.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    got.dataset.save(&a.out, &refs)?;
+    let faulty = |m: usize| got.levels[m].iter().filter(|&&l| l > 0.0).count();
+    println!(
+        "wrote {}: {} samples, camera faulty in {}, sensor faulty in {} (keys {} and {})",
+        a.out.display(),
+        data.len(),
+        faulty(0),
+        faulty(1),
+        LEVEL_KEYS[0],
+        LEVEL_KEYS[1]
+    );
+    Ok(())
 }

@@ -1,13 +1,16 @@
 //! Evaluation of a trained run: reconstruction error of the faulty input, the stage-1
 //! autoencoder and the gated MMSSL output per modality, detection AUROC / AUPR / F1, and the
-//! false-alarm rate on clean data (DESIGN §5).
+//! false-alarm rate on clean data (DESIGN §5); severity sweeps with robustness curves; detection
+//! on streams whose faults start during operation.
 
 mod evaluate;
 mod metrics;
+mod stream;
 mod sweep;
 
 pub use evaluate::{corrupt, eval_windows, evaluate, DetectionReport, EvalConfig, EvalReport, MissingModality, Mse};
 pub use metrics::{aupr, auroc, Detection};
+pub use stream::{evaluate_stream, StreamDetection, StreamReport};
 pub use sweep::{sweep, to_csv, write_curves, SweepRow};
 
 /// Errors of the evaluation.

@@ -8,10 +8,13 @@
 //! at once (both modalities included); [`temporal`] spreads a fault over an episode with an
 //! onset, a duration and a pattern (permanent, intermittent, growing).
 //!
+//! [`inject`] writes a faulty copy of a dataset with the per-sample fault level as ground truth.
+//!
 //! This crate does not depend on the deep-learning stack.
 
 mod camera;
 mod compound;
+pub mod inject;
 pub mod preview;
 mod sensor;
 pub mod temporal;

@@ -106,8 +106,13 @@ fn range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     })
 }
 
+/// A logarithmic axis spans at most this many decades below its largest value: a value near
+/// zero (an error that vanishes at severity 0) would otherwise squash every other line.
+const LOG_DECADES: f64 = 4.0;
+
 fn widen(lo: f64, hi: f64, log: bool) -> (f64, f64) {
     if log {
+        let lo = lo.max(hi * 10f64.powf(-LOG_DECADES));
         let (lo, hi) = if hi / lo < 10.0 { (lo / 3.0, hi * 3.0) } else { (lo / 1.5, hi * 1.5) };
         (lo, hi)
     } else if hi - lo < 1e-12 {
@@ -163,7 +168,7 @@ fn draw_panel(area: &Area<'_>, panel: &Panel) -> Result<(), String> {
             .y_label_formatter(&|v| format!("{v:.0e}"))
             .draw()
             .map_err(text)?;
-        lines(&mut chart, panel)?;
+        lines(&mut chart, panel, (y0, y1))?;
     } else {
         let mut chart = builder.build_cartesian_2d(x0..x1, y0..y1).map_err(text)?;
         chart
@@ -173,20 +178,22 @@ fn draw_panel(area: &Area<'_>, panel: &Panel) -> Result<(), String> {
             .label_style(("sans-serif", 11))
             .draw()
             .map_err(text)?;
-        lines(&mut chart, panel)?;
+        lines(&mut chart, panel, (y0, y1))?;
     }
     Ok(())
 }
 
-/// Draws the panel's series in palette order, and their legend.
+/// Draws the panel's series in palette order, values outside `y` at its edge, and their legend.
 fn lines<'a, CT: CoordTranslate<From = (f64, f64)>>(
     chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
     panel: &Panel,
+    y: (f64, f64),
 ) -> Result<(), String> {
     let style = |i: usize| COLOURS[i % COLOURS.len()];
     for (i, s) in panel.series.iter().enumerate() {
+        let points = finite_points(s, panel.log_y).map(|(px, py)| (px, py.clamp(y.0, y.1)));
         chart
-            .draw_series(LineSeries::new(finite_points(s, panel.log_y), style(i).stroke_width(2)))
+            .draw_series(LineSeries::new(points, style(i).stroke_width(2)))
             .map_err(text)?
             .label(&s.label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], style(i).stroke_width(2)));
@@ -196,7 +203,7 @@ fn lines<'a, CT: CoordTranslate<From = (f64, f64)>>(
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK.mix(0.3))
         .label_font(("sans-serif", 10))
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .draw()
         .map_err(text)?;
     Ok(())
