@@ -194,7 +194,7 @@ mod tests {
             width: 16,
             sensor: (0..n * d).map(|k| 10.0 + (k as f32 * 0.3).sin()).collect(),
             layout: SensorLayout::Readings,
-            episode: (0..n).map(|i| (i / 20) as i32).collect(),
+            episode: (0..n).map(|i| i / 20).collect(),
             has_episode_key: true,
             time: None,
             columns: vec![Column { name: "a".into(), unit: "".into() }, Column { name: "b".into(), unit: "".into() }],
