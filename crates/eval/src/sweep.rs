@@ -163,9 +163,10 @@ pub fn to_csv(rows: &[SweepRow]) -> String {
 /// share flagged). Writes `robustness_error.png` and `robustness_detection.png` into `dir`;
 /// returns their paths.
 pub fn write_curves(rows: &[SweepRow], dir: &Path) -> std::result::Result<[PathBuf; 2], mmguard_plot::Error> {
-    // a fault whose error is never finite (NaN drop-out: caught by rule checks) has no curve
+    // a fault whose error is never finite once it acts (NaN drop-out: caught by rule checks)
+    // has no curve
     let mut keys: Vec<(String, Modality)> = Vec::new();
-    for r in rows.iter().filter(|r| r.faulty_input_mse.is_finite()) {
+    for r in rows.iter().filter(|r| r.severity > 0.0 && r.faulty_input_mse.is_finite()) {
         if !keys.contains(&(r.fault.clone(), r.modality)) {
             keys.push((r.fault.clone(), r.modality));
         }
