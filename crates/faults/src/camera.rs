@@ -64,11 +64,15 @@ pub enum CameraFault {
     /// Smoke or haze: a fractal (two-octave value-noise) veil blended toward light grey with
     /// strength up to 0.8·s.
     Haze,
+    /// Dropped frame / lost packets (GigE Vision over a busy network): the frame arrives
+    /// incomplete; a band of ⌈s·H⌉ rows from a random line on is missing and reads 0 (the whole
+    /// frame at s = 1).
+    Dropped,
 }
 
 impl CameraFault {
     /// Every camera fault, in a fixed order.
-    pub const ALL: [CameraFault; 17] = [
+    pub const ALL: [CameraFault; 18] = [
         Self::Noise,
         Self::Blur,
         Self::Occlusion,
@@ -86,6 +90,7 @@ impl CameraFault {
         Self::Drops,
         Self::Scratches,
         Self::Haze,
+        Self::Dropped,
     ];
 
     /// The fault's name as used on the command line and in reports.
@@ -108,6 +113,7 @@ impl CameraFault {
             Self::Drops => "drops",
             Self::Scratches => "scratches",
             Self::Haze => "haze",
+            Self::Dropped => "dropped",
         }
     }
 
@@ -148,6 +154,15 @@ impl CameraFault {
                 let sigma = s * frame.width as f32 / 16.0;
                 out = gaussian_blur(x, frame.height, frame.width, sigma);
                 region.fill(true);
+            }
+            Self::Dropped => {
+                let rows = ((s * frame.height as f32).ceil() as usize).clamp(1, frame.height);
+                let top = rng.random_range(0..=frame.height - rows);
+                for c in 0..3 {
+                    let band = c * plane + top * frame.width..c * plane + (top + rows) * frame.width;
+                    out[band.clone()].fill(0.0);
+                    region[band].fill(true);
+                }
             }
             Self::Occlusion => {
                 let bh = ((0.6 * s * frame.height as f32).round() as usize).max(1);

@@ -178,6 +178,12 @@ fn catalogue_faults_do_what_their_names_say() {
     assert!(white.values.iter().all(|&v| v == 1.0));
     let sp = camera(CameraFault::SaltPepper, &frame, &frame, 1.0, 0);
     assert!(sp.values.iter().zip(&sp.mask).all(|(&v, &m)| !m || v == 0.0 || v == 1.0));
+    let dropped = camera(CameraFault::Dropped, &frame, &frame, 0.5, 0);
+    let zero_rows: Vec<usize> = (0..H)
+        .filter(|&r| (0..3).all(|c| dropped.values[c * H * W + r * W..][..W].iter().all(|&v| v == 0.0)))
+        .collect();
+    assert!(zero_rows.len() >= H / 2 && zero_rows.windows(2).all(|w| w[1] == w[0] + 1), "{zero_rows:?}");
+    assert!(camera(CameraFault::Dropped, &frame, &frame, 1.0, 0).values.iter().all(|&v| v == 0.0));
     let glare = camera(CameraFault::Glare, &frame, &frame, 1.0, 0);
     assert!(glare.values.iter().zip(&frame).all(|(g, f)| g >= f), "glare only brightens");
     let flat = camera(CameraFault::Contrast, &frame, &frame, 1.0, 0);
