@@ -184,6 +184,17 @@ pub fn corrupt(
     out
 }
 
+/// The camera-faulty and sensor-faulty copies of a clean batch under the protocol's test faults.
+pub fn test_copies(clean: &HostBatch, s1: &Stage1Config, cfg: &EvalConfig, rng: &mut impl Rng) -> [HostBatch; 2] {
+    let none = vec![None; clean.len];
+    let camera = Compound::single(Fault::Camera(cfg.camera_fault.0));
+    let sensor = Compound::single(Fault::Sensor(cfg.sensor_fault.0));
+    [
+        corrupt(clean, s1, &camera, cfg.camera_fault.1, &none, rng),
+        corrupt(clean, s1, &sensor, cfg.sensor_fault.1, &none, rng),
+    ]
+}
+
 /// Runs the protocol.
 pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalReport> {
     run.check_compatible(data)?;
@@ -212,10 +223,7 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
         let b = clean.len;
         let no_previous = vec![None; b];
         let single = |f: Fault| Compound::single(f);
-        let cam_faulty =
-            corrupt(&clean, s1, &single(Fault::Camera(cfg.camera_fault.0)), cfg.camera_fault.1, &no_previous, &mut rng);
-        let sen_faulty =
-            corrupt(&clean, s1, &single(Fault::Sensor(cfg.sensor_fault.0)), cfg.sensor_fault.1, &no_previous, &mut rng);
+        let [cam_faulty, sen_faulty] = test_copies(&clean, s1, cfg, &mut rng);
         let cam_absent = corrupt(&clean, s1, &single(Fault::Camera(CameraFault::Black)), 1.0, &no_previous, &mut rng);
         let sen_absent = corrupt(&clean, s1, &single(Fault::Sensor(SensorFault::Missing)), 1.0, &no_previous, &mut rng);
         let copies = HostBatch::concat(&[&clean, &cam_faulty, &sen_faulty, &cam_absent, &sen_absent]);

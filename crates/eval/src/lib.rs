@@ -5,11 +5,15 @@
 
 mod evaluate;
 mod metrics;
+mod protocol;
 mod stream;
 mod sweep;
 
-pub use evaluate::{corrupt, eval_windows, evaluate, DetectionReport, EvalConfig, EvalReport, MissingModality, Mse};
+pub use evaluate::{
+    corrupt, eval_windows, evaluate, test_copies, DetectionReport, EvalConfig, EvalReport, MissingModality, Mse,
+};
 pub use metrics::{aupr, auroc, Detection};
+pub use protocol::{protocol, ProtocolResult};
 pub use stream::{evaluate_stream, StreamDetection, StreamReport};
 pub use sweep::{sweep, to_csv, write_curves, SweepRow};
 

@@ -23,7 +23,8 @@ pub use block::{BlockConfig, BlockOutput, ComputeBlock, Corrector, Detector, Enc
 pub use error::{Error, Result};
 pub use layers::{lrelu, LEAKY_SLOPE};
 pub use pipeline::{
-    camera_to_host, index_tensor, sensor_to_host, Flops, HostBatch, Inference, Mmssl, ModelConfig, PipelineOutput,
+    camera_to_host, index_tensor, sensor_to_host, Flops, Gated, HostBatch, Inference, Mmssl, ModelConfig,
+    PipelineOutput, Repair,
 };
 pub use run::{
     host_batch, write_json, Gate, Provenance, Run, RunConfig, Versions, CONFIG_FILE, FORMAT_VERSION, LOG_FILE,

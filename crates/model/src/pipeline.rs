@@ -108,6 +108,31 @@ pub struct Inference {
     pub sensor: Vec<f32>,
 }
 
+/// A correction method: turns a (possibly faulty) batch into the batch handed downstream, with
+/// a fault score per modality (higher = more likely faulty). MMSSL and every baseline implement
+/// it, so one evaluation protocol scores them all.
+pub trait Repair {
+    /// The output for `batch`.
+    fn repair(&self, batch: &HostBatch, device: &Device) -> Inference;
+}
+
+/// MMSSL's production path with its gate threshold.
+#[derive(Debug, Clone, Copy)]
+pub struct Gated<'a> {
+    /// The trained model.
+    pub model: &'a Mmssl,
+    /// Its sizes.
+    pub cfg: &'a ModelConfig,
+    /// Gate threshold on the fault probability.
+    pub threshold: f32,
+}
+
+impl Repair for Gated<'_> {
+    fn repair(&self, batch: &HostBatch, device: &Device) -> Inference {
+        self.model.infer(self.cfg, batch, self.threshold, device)
+    }
+}
+
 /// Everything the evaluation looks at: the production output plus the references.
 #[derive(Debug, Clone)]
 pub struct PipelineOutput {

@@ -1,7 +1,7 @@
 //! On-the-fly fault injection for stage 2.
 
 use mmguard_faults::{CameraFault, Frame, SensorFault, Window};
-use mmguard_model::Stage1Config;
+use mmguard_model::{HostBatch, Stage1Config};
 use rand::Rng;
 
 use crate::config::TrainingFaults;
@@ -84,5 +84,29 @@ impl TrainingFaults {
             }
         }
         kind
+    }
+}
+
+impl TrainingFaults {
+    /// A faulty copy of a clean batch, drawn sample by sample as [`TrainingFaults::inject`]
+    /// does; `previous[i]` is an earlier frame of sample i's episode. Returns the copy and what
+    /// was done to each sample.
+    pub fn inject_batch(
+        &self,
+        clean: &HostBatch,
+        previous: &[Option<Vec<f32>>],
+        geometry: &Stage1Config,
+        rng: &mut impl Rng,
+    ) -> (HostBatch, Vec<Injected>) {
+        let frame = 3 * geometry.height * geometry.width;
+        let win = geometry.window * geometry.sensor_dim;
+        let mut faulty = clean.clone();
+        let mut kinds = Vec::with_capacity(clean.len);
+        let frames = faulty.camera.chunks_exact_mut(frame);
+        let windows = faulty.sensor.chunks_exact_mut(win);
+        for ((cam, sen), prev) in frames.zip(windows).zip(previous) {
+            kinds.push(self.inject(cam, prev.as_deref(), sen, geometry, rng));
+        }
+        (faulty, kinds)
     }
 }

@@ -5,6 +5,7 @@
 //! Dataset ─► split by episode ─► MinMax on train ─► stage 1 ─► freeze ─► stage 2 ─► calibrate ─► runs/<name>/
 //! ```
 
+mod baseline;
 mod calibrate;
 mod config;
 mod error;
@@ -18,15 +19,18 @@ mod stage1;
 mod stage2;
 mod stages;
 
+pub use baseline::{train_mmae, BaselineReport};
 pub use calibrate::{calibrate, threshold_for_false_alarm_rate, Calibration, EpisodeScores};
 pub use config::{
     Architecture, GammaMode, LossWeights, Modulation, Stage2Config, StageSchedule, TrainConfig, TrainingFaults,
 };
 pub use error::{Error, Result};
 pub use inject::Injected;
-pub use log::EpochRecord;
+pub use log::{CsvLog, EpochRecord};
 pub use losses::{bce_with_logits, info_nce, mse};
 pub use modulation::{ModulationStats, PartGrads};
-pub use pipeline::{calibrate_gate, clean_scores, init_model, model_config, prepare, train, Prepared, TrainReport};
+pub use pipeline::{
+    calibrate_gate, clean_scores, init_model, model_config, prepare, seeded, train, Prepared, TrainReport,
+};
 pub use stage1::{reconstruction_error, Stage1Trainer};
 pub use stage2::{make_batch, stage2_loss, LatentEncoder, Stage2Batch, Stage2Losses, Stage2Trainer};

@@ -33,14 +33,19 @@ impl ModuleVisitor for Materialize {
     }
 }
 
-/// Builds the model with weights that depend on `seed` only. Parameters are initialised lazily
+/// Builds a module with weights that depend on `seed` only. Parameters are initialised lazily
 /// by burn, so they are all forced here, in a fixed order, while the generator is held.
-pub fn init_model(cfg: &ModelConfig, device: &Device, seed: u64) -> Mmssl {
+pub fn seeded<M: Module>(device: &Device, seed: u64, build: impl FnOnce(&Device) -> M) -> M {
     let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     device.seed(seed);
-    let model = cfg.init(device);
+    let model = build(device);
     model.visit(&mut Materialize);
     model
+}
+
+/// The MMSSL model with weights that depend on `seed` only.
+pub fn init_model(cfg: &ModelConfig, device: &Device, seed: u64) -> Mmssl {
+    seeded(device, seed, |d| cfg.init(d))
 }
 
 /// The model configuration a training configuration asks for, for data of this geometry.

@@ -96,16 +96,7 @@ pub fn make_batch(
     s2: &Stage2Config,
     rng: &mut impl Rng,
 ) -> Stage2Batch {
-    let s1 = &encoder.cfg.stage1;
-    let frame = 3 * s1.height * s1.width;
-    let win = s1.window * s1.sensor_dim;
-    let mut faulty = clean.clone();
-    let mut kinds = Vec::with_capacity(clean.len);
-    let frames = faulty.camera.chunks_exact_mut(frame);
-    let windows = faulty.sensor.chunks_exact_mut(win);
-    for ((cam, sen), prev) in frames.zip(windows).zip(previous) {
-        kinds.push(s2.faults.inject(cam, prev.as_deref(), sen, s1, rng));
-    }
+    let (faulty, kinds) = s2.faults.inject_batch(&clean, previous, &encoder.cfg.stage1, rng);
     let z_faulty = encoder.faulty(&z_clean, &faulty, &kinds);
     let labels = kinds.iter().flat_map(|k| k.labels()).collect();
     Stage2Batch { z_faulty, z_clean, clean, labels }

@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::TrainConfig;
+use crate::config::{TrainConfig, TrainingFaults};
 use crate::error::{Error, Result};
 use crate::log::{stage_bar, CsvLog, EpochRecord};
 use crate::pipeline::Prepared;
@@ -19,20 +19,20 @@ use crate::stage1::{reconstruction_error, Stage1Trainer};
 use crate::stage2::{make_batch, stage2_loss, LatentEncoder, Stage2Batch, Stage2Losses, Stage2Trainer};
 
 /// Keeps the best weights and counts epochs without improvement.
-struct EarlyStop<M> {
-    best: f64,
-    kept: Option<M>,
+pub(crate) struct EarlyStop<M> {
+    pub(crate) best: f64,
+    pub(crate) kept: Option<M>,
     stale: usize,
     patience: usize,
 }
 
 impl<M: Clone> EarlyStop<M> {
-    fn new(patience: usize) -> Self {
+    pub(crate) fn new(patience: usize) -> Self {
         Self { best: f64::INFINITY, kept: None, stale: 0, patience }
     }
 
     /// Records an epoch; returns whether training should stop.
-    fn update(&mut self, val: f64, model: &M) -> bool {
+    pub(crate) fn update(&mut self, val: f64, model: &M) -> bool {
         if val < self.best || self.kept.is_none() {
             self.best = val;
             self.kept = Some(model.clone());
@@ -51,6 +51,13 @@ pub(crate) fn batches(
     norm: &MinMax,
 ) -> Vec<(Vec<usize>, HostBatch)> {
     ends.chunks(cfg.batch_size).map(|c| (c.to_vec(), host_batch(data, c, cfg.window, norm))).collect()
+}
+
+/// For each window end, the frame before it in its episode when the training faults include the
+/// frozen-frame fault (which needs one), else nothing.
+pub(crate) fn previous_frames(data: &Dataset, ends: &[usize], faults: &TrainingFaults) -> Vec<Option<Vec<f32>>> {
+    let needed = faults.camera.iter().any(|(f, _)| *f == mmguard_faults::CameraFault::Frozen);
+    ends.iter().map(|&i| if needed { data.earlier_frame(i, 1) } else { None }).collect()
 }
 
 /// What both stages read, and the log they write.
@@ -147,10 +154,7 @@ impl Context<'_> {
         // The encoders are frozen, so the clean latents are computed once, not every step.
         let z_train: Vec<f32> =
             batches(data, &prep.train.ends, cfg, &prep.norm).iter().flat_map(|(_, b)| enc.encode(b)).collect();
-        let needs_previous = s2.faults.camera.iter().any(|(f, _)| *f == mmguard_faults::CameraFault::Frozen);
-        let previous = |ends: &[usize]| -> Vec<Option<Vec<f32>>> {
-            ends.iter().map(|&i| if needs_previous { data.earlier_frame(i, 1) } else { None }).collect()
-        };
+        let previous = |ends: &[usize]| previous_frames(data, ends, &s2.faults);
         let mut vrng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(2));
         let val_set: Vec<Stage2Batch> = val_batches
             .iter()

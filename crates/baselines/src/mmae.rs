@@ -1,0 +1,98 @@
+//! MMAE — multimodal denoising autoencoder.
+//!
+//! Definition (the papers name MMAE without defining it; this follows the project's issue 5 and
+//! `shared/methods/baselines.md`): MMSSL's stage-1 camera and sensor encoders, a dense bottleneck
+//! over the joint latent (L → 256 → L, LeakyReLU between) through which the healthy modality can
+//! inform the faulty one, and the stage-1 decoders. Trained in one stage, end to end, on faulty
+//! and clean inputs to reproduce the clean input. No detector: it corrects every sample, and its
+//! fault score per modality is the reconstruction residual ‖x̃ − x̂‖² (mean per element).
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+use mmguard_model::{camera_to_host, lrelu, sensor_to_host, HostBatch, Inference, Repair, Stage1, Stage1Config};
+use serde::{Deserialize, Serialize};
+
+/// Sizes of the MMAE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MmaeConfig {
+    /// Encoders and decoders, as MMSSL's stage 1.
+    pub stage1: Stage1Config,
+    /// Width of the dense bottleneck over the joint latent.
+    pub bottleneck: usize,
+}
+
+impl MmaeConfig {
+    /// The reference MMAE for stage-1 sizes `stage1`: a 256-wide bottleneck.
+    pub fn new(stage1: Stage1Config) -> Self {
+        Self { stage1, bottleneck: 256 }
+    }
+
+    /// Builds the network with fresh weights.
+    pub fn init(&self, device: &Device) -> Mmae {
+        let l = self.stage1.joint_latent();
+        Mmae {
+            autoencoder: self.stage1.init(device),
+            squeeze: LinearConfig::new(l, self.bottleneck).init(device),
+            expand: LinearConfig::new(self.bottleneck, l).init(device),
+        }
+    }
+}
+
+/// The network: stage-1 encoders → joint dense bottleneck → stage-1 decoders.
+#[derive(Module, Debug)]
+pub struct Mmae {
+    autoencoder: Stage1,
+    squeeze: Linear,
+    expand: Linear,
+}
+
+impl Mmae {
+    /// Reconstructs a batch.
+    ///
+    /// # Shapes
+    /// camera [B, 3, H, W], sensor [B, D, T] → the same shapes
+    pub fn forward(&self, cfg: &MmaeConfig, camera: Tensor<4>, sensor: Tensor<3>) -> (Tensor<4>, Tensor<3>) {
+        let s1 = &cfg.stage1;
+        let z = self.autoencoder.encode(camera, sensor);
+        let z = self.expand.forward(lrelu(self.squeeze.forward(z)));
+        let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
+        let camera = self.autoencoder.decode_camera(z.clone().narrow(1, 0, lc), s1);
+        let sensor = self.autoencoder.decode_sensor(z.narrow(1, lc, ls), s1);
+        (camera, sensor)
+    }
+}
+
+/// Mean squared difference per sample between two [B, n] host buffers.
+fn residuals(a: &[f32], b: &[f32], per_sample: usize) -> Vec<f32> {
+    a.chunks_exact(per_sample)
+        .zip(b.chunks_exact(per_sample))
+        .map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q) * (p - q)).sum::<f32>() / per_sample as f32)
+        .collect()
+}
+
+/// A trained MMAE with its sizes: what evaluation and serving use.
+#[derive(Debug, Clone)]
+pub struct TrainedMmae {
+    /// The network (on a plain device).
+    pub model: Mmae,
+    /// Its sizes.
+    pub cfg: MmaeConfig,
+}
+
+impl Repair for TrainedMmae {
+    fn repair(&self, batch: &HostBatch, device: &Device) -> Inference {
+        let s1 = &self.cfg.stage1;
+        let (camera, sensor) =
+            self.model.forward(&self.cfg, batch.camera_tensor(s1, device), batch.sensor_tensor(s1, device));
+        let (camera, sensor) = (camera_to_host(camera), sensor_to_host(sensor));
+        let rc = residuals(&batch.camera, &camera, 3 * s1.height * s1.width);
+        let rs = residuals(&batch.sensor, &sensor, s1.window * s1.sensor_dim);
+        Inference {
+            scores: rc.into_iter().zip(rs).map(|(c, s)| [c, s]).collect(),
+            flags: vec![[true, true]; batch.len],
+            camera,
+            sensor,
+        }
+    }
+}

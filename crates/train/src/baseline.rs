@@ -1,0 +1,134 @@
+//! Baselines trained the way the MMSSL paper trains its baselines: one stage, end to end,
+//! faulty input → clean input. For a fair comparison they get MMSSL's training faults, batch
+//! size, learning rate and seed, the epochs of both MMSSL stages together as their budget, and
+//! early stopping (stage 2's patience) on a fixed faulty copy of the validation episodes.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::Device;
+use mmguard_baselines::{Mmae, MmaeConfig, TrainedMmae};
+use mmguard_data::Dataset;
+use mmguard_model::{host_batch, HostBatch};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::config::TrainConfig;
+use crate::error::Result;
+use crate::log::{stage_bar, CsvLog, EpochRecord};
+use crate::losses::mse;
+use crate::pipeline::{model_config, seeded, Prepared};
+use crate::stage1::adam;
+use crate::stages::{batches, previous_frames, EarlyStop};
+
+/// What a baseline's training achieved.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineReport {
+    /// Epochs run.
+    pub epochs: usize,
+    /// Best validation loss (camera + sensor MSE of the output on faulty validation copies).
+    pub best_val: f64,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Training samples per second.
+    pub samples_per_s: f64,
+}
+
+/// Camera + sensor MSE of the MMAE's output against the clean batch.
+fn mmae_loss(
+    model: &Mmae,
+    cfg: &MmaeConfig,
+    faulty: &HostBatch,
+    clean: &HostBatch,
+    device: &Device,
+) -> burn::tensor::Tensor<1> {
+    let s1 = &cfg.stage1;
+    let (camera, sensor) = model.forward(cfg, faulty.camera_tensor(s1, device), faulty.sensor_tensor(s1, device));
+    mse(camera, clean.camera_tensor(s1, device)) + mse(sensor, clean.sensor_tensor(s1, device))
+}
+
+/// Trains an MMAE on `data` (windows and scaling from `prep`), logging each epoch to `log`.
+pub fn train_mmae(
+    data: &Dataset,
+    cfg: &TrainConfig,
+    prep: &Prepared,
+    log: &mut CsvLog,
+) -> Result<(TrainedMmae, BaselineReport)> {
+    let plain = Device::flex();
+    let ad = plain.clone().autodiff();
+    let mcfg = MmaeConfig::new(model_config(cfg, data).stage1);
+    let s1 = &mcfg.stage1;
+    let faults = &cfg.stage2.faults;
+    let epochs = cfg.stage1.epochs + cfg.stage2.schedule.epochs;
+    let lr = cfg.stage1.learning_rate;
+
+    let mut vrng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(2));
+    let val: Vec<(HostBatch, HostBatch)> = batches(data, &prep.val.ends, cfg, &prep.norm)
+        .into_iter()
+        .map(|(ends, clean)| {
+            (faults.inject_batch(&clean, &previous_frames(data, &ends, faults), s1, &mut vrng).0, clean)
+        })
+        .collect();
+    let val_loss = |model: &Mmae| {
+        let plain_model = model.valid();
+        let (mut sum, mut n) = (0.0, 0usize);
+        for (faulty, clean) in &val {
+            let loss = mmae_loss(&plain_model, &mcfg, faulty, clean, &plain).into_scalar::<f32>();
+            sum += f64::from(loss) * clean.len as f64;
+            n += clean.len;
+        }
+        sum / n.max(1) as f64
+    };
+
+    let mut model = Some(seeded(&ad, cfg.seed, |d| mcfg.init(d)));
+    let mut optim = adam();
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(3));
+    let per_epoch = prep.train.count().div_ceil(cfg.batch_size) as u64;
+    let bar = stage_bar(cfg.progress, per_epoch * epochs as u64, "mmae");
+    let mut stop = EarlyStop::new(cfg.stage2.schedule.patience);
+    let (start, mut run_epochs, mut seen) = (Instant::now(), 0, 0usize);
+    for epoch in 1..=epochs {
+        let t = Instant::now();
+        let mut order = prep.train.ends.clone();
+        order.shuffle(&mut rng);
+        let (mut sum, mut n) = (0.0, 0usize);
+        for chunk in order.chunks(cfg.batch_size) {
+            let clean = host_batch(data, chunk, cfg.window, &prep.norm);
+            let (faulty, _) = faults.inject_batch(&clean, &previous_frames(data, chunk, faults), s1, &mut rng);
+            let m = model.take().expect("present between steps");
+            let loss = mmae_loss(&m, &mcfg, &faulty, &clean, &ad);
+            sum += f64::from(loss.clone().into_scalar::<f32>()) * chunk.len() as f64;
+            n += chunk.len();
+            let grads = GradientsParams::from_grads(loss.backward(), &m);
+            model = Some(optim.step(lr, m, grads));
+            bar.inc(1);
+            bar.set_message(format!("epoch {epoch} loss {:.5}", sum / n as f64));
+        }
+        let current = model.as_ref().expect("present between steps");
+        let val = val_loss(current);
+        let seconds = t.elapsed().as_secs_f64();
+        seen += n;
+        log.write(&EpochRecord {
+            stage: "mmae",
+            epoch,
+            train_loss: sum / n.max(1) as f64,
+            val_loss: val,
+            seconds,
+            samples_per_s: n as f64 / seconds,
+            ..Default::default()
+        })?;
+        run_epochs = epoch;
+        if stop.update(val, current) {
+            break;
+        }
+    }
+    bar.finish();
+    let seconds = start.elapsed().as_secs_f64();
+    let report =
+        BaselineReport { epochs: run_epochs, best_val: stop.best, seconds, samples_per_s: seen as f64 / seconds };
+    let best = stop.kept.expect("at least one epoch").valid();
+    Ok((TrainedMmae { model: best, cfg: mcfg }, report))
+}
