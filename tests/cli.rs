@@ -253,3 +253,48 @@ fn the_welding_cell_trains_and_evaluates_and_its_data_goes_out_and_back_in() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("weld_current"));
 }
+
+#[test]
+fn bench_compares_the_methods_over_seeds_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    let small = ["--episodes", "10", "--samples", "60", "--height", "32", "--width", "32", "--seed", "5"];
+    ok(&[&["generate", "--out", &d("arm.npz")][..], &small[..]].concat());
+    std::fs::write(dir.path().join("tiny.json"), TINY).unwrap();
+    let bench = [
+        "bench",
+        "--data",
+        &d("arm.npz"),
+        "--config",
+        &d("tiny.json"),
+        "--seeds",
+        "2",
+        "--out",
+        &d("report"),
+        "--quiet",
+    ];
+    let md = ok(&bench);
+    assert!(md.contains("| MMSSL | 2 |") && md.contains("| MMAE | 2 |"), "{md}");
+    assert!(md.contains("Table 1") && md.contains("best baseline (MMAE)"), "{md}");
+    for f in ["report.md", "results.csv", "results.json", "errors.png", "training.png"] {
+        assert!(dir.path().join("report").join(f).exists(), "{f} missing");
+    }
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report/results.json")).unwrap()).unwrap();
+    let runs = results["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    // the same faulty copies for every method and seed
+    assert!(runs.iter().all(|r| r["result"]["faulty_input_mse"] == runs[0]["result"]["faulty_input_mse"]));
+    let mmae = &results["summary"][1];
+    assert!(json_at(mmae, "sensor.mean") < json_at(&runs[0]["result"], "faulty_input_mse.sensor"));
+    // seeds differ, so the spread is not zero
+    assert!(json_at(mmae, "combined.std") > 0.0);
+
+    // a second call reuses every finished run: same report numbers
+    let again = ok(&bench);
+    let table = |s: &str| s.lines().filter(|l| l.starts_with("| MM")).map(String::from).collect::<Vec<_>>();
+    assert_eq!(table(&md)[..2], table(&again)[..2]);
+    let out = mmguard(&["bench", "--data", &d("arm.npz"), "--methods", "mmssl,vae", "--out", &d("r2")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown method 'vae'"));
+}

@@ -36,7 +36,7 @@ pub enum Command {
     Faults(FaultsCommand),
     /// Generate twin data, train, evaluate and write a report into one folder.
     Demo(DemoArgs),
-    /// Measure training and inference speed.
+    /// Compare methods (MMSSL, baselines) over seeds and write a report, or measure speed.
     Bench(BenchArgs),
 }
 
@@ -331,8 +331,32 @@ pub struct DemoArgs {
 /// `mmguard bench`
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Measure training and inference throughput of the reference model on synthetic batches.
-    #[arg(long, required = true)]
+    /// Dataset to compare the methods on (train on its training episodes, score on its test
+    /// episodes).
+    #[arg(long, required_unless_present = "speed")]
+    pub data: Option<PathBuf>,
+    /// Methods: `all` or a comma list (mmssl, mmae).
+    #[arg(long, default_value = "all")]
+    pub methods: String,
+    /// Seeds per method (0, 1, …).
+    #[arg(long, default_value_t = 3)]
+    pub seeds: usize,
+    /// A first look in a few minutes: one seed, 3 + 5 epochs (MMSSL stages; the baselines get
+    /// their sum).
+    #[arg(long)]
+    pub quick: bool,
+    /// Report folder; finished method × seed runs in it are reused.
+    #[arg(long, default_value = "report")]
+    pub out: PathBuf,
+    /// Training configuration JSON shared by all methods (as `train --config`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Hide progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Measure training and inference throughput of the reference model on synthetic batches
+    /// instead.
+    #[arg(long, conflicts_with = "data")]
     pub speed: bool,
     /// Sensor columns D of the benchmark model.
     #[arg(long, default_value_t = 18)]

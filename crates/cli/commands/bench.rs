@@ -1,10 +1,43 @@
-//! `mmguard bench --speed`
+//! `mmguard bench`: the method comparison, or `--speed`.
 
+use anyhow::Context;
+use mmguard_bench::{run_bench, write_report, BenchConfig, Method};
+use mmguard_eval::EvalConfig;
 use mmguard_train::speed::{measure, SpeedConfig};
+use mmguard_train::TrainConfig;
 
 use crate::args::BenchArgs;
 
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
+    let Some(path) = &a.data else {
+        return speed(&a);
+    };
+    let data = super::load_dataset(path)?;
+    let mut train = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+        }
+        None => TrainConfig::default(),
+    };
+    let mut seeds = a.seeds;
+    if a.quick {
+        train.stage1.epochs = 3;
+        train.stage2.schedule.epochs = 5;
+        seeds = 1;
+    }
+    train.progress = !a.quiet;
+    let cfg = BenchConfig { methods: Method::parse_list(&a.methods)?, seeds, train, eval: EvalConfig::default() };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let start = std::time::Instant::now();
+    let results = run_bench(&data, &cfg, &a.out)?;
+    let md = write_report(&a.out, &cfg.methods, &results, &path.display().to_string(), start.elapsed().as_secs_f64())?;
+    println!("{md}");
+    tracing::info!("report written to {}", a.out.display());
+    Ok(())
+}
+
+fn speed(a: &BenchArgs) -> anyhow::Result<()> {
     let report = measure(&SpeedConfig { sensor_dim: a.sensor_dim, reps: a.reps, ..SpeedConfig::default() });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -13,7 +13,7 @@ use mmguard_model::{host_batch, HostBatch, Run};
 use rand::Rng;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::Detection;
 use crate::Result;
@@ -46,7 +46,7 @@ impl Default for EvalConfig {
 }
 
 /// MSE on the [0, 1] scale per modality and their sum.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Mse {
     /// Camera.
     pub camera: f64,

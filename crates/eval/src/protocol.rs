@@ -7,13 +7,13 @@ use mmguard_data::{Dataset, MinMax, Windows};
 use mmguard_model::{host_batch, HostBatch, Repair, Stage1Config};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::evaluate::{test_copies, EvalConfig, Mse};
 use crate::metrics::auroc;
 
 /// A method's scores under the protocol. MSE on the [0, 1] scale.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProtocolResult {
     /// Windows evaluated (each as three copies).
     pub windows: usize,

@@ -157,6 +157,84 @@ fn write_png(path: &Path, rgb: &[u8], (width, height): (u32, u32)) -> Result<(),
     encoder.write_header()?.write_image_data(rgb)
 }
 
+/// One bar: a mean with a ±1 standard deviation error bar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bar {
+    /// Label under the bar.
+    pub label: String,
+    /// Height.
+    pub mean: f64,
+    /// Half-length of the error bar (0 draws none).
+    pub std: f64,
+}
+
+/// A bar chart of the grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarPanel {
+    /// Title above the chart.
+    pub title: String,
+    /// Label of the y axis.
+    pub y_label: String,
+    /// The bars, left to right, in palette order.
+    pub bars: Vec<Bar>,
+}
+
+/// Draws bar charts as a grid into the PNG at `path`.
+pub fn bars_png(path: &Path, panels: &[BarPanel], grid: Grid) -> Result<(), Error> {
+    if panels.is_empty() || panels.iter().any(|p| p.bars.is_empty()) {
+        return Err(Error::Empty { path: path.into(), message: "no bar to draw".into() });
+    }
+    register_font();
+    let err = |e: &dyn std::fmt::Display| Error::Draw { path: path.into(), message: e.to_string() };
+    let columns = grid.columns.clamp(1, panels.len());
+    let rows = panels.len().div_ceil(columns);
+    let size = (grid.panel_width * columns as u32, grid.panel_height * rows as u32);
+    let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        for (area, panel) in root.split_evenly((rows, columns)).iter().zip(panels) {
+            draw_bars(area, panel).map_err(|e| err(&e))?;
+        }
+        root.present().map_err(|e| err(&e))?;
+    }
+    write_png(path, &rgb, size).map_err(|e| err(&e))
+}
+
+fn draw_bars(area: &Area<'_>, panel: &BarPanel) -> Result<(), String> {
+    let n = panel.bars.len();
+    let top = panel.bars.iter().map(|b| b.mean + b.std).filter(|v| v.is_finite()).fold(0.0, f64::max);
+    let top = if top > 0.0 { top * 1.12 } else { 1.0 };
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, ("sans-serif", 15))
+        .margin(6)
+        .x_label_area_size(30)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0.0..n as f64, 0.0..top)
+        .map_err(text)?;
+    let labels: Vec<String> = panel.bars.iter().map(|b| b.label.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|x| labels.get(x.floor() as usize).cloned().unwrap_or_default())
+        .y_desc(&panel.y_label)
+        .label_style(("sans-serif", 11))
+        .draw()
+        .map_err(text)?;
+    for (i, b) in panel.bars.iter().enumerate().filter(|(_, b)| b.mean.is_finite()) {
+        let x = i as f64;
+        let colour = COLOURS[i % COLOURS.len()];
+        chart.draw_series([Rectangle::new([(x + 0.15, 0.0), (x + 0.85, b.mean)], colour.filled())]).map_err(text)?;
+        if b.std > 0.0 {
+            let bar =
+                ErrorBar::new_vertical(x + 0.5, b.mean - b.std, b.mean, b.mean + b.std, BLACK.stroke_width(2), 12);
+            chart.draw_series([bar]).map_err(text)?;
+        }
+    }
+    Ok(())
+}
+
 fn text(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
@@ -261,6 +339,22 @@ mod tests {
         // the first series' red is on the picture
         let red = px.chunks(3).filter(|p| p[0] > 200 && p[1] < 60 && p[2] < 60).count();
         assert!(red > 100, "{red} red pixels");
+    }
+
+    #[test]
+    fn bars_are_drawn_in_palette_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bars.png");
+        let bars =
+            vec![Bar { label: "MMSSL".into(), mean: 1.0, std: 0.1 }, Bar { label: "MMAE".into(), mean: 2.0, std: 0.0 }];
+        let panel = BarPanel { title: "combined".into(), y_label: "MSE × 10⁻²".into(), bars };
+        bars_png(&path, &[panel.clone(), panel], Grid { columns: 2, panel_width: 300, panel_height: 200 }).unwrap();
+        let (w, h, px) = read(&path);
+        assert_eq!((w, h), (600, 200));
+        let count = |r: u8, g: u8, b: u8| px.chunks(3).filter(|p| p[0] == r && p[1] == g && p[2] == b).count();
+        // the second bar is twice as tall as the first, same width
+        let (first, second) = (count(214, 39, 40), count(31, 119, 180));
+        assert!(second as f64 > 1.6 * first as f64 && first > 500, "{first} {second}");
     }
 
     #[test]

@@ -1,0 +1,277 @@
+//! The report: mean ± std per method in the paper's format, the paper's Table 1 beside it, and
+//! the relative improvement of MMSSL over the best baseline as measured here.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use mmguard_plot::{bars_png, panels_png, Bar, BarPanel, Grid, Panel, Series};
+use serde::Serialize;
+
+use crate::run::{run_dir, SeedResult};
+use crate::{Error, Method, Result};
+
+/// The MMSSL paper's Table 1 (MuJoCo robot data, MSE × 10⁻²): camera, sensor, combined. Quoted
+/// for comparison, not measured here.
+pub const PAPER_TABLE: [(&str, f64, f64, f64); 6] = [
+    ("MMAE", 0.145, 1.453, 1.599),
+    ("MMFR", 0.142, 1.318, 1.461),
+    ("MMCF", 0.154, 0.894, 1.048),
+    ("MMGAN", 0.134, 0.894, 0.950),
+    ("MMUGAN", 0.125, 0.779, 0.835),
+    ("MMSSL", 0.118, 0.405, 0.523),
+];
+
+/// Mean and sample standard deviation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Stat {
+    /// Mean.
+    pub mean: f64,
+    /// Sample standard deviation (0 for one seed).
+    pub std: f64,
+}
+
+impl Stat {
+    fn of(values: &[f64]) -> Self {
+        let n = values.len().max(1) as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var =
+            if values.len() > 1 { values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+        Self { mean, std: var.sqrt() }
+    }
+}
+
+/// One method over its seeds. MSE on the [0, 1] scale.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The method.
+    pub method: Method,
+    /// Seeds run.
+    pub seeds: usize,
+    /// Camera MSE on camera-faulty copies.
+    pub camera: Stat,
+    /// Sensor MSE on sensor-faulty copies.
+    pub sensor: Stat,
+    /// Camera + sensor.
+    pub combined: Stat,
+    /// AUROC of the camera score and the sensor score (the detector's for MMSSL, the
+    /// reconstruction residual's for the methods without one).
+    pub auroc: [Option<Stat>; 2],
+    /// Training wall time per seed, seconds.
+    pub train_seconds: Stat,
+    /// Training samples per second.
+    pub train_samples_per_s: Stat,
+    /// Inference samples per second under the protocol.
+    pub infer_samples_per_s: Stat,
+}
+
+/// Groups results by method, in `methods` order.
+pub fn summarize(methods: &[Method], results: &[SeedResult]) -> Vec<Summary> {
+    methods
+        .iter()
+        .map(|&method| {
+            let rs: Vec<&SeedResult> = results.iter().filter(|r| r.method == method).collect();
+            let stat = |f: &dyn Fn(&SeedResult) -> f64| Stat::of(&rs.iter().map(|r| f(r)).collect::<Vec<_>>());
+            let auroc = |m: usize| {
+                let v: Vec<f64> = rs.iter().filter_map(|r| r.result.auroc[m]).collect();
+                (v.len() == rs.len() && !v.is_empty()).then(|| Stat::of(&v))
+            };
+            Summary {
+                method,
+                seeds: rs.len(),
+                camera: stat(&|r| r.result.output_mse.camera),
+                sensor: stat(&|r| r.result.output_mse.sensor),
+                combined: stat(&|r| r.result.output_mse.combined),
+                auroc: [auroc(0), auroc(1)],
+                train_seconds: stat(&|r| r.train_seconds),
+                train_samples_per_s: stat(&|r| r.train_samples_per_s),
+                infer_samples_per_s: stat(&|r| r.result.samples_per_s),
+            }
+        })
+        .collect()
+}
+
+fn pm(s: Stat) -> String {
+    format!("{:.3} ± {:.3}", s.mean * 100.0, s.std * 100.0)
+}
+
+/// The Markdown report.
+fn markdown(summaries: &[Summary], results: &[SeedResult], data: &str, wall_seconds: f64) -> String {
+    let mut s = String::from("# mmguard bench\n\n");
+    let _ = writeln!(
+        s,
+        "Data: {data}. Every method trained on the same split with the same training faults, batch size, learning rate and epoch budget; scored on the same faulty copies of the same test windows. {} runs, {:.0} s of training and scoring in all.\n",
+        results.len(),
+        wall_seconds
+    );
+    s += "## Reconstruction error on the faulty modality, MSE × 10⁻² (mean ± std over seeds)\n\n";
+    s += "| method | seeds | camera | sensor | combined |\n|---|---|---|---|---|\n";
+    for m in summaries {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            m.method.label(),
+            m.seeds,
+            pm(m.camera),
+            pm(m.sensor),
+            pm(m.combined)
+        );
+    }
+    if let Some(x) = results.first() {
+        let f = &x.result.faulty_input_mse;
+        let _ = writeln!(
+            s,
+            "| faulty input (reference) | – | {:.3} | {:.3} | {:.3} |",
+            f.camera * 100.0,
+            f.sensor * 100.0,
+            f.combined * 100.0
+        );
+    }
+    s += &comparison(summaries);
+    s += "\n## Detection, AUROC (mean over seeds)\n\n| method | camera | sensor | score |\n|---|---|---|---|\n";
+    for m in summaries {
+        let a = |k: usize| m.auroc[k].map_or("–".to_string(), |v| format!("{:.4}", v.mean));
+        let kind = if m.method.detects() { "detector" } else { "reconstruction residual (no detector)" };
+        let _ = writeln!(s, "| {} | {} | {} | {kind} |", m.method.label(), a(0), a(1));
+    }
+    s += "\n## Cost on this machine\n\n| method | training time per seed, s | training samples/s | inference samples/s |\n|---|---|---|---|\n";
+    for m in summaries {
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} ± {:.0} | {:.0} | {:.0} |",
+            m.method.label(),
+            m.train_seconds.mean,
+            m.train_seconds.std,
+            m.train_samples_per_s.mean,
+            m.infer_samples_per_s.mean
+        );
+    }
+    s += "\n## The MMSSL paper's Table 1 (quoted, not measured here: MuJoCo robot data, other scale)\n\n| method | camera | sensor | combined |\n|---|---|---|---|\n";
+    for (name, c, se, co) in PAPER_TABLE {
+        let _ = writeln!(s, "| {name} | {c:.3} | {se:.3} | {co:.3} |");
+    }
+    s += "\nThe paper reports MMSSL's combined error 37 % below its best baseline (MMUGAN).\n";
+    s
+}
+
+/// MMSSL against the best baseline, column by column, as measured.
+fn comparison(summaries: &[Summary]) -> String {
+    let Some(mmssl) = summaries.iter().find(|m| m.method == Method::Mmssl) else {
+        return String::new();
+    };
+    let baselines: Vec<&Summary> = summaries.iter().filter(|m| m.method != Method::Mmssl).collect();
+    if baselines.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("\n");
+    for (name, get) in [
+        ("camera", (|m: &Summary| m.camera.mean) as fn(&Summary) -> f64),
+        ("sensor", |m: &Summary| m.sensor.mean),
+        ("combined", |m: &Summary| m.combined.mean),
+    ] {
+        let best = baselines.iter().min_by(|a, b| get(a).total_cmp(&get(b))).expect("not empty");
+        let (ours, theirs) = (get(mmssl), get(best));
+        let change = (theirs - ours) / theirs * 100.0;
+        let verdict = if ours < theirs {
+            format!("MMSSL is {change:.1} % below the best baseline ({})", best.method.label())
+        } else {
+            format!("MMSSL does **not** beat the best baseline ({}): {:.1} % above it", best.method.label(), -change)
+        };
+        let _ = writeln!(s, "* {name}: {verdict} ({:.3} vs {:.3} × 10⁻²).", ours * 100.0, theirs * 100.0);
+    }
+    s
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.into(), source }
+}
+
+/// Validation loss per epoch of seed 0 of each method, from its `train_log.csv`.
+fn training_panels(out: &Path, methods: &[Method]) -> Vec<Panel> {
+    methods
+        .iter()
+        .filter_map(|&m| {
+            let text = std::fs::read_to_string(run_dir(out, m, 0).join(mmguard_model::LOG_FILE)).ok()?;
+            let mut lines = text.lines();
+            let header: Vec<&str> = lines.next()?.split(',').collect();
+            let col = |name: &str| header.iter().position(|h| *h == name);
+            let (stage, val) = (col("stage")?, col("val_loss")?);
+            let mut series: Vec<Series> = Vec::new();
+            for (k, line) in lines.enumerate() {
+                let f: Vec<&str> = line.split(',').collect();
+                let (Some(name), Some(v)) = (f.get(stage), f.get(val).and_then(|v| v.parse::<f64>().ok())) else {
+                    continue;
+                };
+                if series.last().is_none_or(|s| s.label != *name) {
+                    series.push(Series { label: (*name).into(), points: Vec::new() });
+                }
+                series.last_mut().expect("just pushed").points.push(((k + 1) as f64, v));
+            }
+            Some(Panel {
+                title: format!("{} (seed 0)", m.label()),
+                x_label: "epoch".into(),
+                y_label: "validation loss".into(),
+                log_y: true,
+                y_range: None,
+                series,
+            })
+        })
+        .collect()
+}
+
+/// Writes `report.md`, `results.csv`, `results.json`, `errors.png` and `training.png` into
+/// `out`; returns the Markdown.
+pub fn write_report(
+    out: &Path,
+    methods: &[Method],
+    results: &[SeedResult],
+    data: &str,
+    wall_seconds: f64,
+) -> Result<String> {
+    let summaries = summarize(methods, results);
+    let md = markdown(&summaries, results, data, wall_seconds);
+    let path = out.join("report.md");
+    std::fs::write(&path, &md).map_err(io(&path))?;
+    let mut csv = String::from(
+        "method,seeds,camera_mean,camera_std,sensor_mean,sensor_std,combined_mean,combined_std,auroc_camera,auroc_sensor,train_seconds,train_samples_per_s,infer_samples_per_s\n",
+    );
+    for m in &summaries {
+        let a = |k: usize| m.auroc[k].map_or(String::new(), |v| format!("{:.4}", v.mean));
+        let _ = writeln!(
+            csv,
+            "{},{},{:.6e},{:.6e},{:.6e},{:.6e},{:.6e},{:.6e},{},{},{:.1},{:.1},{:.1}",
+            m.method.name(),
+            m.seeds,
+            m.camera.mean,
+            m.camera.std,
+            m.sensor.mean,
+            m.sensor.std,
+            m.combined.mean,
+            m.combined.std,
+            a(0),
+            a(1),
+            m.train_seconds.mean,
+            m.train_samples_per_s.mean,
+            m.infer_samples_per_s.mean
+        );
+    }
+    let path = out.join("results.csv");
+    std::fs::write(&path, csv).map_err(io(&path))?;
+    let path = out.join("results.json");
+    let json = serde_json::json!({ "summary": summaries, "runs": results, "paper_table_1": PAPER_TABLE });
+    std::fs::write(&path, serde_json::to_string_pretty(&json).expect("serialises")).map_err(io(&path))?;
+    let bars = |title: &str, get: fn(&Summary) -> Stat| BarPanel {
+        title: title.into(),
+        y_label: "MSE × 10⁻²".into(),
+        bars: summaries
+            .iter()
+            .map(|m| Bar { label: m.method.label().into(), mean: get(m).mean * 100.0, std: get(m).std * 100.0 })
+            .collect(),
+    };
+    let panels = [bars("camera", |m| m.camera), bars("sensor", |m| m.sensor), bars("combined", |m| m.combined)];
+    bars_png(&out.join("errors.png"), &panels, Grid { columns: 3, panel_width: 360, panel_height: 280 })?;
+    let training = training_panels(out, methods);
+    if !training.is_empty() {
+        panels_png(&out.join("training.png"), &training, Grid { columns: 3, panel_width: 360, panel_height: 260 })?;
+    }
+    Ok(md)
+}
