@@ -51,3 +51,7 @@ pub enum Error {
 
 /// Result alias of the benchmark.
 pub type Result<T> = std::result::Result<T, Error>;
+
+fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.into(), source }
+}

@@ -8,7 +8,7 @@ use mmguard_plot::{bars_png, panels_png, Bar, BarPanel, Grid, Panel, Series};
 use serde::Serialize;
 
 use crate::run::{run_dir, SeedResult};
-use crate::{Error, Method, Result};
+use crate::{io, Method, Result};
 
 /// The MMSSL paper's Table 1 (MuJoCo robot data, MSE × 10⁻²): camera, sensor, combined. Quoted
 /// for comparison, not measured here.
@@ -179,10 +179,6 @@ fn comparison(summaries: &[Summary]) -> String {
         let _ = writeln!(s, "* {name}: {verdict} ({:.3} vs {:.3} × 10⁻²).", ours * 100.0, theirs * 100.0);
     }
     s
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.into(), source }
 }
 
 /// Validation loss per epoch of seed 0 of each method, from its `train_log.csv`.

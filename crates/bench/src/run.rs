@@ -9,7 +9,7 @@ use mmguard_model::{Gated, Run, LOG_FILE};
 use mmguard_train::{prepare, train, train_mmae, CsvLog, TrainConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Method, Result};
+use crate::{io, Error, Method, Result};
 
 /// What to run.
 #[derive(Debug, Clone, Serialize)]
@@ -50,10 +50,6 @@ pub fn run_dir(out: &Path, method: Method, seed: u64) -> PathBuf {
 }
 
 const RESULT_FILE: &str = "result.json";
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.into(), source }
-}
 
 /// Trains and scores every method on every seed, in `out/runs/…`. A method × seed whose
 /// `result.json` matches the data and configuration is not trained again.

@@ -139,18 +139,19 @@ pub fn eval_windows(run: &Run, data: &Dataset) -> Result<(Windows, &'static str)
     }
 }
 
+/// A running sum of squared differences, for an MSE.
 #[derive(Default)]
-struct Sums {
+pub(crate) struct Sums {
     sq: f64,
     n: usize,
 }
 
 impl Sums {
-    fn add(&mut self, out: &[f32], clean: &[f32]) {
+    pub(crate) fn add(&mut self, out: &[f32], clean: &[f32]) {
         self.sq += out.iter().zip(clean).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>();
         self.n += out.len();
     }
-    fn mean(&self) -> f64 {
+    pub(crate) fn mean(&self) -> f64 {
         if self.n == 0 {
             0.0
         } else {

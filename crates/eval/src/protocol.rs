@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::evaluate::{test_copies, EvalConfig, Mse};
+use crate::evaluate::{test_copies, EvalConfig, Mse, Sums};
 use crate::metrics::auroc;
 
 /// A method's scores under the protocol. MSE on the [0, 1] scale.
@@ -31,22 +31,6 @@ pub struct ProtocolResult {
     pub samples_per_s: f64,
 }
 
-#[derive(Default)]
-struct Sum {
-    sq: f64,
-    n: usize,
-}
-
-impl Sum {
-    fn add(&mut self, out: &[f32], truth: &[f32]) {
-        self.sq += out.iter().zip(truth).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>();
-        self.n += out.len();
-    }
-    fn mean(&self) -> f64 {
-        self.sq / self.n.max(1) as f64
-    }
-}
-
 /// Scores `method` on `windows` of `data`, scaled with `norm`, under `cfg`'s test faults.
 pub fn protocol(
     method: &dyn Repair,
@@ -60,8 +44,8 @@ pub fn protocol(
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let (frame, win) = (3 * s1.height * s1.width, s1.window * s1.sensor_dim);
     // [copy kind: clean, camera-faulty, sensor-faulty][camera, sensor]
-    let mut output: [[Sum; 2]; 3] = Default::default();
-    let mut input: [[Sum; 2]; 3] = Default::default();
+    let mut output: [[Sums; 2]; 3] = Default::default();
+    let mut input: [[Sums; 2]; 3] = Default::default();
     let mut scores: Vec<([f32; 2], usize)> = Vec::new();
     let mut seconds = 0.0;
     for chunk in windows.ends.chunks(cfg.batch_size.max(1)) {

@@ -128,6 +128,16 @@ pub fn panels_png(path: &Path, panels: &[Panel], grid: Grid) -> Result<(), Error
     if panels.is_empty() {
         return Err(Error::Empty { path: path.into(), message: "no panel to draw".into() });
     }
+    grid_png(path, panels, grid, draw_panel)
+}
+
+/// Renders one chart per item into a grid and writes it as PNG.
+fn grid_png<P>(
+    path: &Path,
+    panels: &[P],
+    grid: Grid,
+    draw: impl Fn(&Area<'_>, &P) -> Result<(), String>,
+) -> Result<(), Error> {
     register_font();
     let err = |e: &dyn std::fmt::Display| Error::Draw { path: path.into(), message: e.to_string() };
     let columns = grid.columns.clamp(1, panels.len());
@@ -138,7 +148,7 @@ pub fn panels_png(path: &Path, panels: &[Panel], grid: Grid) -> Result<(), Error
         let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
         for (area, panel) in root.split_evenly((rows, columns)).iter().zip(panels) {
-            draw_panel(area, panel).map_err(|e| err(&e))?;
+            draw(area, panel).map_err(|e| err(&e))?;
         }
         root.present().map_err(|e| err(&e))?;
     }
@@ -184,21 +194,7 @@ pub fn bars_png(path: &Path, panels: &[BarPanel], grid: Grid) -> Result<(), Erro
     if panels.is_empty() || panels.iter().any(|p| p.bars.is_empty()) {
         return Err(Error::Empty { path: path.into(), message: "no bar to draw".into() });
     }
-    register_font();
-    let err = |e: &dyn std::fmt::Display| Error::Draw { path: path.into(), message: e.to_string() };
-    let columns = grid.columns.clamp(1, panels.len());
-    let rows = panels.len().div_ceil(columns);
-    let size = (grid.panel_width * columns as u32, grid.panel_height * rows as u32);
-    let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
-    {
-        let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(&e))?;
-        for (area, panel) in root.split_evenly((rows, columns)).iter().zip(panels) {
-            draw_bars(area, panel).map_err(|e| err(&e))?;
-        }
-        root.present().map_err(|e| err(&e))?;
-    }
-    write_png(path, &rgb, size).map_err(|e| err(&e))
+    grid_png(path, panels, grid, draw_bars)
 }
 
 fn draw_bars(area: &Area<'_>, panel: &BarPanel) -> Result<(), String> {
