@@ -198,7 +198,8 @@ pub fn bars_png(path: &Path, panels: &[BarPanel], grid: Grid) -> Result<(), Erro
 }
 
 fn draw_bars(area: &Area<'_>, panel: &BarPanel) -> Result<(), String> {
-    let n = panel.bars.len();
+    // a segmented axis over 0..k has a segment for k itself: k = bars − 1 leaves no empty one
+    let n = panel.bars.len() as u32;
     let top = panel.bars.iter().map(|b| b.mean + b.std).filter(|v| v.is_finite()).fold(0.0, f64::max);
     let top = if top > 0.0 { top * 1.12 } else { 1.0 };
     let mut chart = ChartBuilder::on(area)
@@ -206,25 +207,29 @@ fn draw_bars(area: &Area<'_>, panel: &BarPanel) -> Result<(), String> {
         .margin(6)
         .x_label_area_size(30)
         .y_label_area_size(52)
-        .build_cartesian_2d(0.0..n as f64, 0.0..top)
+        .build_cartesian_2d((0..n.saturating_sub(1).max(1)).into_segmented(), 0.0..top)
         .map_err(text)?;
     let labels: Vec<String> = panel.bars.iter().map(|b| b.label.clone()).collect();
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(n)
-        .x_label_formatter(&|x| labels.get(x.floor() as usize).cloned().unwrap_or_default())
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
         .y_desc(&panel.y_label)
         .label_style(("sans-serif", 11))
         .draw()
         .map_err(text)?;
     for (i, b) in panel.bars.iter().enumerate().filter(|(_, b)| b.mean.is_finite()) {
-        let x = i as f64;
-        let colour = COLOURS[i % COLOURS.len()];
-        chart.draw_series([Rectangle::new([(x + 0.15, 0.0), (x + 0.85, b.mean)], colour.filled())]).map_err(text)?;
+        let (i, colour) = (i as u32, COLOURS[i % COLOURS.len()]);
+        let mut rect =
+            Rectangle::new([(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), b.mean)], colour.filled());
+        rect.set_margin(0, 0, 10, 10);
+        chart.draw_series([rect]).map_err(text)?;
         if b.std > 0.0 {
-            let bar =
-                ErrorBar::new_vertical(x + 0.5, b.mean - b.std, b.mean, b.mean + b.std, BLACK.stroke_width(2), 12);
+            let (lo, hi) = (b.mean - b.std, b.mean + b.std);
+            let bar = ErrorBar::new_vertical(SegmentValue::CenterOf(i), lo, b.mean, hi, BLACK.stroke_width(2), 12);
             chart.draw_series([bar]).map_err(text)?;
         }
     }
