@@ -274,26 +274,38 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
         "--quiet",
     ];
     let md = ok(&bench);
-    assert!(md.contains("| MMSSL | 2 |") && md.contains("| MMAE | 2 |"), "{md}");
-    assert!(md.contains("Table 1") && md.contains("best baseline (MMAE)"), "{md}");
+    for row in ["| MMSSL | 2 |", "| MMSSL, no gate | 2 |", "| MMSSL, no modulation | 2 |", "| MMAE | 2 |"] {
+        assert!(md.contains(row), "{row} missing:\n{md}");
+    }
+    assert!(
+        md.contains("Table 1") && md.contains("best baseline (MMAE)") && md.contains("ablation MMSSL, no gate"),
+        "{md}"
+    );
     for f in ["report.md", "results.csv", "results.json", "errors.png", "training.png"] {
         assert!(dir.path().join("report").join(f).exists(), "{f} missing");
     }
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report/results.json")).unwrap()).unwrap();
     let runs = results["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 4);
+    assert_eq!(runs.len(), 8);
     // the same faulty copies for every method and seed
     assert!(runs.iter().all(|r| r["result"]["faulty_input_mse"] == runs[0]["result"]["faulty_input_mse"]));
-    let mmae = &results["summary"][1];
-    assert!(json_at(mmae, "sensor.mean") < json_at(&runs[0]["result"], "faulty_input_mse.sensor"));
+    let summary =
+        |name: &str| results["summary"].as_array().unwrap().iter().find(|m| m["method"] == name).unwrap().clone();
+    let mmae = summary("mmae");
+    assert!(json_at(&mmae, "sensor.mean") < json_at(&runs[0]["result"], "faulty_input_mse.sensor"));
     // seeds differ, so the spread is not zero
-    assert!(json_at(mmae, "combined.std") > 0.0);
+    assert!(json_at(&mmae, "combined.std") > 0.0);
+    // the no-gate ablation is the MMSSL model of the same seed, every sample corrected: it
+    // changes clean copies, which the gated model leaves alone
+    let (gated, ungated) = (&runs[0]["result"], &runs[2]["result"]);
+    assert_eq!(runs[2]["method"], "mmssl-no-gate");
+    assert!(json_at(ungated, "clean_mse.combined") > json_at(gated, "clean_mse.combined"));
 
     // a second call reuses every finished run: same report numbers
     let again = ok(&bench);
     let table = |s: &str| s.lines().filter(|l| l.starts_with("| MM")).map(String::from).collect::<Vec<_>>();
-    assert_eq!(table(&md)[..2], table(&again)[..2]);
+    assert_eq!(table(&md)[..4], table(&again)[..4]);
     let out = mmguard(&["bench", "--data", &d("arm.npz"), "--methods", "mmssl,vae", "--out", &d("r2")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown method 'vae'"));

@@ -6,22 +6,30 @@ use crate::{Error, Result};
 
 /// A method of the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// MMSSL: two stages, gated correction (the foundation's model and defaults).
     Mmssl,
+    /// Ablation: the MMSSL model of the same seed with no gate, every modality of every sample
+    /// replaced by its correction (no retraining).
+    MmsslNoGate,
+    /// Ablation: MMSSL's stage 2 retrained without Lipschitz modulation (γ = 1, no clipping,
+    /// no renormalisation) on the stage 1 of the same seed.
+    MmsslNoModulation,
     /// MMAE: multimodal denoising autoencoder, one stage, no detector.
     Mmae,
 }
 
 impl Method {
     /// Every method, MMSSL first.
-    pub const ALL: [Method; 2] = [Method::Mmssl, Method::Mmae];
+    pub const ALL: [Method; 4] = [Method::Mmssl, Method::MmsslNoGate, Method::MmsslNoModulation, Method::Mmae];
 
     /// The name on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
             Self::Mmssl => "mmssl",
+            Self::MmsslNoGate => "mmssl-no-gate",
+            Self::MmsslNoModulation => "mmssl-no-modulation",
             Self::Mmae => "mmae",
         }
     }
@@ -30,13 +38,21 @@ impl Method {
     pub fn label(self) -> &'static str {
         match self {
             Self::Mmssl => "MMSSL",
+            Self::MmsslNoGate => "MMSSL, no gate",
+            Self::MmsslNoModulation => "MMSSL, no modulation",
             Self::Mmae => "MMAE",
         }
     }
 
     /// Whether the method has a detector (a gate); the others correct every sample.
     pub fn detects(self) -> bool {
-        self == Self::Mmssl
+        matches!(self, Self::Mmssl | Self::MmsslNoModulation)
+    }
+
+    /// Whether the method is an ablation of MMSSL (compared with MMSSL, not counted as a
+    /// baseline).
+    pub fn is_ablation(self) -> bool {
+        matches!(self, Self::MmsslNoGate | Self::MmsslNoModulation)
     }
 
     /// Parses `all` or a comma list of names.

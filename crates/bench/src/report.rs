@@ -130,7 +130,11 @@ fn markdown(summaries: &[Summary], results: &[SeedResult], data: &str, wall_seco
     s += "\n## Detection, AUROC (mean over seeds)\n\n| method | camera | sensor | score |\n|---|---|---|---|\n";
     for m in summaries {
         let a = |k: usize| m.auroc[k].map_or("–".to_string(), |v| format!("{:.4}", v.mean));
-        let kind = if m.method.detects() { "detector" } else { "reconstruction residual (no detector)" };
+        let kind = match m.method {
+            Method::MmsslNoGate => "detector (ignored by the output)",
+            m if m.detects() => "detector",
+            _ => "reconstruction residual (no detector)",
+        };
         let _ = writeln!(s, "| {} | {} | {} | {kind} |", m.method.label(), a(0), a(1));
     }
     s += "\n## Cost on this machine\n\n| method | training time per seed, s | training samples/s | inference samples/s |\n|---|---|---|---|\n";
@@ -158,17 +162,17 @@ fn comparison(summaries: &[Summary]) -> String {
     let Some(mmssl) = summaries.iter().find(|m| m.method == Method::Mmssl) else {
         return String::new();
     };
-    let baselines: Vec<&Summary> = summaries.iter().filter(|m| m.method != Method::Mmssl).collect();
-    if baselines.is_empty() {
-        return String::new();
-    }
+    let baselines: Vec<&Summary> =
+        summaries.iter().filter(|m| m.method != Method::Mmssl && !m.method.is_ablation()).collect();
     let mut s = String::from("\n");
     for (name, get) in [
         ("camera", (|m: &Summary| m.camera.mean) as fn(&Summary) -> f64),
         ("sensor", |m: &Summary| m.sensor.mean),
         ("combined", |m: &Summary| m.combined.mean),
     ] {
-        let best = baselines.iter().min_by(|a, b| get(a).total_cmp(&get(b))).expect("not empty");
+        let Some(best) = baselines.iter().min_by(|a, b| get(a).total_cmp(&get(b))) else {
+            break;
+        };
         let (ours, theirs) = (get(mmssl), get(best));
         let change = (theirs - ours) / theirs * 100.0;
         let verdict = if ours < theirs {
@@ -177,6 +181,16 @@ fn comparison(summaries: &[Summary]) -> String {
             format!("MMSSL does **not** beat the best baseline ({}): {:.1} % above it", best.method.label(), -change)
         };
         let _ = writeln!(s, "* {name}: {verdict} ({:.3} vs {:.3} × 10⁻²).", ours * 100.0, theirs * 100.0);
+    }
+    for a in summaries.iter().filter(|m| m.method.is_ablation()) {
+        let change = (a.combined.mean - mmssl.combined.mean) / mmssl.combined.mean * 100.0;
+        let _ = writeln!(
+            s,
+            "* ablation {}: combined {:.3} against MMSSL's {:.3} × 10⁻² ({change:+.1} %).",
+            a.method.label(),
+            a.combined.mean * 100.0,
+            mmssl.combined.mean * 100.0
+        );
     }
     s
 }

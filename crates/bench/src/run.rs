@@ -6,7 +6,7 @@ use burn::tensor::Device;
 use mmguard_data::Dataset;
 use mmguard_eval::{protocol, EvalConfig, ProtocolResult};
 use mmguard_model::{Gated, Run, LOG_FILE};
-use mmguard_train::{prepare, train, train_mmae, CsvLog, TrainConfig};
+use mmguard_train::{prepare, train, train_mmae, CsvLog, Modulation, Prepared, TrainConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::{io, Error, Method, Result};
@@ -52,66 +52,102 @@ pub fn run_dir(out: &Path, method: Method, seed: u64) -> PathBuf {
 const RESULT_FILE: &str = "result.json";
 
 /// Trains and scores every method on every seed, in `out/runs/…`. A method × seed whose
-/// `result.json` matches the data and configuration is not trained again.
+/// `result.json` matches the data and configuration is not trained again. The MMSSL ablations
+/// reuse the MMSSL run of the same seed (trained first if needed).
 pub fn run_bench(data: &Dataset, cfg: &BenchConfig, out: &Path) -> Result<Vec<SeedResult>> {
     if cfg.seeds == 0 {
         return Err(Error::Config("--seeds must be at least 1".into()));
     }
-    let prep = prepare(data, cfg.train.window, &cfg.train.split)?;
-    let flex = Device::flex();
+    let bench = Bench { data, cfg, out, prep: prepare(data, cfg.train.window, &cfg.train.split)? };
     let mut results = Vec::new();
     for &method in &cfg.methods {
         for seed in 0..cfg.seeds as u64 {
-            let dir = run_dir(out, method, seed);
-            let tc = TrainConfig { seed, ..cfg.train.clone() };
-            let key = format!(
-                "{} {} {}",
-                data.fingerprint_hex(),
-                serde_json::to_string(&tc).expect("config serialises"),
-                serde_json::to_string(&cfg.eval).expect("config serialises")
-            );
-            let result_path = dir.join(RESULT_FILE);
-            let previous = std::fs::read_to_string(&result_path)
-                .ok()
-                .and_then(|t| serde_json::from_str::<SeedResult>(&t).ok())
-                .filter(|r| r.key == key);
-            if let Some(r) = previous {
-                tracing::info!("{} seed {seed}: finished earlier, reusing {}", method.label(), result_path.display());
-                results.push(r);
-                continue;
-            }
-            tracing::info!("{} seed {seed}: training into {}", method.label(), dir.display());
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-            let (result, epochs, train_seconds) = match method {
-                Method::Mmssl => {
-                    let report = train(data, &tc, &dir)?;
-                    let run = Run::load(&dir, &flex)?;
-                    let gated =
-                        Gated { model: &run.model, cfg: &run.config.model, threshold: run.config.gate.threshold };
-                    let stage1 = &run.config.model.stage1;
-                    let r = protocol(&gated, data, &prep.test, &run.config.normalization, stage1, &cfg.eval);
-                    (r, report.stage1_epochs + report.stage2_epochs, report.stage1_seconds + report.stage2_seconds)
-                }
-                Method::Mmae => {
-                    let mut log = CsvLog::create(&dir.join(LOG_FILE))?;
-                    let (model, report) = train_mmae(data, &tc, &prep, &mut log)?;
-                    let r = protocol(&model, data, &prep.test, &prep.norm, &model.cfg.stage1, &cfg.eval);
-                    (r, report.epochs, report.seconds)
-                }
-            };
-            let r = SeedResult {
-                method,
-                seed,
-                result,
-                epochs,
-                train_seconds,
-                train_samples_per_s: (epochs * prep.train.count()) as f64 / train_seconds.max(1e-9),
-                key,
-            };
-            let text = serde_json::to_string_pretty(&r).expect("result serialises");
-            std::fs::write(&result_path, text).map_err(io(&result_path))?;
-            results.push(r);
+            results.push(bench.seed_result(method, seed)?);
         }
     }
     Ok(results)
+}
+
+struct Bench<'a> {
+    data: &'a Dataset,
+    cfg: &'a BenchConfig,
+    out: &'a Path,
+    prep: Prepared,
+}
+
+impl Bench<'_> {
+    fn key(&self, tc: &TrainConfig) -> String {
+        format!(
+            "{} {} {}",
+            self.data.fingerprint_hex(),
+            serde_json::to_string(tc).expect("config serialises"),
+            serde_json::to_string(&self.cfg.eval).expect("config serialises")
+        )
+    }
+
+    /// The finished result of `method` × `seed`, computing it if there is none.
+    fn seed_result(&self, method: Method, seed: u64) -> Result<SeedResult> {
+        let dir = run_dir(self.out, method, seed);
+        let tc = TrainConfig { seed, ..self.cfg.train.clone() };
+        let key = self.key(&tc);
+        let result_path = dir.join(RESULT_FILE);
+        let previous = std::fs::read_to_string(&result_path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<SeedResult>(&t).ok())
+            .filter(|r| r.key == key);
+        if let Some(r) = previous {
+            tracing::info!("{} seed {seed}: finished earlier, reusing {}", method.label(), result_path.display());
+            return Ok(r);
+        }
+        tracing::info!("{} seed {seed}: training into {}", method.label(), dir.display());
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let (data, prep, eval) = (self.data, &self.prep, &self.cfg.eval);
+        let flex = Device::flex();
+        let score_run = |dir: &Path, threshold: Option<f32>| -> Result<ProtocolResult> {
+            let run = Run::load(dir, &flex)?;
+            let threshold = threshold.unwrap_or(run.config.gate.threshold);
+            let gated = Gated { model: &run.model, cfg: &run.config.model, threshold };
+            Ok(protocol(&gated, data, &prep.test, &run.config.normalization, &run.config.model.stage1, eval))
+        };
+        let (result, epochs, train_seconds) = match method {
+            Method::Mmssl => {
+                let report = train(data, &tc, &dir)?;
+                (
+                    score_run(&dir, None)?,
+                    report.stage1_epochs + report.stage2_epochs,
+                    report.stage1_seconds + report.stage2_seconds,
+                )
+            }
+            Method::MmsslNoGate => {
+                let base = self.seed_result(Method::Mmssl, seed)?;
+                // every score is ≥ 0: threshold 0 flags every modality of every sample
+                (score_run(&run_dir(self.out, Method::Mmssl, seed), Some(0.0))?, base.epochs, base.train_seconds)
+            }
+            Method::MmsslNoModulation => {
+                self.seed_result(Method::Mmssl, seed)?;
+                let mut ablated = tc.clone();
+                ablated.stage2.modulation = Modulation::off();
+                ablated.reuse_stage1 = Some(run_dir(self.out, Method::Mmssl, seed));
+                let report = train(data, &ablated, &dir)?;
+                (score_run(&dir, None)?, report.stage2_epochs, report.stage2_seconds)
+            }
+            Method::Mmae => {
+                let mut log = CsvLog::create(&dir.join(LOG_FILE))?;
+                let (model, report) = train_mmae(data, &tc, prep, &mut log)?;
+                (protocol(&model, data, &prep.test, &prep.norm, &model.cfg.stage1, eval), report.epochs, report.seconds)
+            }
+        };
+        let r = SeedResult {
+            method,
+            seed,
+            result,
+            epochs,
+            train_seconds,
+            train_samples_per_s: (epochs * prep.train.count()) as f64 / train_seconds.max(1e-9),
+            key,
+        };
+        let text = serde_json::to_string_pretty(&r).expect("result serialises");
+        std::fs::write(&result_path, text).map_err(io(&result_path))?;
+        Ok(r)
+    }
 }
