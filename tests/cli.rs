@@ -274,7 +274,9 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
         "--quiet",
     ];
     let md = ok(&bench);
-    for row in ["| MMSSL | 2 |", "| MMSSL, no gate | 2 |", "| MMSSL, no modulation | 2 |", "| MMAE | 2 |"] {
+    for row in
+        ["| MMSSL | 2 |", "| MMSSL, no gate | 2 |", "| MMSSL, no modulation | 2 |", "| MMAE | 2 |", "| MMFR | 2 |"]
+    {
         assert!(md.contains(row), "{row} missing:\n{md}");
     }
     assert!(
@@ -287,12 +289,14 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report/results.json")).unwrap()).unwrap();
     let runs = results["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 8);
+    assert_eq!(runs.len(), 10);
     // the same faulty copies for every method and seed
     assert!(runs.iter().all(|r| r["result"]["faulty_input_mse"] == runs[0]["result"]["faulty_input_mse"]));
     let summary =
         |name: &str| results["summary"].as_array().unwrap().iter().find(|m| m["method"] == name).unwrap().clone();
     let mmae = summary("mmae");
+    // MMFR is the MMAE plus a regulariser: same seeds, other weights, other numbers
+    assert_ne!(summary("mmfr")["combined"], mmae["combined"]);
     assert!(json_at(&mmae, "sensor.mean") < json_at(&runs[0]["result"], "faulty_input_mse.sensor"));
     // seeds differ, so the spread is not zero
     assert!(json_at(&mmae, "combined.std") > 0.0);
@@ -305,7 +309,7 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
     // a second call reuses every finished run: same report numbers
     let again = ok(&bench);
     let table = |s: &str| s.lines().filter(|l| l.starts_with("| MM")).map(String::from).collect::<Vec<_>>();
-    assert_eq!(table(&md)[..4], table(&again)[..4]);
+    assert_eq!(table(&md)[..5], table(&again)[..5]);
     let out = mmguard(&["bench", "--data", &d("arm.npz"), "--methods", "mmssl,vae", "--out", &d("r2")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown method 'vae'"));

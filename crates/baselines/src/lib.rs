@@ -4,5 +4,7 @@
 //! per modality; the definitions and their sources are in each module's documentation.
 
 mod mmae;
+mod mmfr;
 
 pub use mmae::{Mmae, MmaeConfig, TrainedMmae};
+pub use mmfr::FuzzyConfig;

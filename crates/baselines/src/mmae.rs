@@ -53,13 +53,26 @@ impl Mmae {
     /// # Shapes
     /// camera [B, 3, H, W], sensor [B, D, T] → the same shapes
     pub fn forward(&self, cfg: &MmaeConfig, camera: Tensor<4>, sensor: Tensor<3>) -> (Tensor<4>, Tensor<3>) {
+        let (camera, sensor, _) = self.forward_with_code(cfg, camera, sensor);
+        (camera, sensor)
+    }
+
+    /// Reconstructs a batch and returns the bottleneck activations too ([B, bottleneck]), which
+    /// MMFR regularises.
+    pub fn forward_with_code(
+        &self,
+        cfg: &MmaeConfig,
+        camera: Tensor<4>,
+        sensor: Tensor<3>,
+    ) -> (Tensor<4>, Tensor<3>, Tensor<2>) {
         let s1 = &cfg.stage1;
         let z = self.autoencoder.encode(camera, sensor);
-        let z = self.expand.forward(lrelu(self.squeeze.forward(z)));
+        let code = lrelu(self.squeeze.forward(z));
+        let z = self.expand.forward(code.clone());
         let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
         let camera = self.autoencoder.decode_camera(z.clone().narrow(1, 0, lc), s1);
         let sensor = self.autoencoder.decode_sensor(z.narrow(1, lc, ls), s1);
-        (camera, sensor)
+        (camera, sensor, code)
     }
 }
 

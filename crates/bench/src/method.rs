@@ -18,11 +18,14 @@ pub enum Method {
     MmsslNoModulation,
     /// MMAE: multimodal denoising autoencoder, one stage, no detector.
     Mmae,
+    /// MMFR: the MMAE with the authors' fuzzy regularisation of its bottleneck.
+    Mmfr,
 }
 
 impl Method {
     /// Every method, MMSSL first.
-    pub const ALL: [Method; 4] = [Method::Mmssl, Method::MmsslNoGate, Method::MmsslNoModulation, Method::Mmae];
+    pub const ALL: [Method; 5] =
+        [Method::Mmssl, Method::MmsslNoGate, Method::MmsslNoModulation, Method::Mmae, Method::Mmfr];
 
     /// The name on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -31,6 +34,7 @@ impl Method {
             Self::MmsslNoGate => "mmssl-no-gate",
             Self::MmsslNoModulation => "mmssl-no-modulation",
             Self::Mmae => "mmae",
+            Self::Mmfr => "mmfr",
         }
     }
 
@@ -41,6 +45,7 @@ impl Method {
             Self::MmsslNoGate => "MMSSL, no gate",
             Self::MmsslNoModulation => "MMSSL, no modulation",
             Self::Mmae => "MMAE",
+            Self::Mmfr => "MMFR",
         }
     }
 

@@ -3,10 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+use mmguard_baselines::FuzzyConfig;
 use mmguard_data::Dataset;
 use mmguard_eval::{protocol, EvalConfig, ProtocolResult};
 use mmguard_model::{Gated, Run, LOG_FILE};
-use mmguard_train::{prepare, train, train_mmae, CsvLog, Modulation, Prepared, TrainConfig};
+use mmguard_train::{prepare, train, train_mmae, train_mmfr, CsvLog, Modulation, Prepared, TrainConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::{io, Error, Method, Result};
@@ -131,9 +132,12 @@ impl Bench<'_> {
                 let report = train(data, &ablated, &dir)?;
                 (score_run(&dir, None)?, report.stage2_epochs, report.stage2_seconds)
             }
-            Method::Mmae => {
+            Method::Mmae | Method::Mmfr => {
                 let mut log = CsvLog::create(&dir.join(LOG_FILE))?;
-                let (model, report) = train_mmae(data, &tc, prep, &mut log)?;
+                let (model, report) = match method {
+                    Method::Mmfr => train_mmfr(data, &tc, prep, &mut log, FuzzyConfig::default())?,
+                    _ => train_mmae(data, &tc, prep, &mut log)?,
+                };
                 (protocol(&model, data, &prep.test, &prep.norm, &model.cfg.stage1, eval), report.epochs, report.seconds)
             }
         };

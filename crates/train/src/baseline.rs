@@ -8,7 +8,7 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
-use mmguard_baselines::{Mmae, MmaeConfig, TrainedMmae};
+use mmguard_baselines::{FuzzyConfig, Mmae, MmaeConfig, TrainedMmae};
 use mmguard_data::Dataset;
 use mmguard_model::{host_batch, HostBatch};
 use rand::seq::SliceRandom;
@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::config::TrainConfig;
 use crate::error::Result;
+use crate::inject::Injected;
 use crate::log::{stage_bar, CsvLog, EpochRecord};
 use crate::losses::mse;
 use crate::pipeline::{model_config, seeded, Prepared};
@@ -57,6 +58,29 @@ pub fn train_mmae(
     prep: &Prepared,
     log: &mut CsvLog,
 ) -> Result<(TrainedMmae, BaselineReport)> {
+    train_autoencoder(data, cfg, prep, log, None)
+}
+
+/// Trains an MMFR: the MMAE with the fuzzy regulariser on its bottleneck during training
+/// (validation and early stopping on the reconstruction alone, as for the MMAE).
+pub fn train_mmfr(
+    data: &Dataset,
+    cfg: &TrainConfig,
+    prep: &Prepared,
+    log: &mut CsvLog,
+    fuzzy: FuzzyConfig,
+) -> Result<(TrainedMmae, BaselineReport)> {
+    train_autoencoder(data, cfg, prep, log, Some(fuzzy))
+}
+
+fn train_autoencoder(
+    data: &Dataset,
+    cfg: &TrainConfig,
+    prep: &Prepared,
+    log: &mut CsvLog,
+    fuzzy: Option<FuzzyConfig>,
+) -> Result<(TrainedMmae, BaselineReport)> {
+    let name = if fuzzy.is_some() { "mmfr" } else { "mmae" };
     let plain = Device::flex();
     let ad = plain.clone().autodiff();
     let mcfg = MmaeConfig::new(model_config(cfg, data).stage1);
@@ -87,7 +111,7 @@ pub fn train_mmae(
     let mut optim = adam();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(3));
     let per_epoch = prep.train.count().div_ceil(cfg.batch_size) as u64;
-    let bar = stage_bar(cfg.progress, per_epoch * epochs as u64, "mmae");
+    let bar = stage_bar(cfg.progress, per_epoch * epochs as u64, name);
     let mut stop = EarlyStop::new(cfg.stage2.schedule.patience);
     let (start, mut run_epochs, mut seen) = (Instant::now(), 0, 0usize);
     for epoch in 1..=epochs {
@@ -97,9 +121,18 @@ pub fn train_mmae(
         let (mut sum, mut n) = (0.0, 0usize);
         for chunk in order.chunks(cfg.batch_size) {
             let clean = host_batch(data, chunk, cfg.window, &prep.norm);
-            let (faulty, _) = faults.inject_batch(&clean, &previous_frames(data, chunk, faults), s1, &mut rng);
+            let (faulty, kinds) = faults.inject_batch(&clean, &previous_frames(data, chunk, faults), s1, &mut rng);
             let m = model.take().expect("present between steps");
-            let loss = mmae_loss(&m, &mcfg, &faulty, &clean, &ad);
+            let (camera, sensor, code) =
+                m.forward_with_code(&mcfg, faulty.camera_tensor(s1, &ad), faulty.sensor_tensor(s1, &ad));
+            let mut loss = mse(camera, clean.camera_tensor(s1, &ad)) + mse(sensor, clean.sensor_tensor(s1, &ad));
+            if let Some(f) = &fuzzy {
+                let rows = |k: Injected| (0..kinds.len()).filter(|&i| kinds[i] == k).collect::<Vec<_>>();
+                let (cam_rows, sen_rows) = (rows(Injected::Camera), rows(Injected::Sensor));
+                if let Some(reg) = f.loss(code, [&cam_rows, &sen_rows], &ad) {
+                    loss = loss + reg;
+                }
+            }
             sum += f64::from(loss.clone().into_scalar::<f32>()) * chunk.len() as f64;
             n += chunk.len();
             let grads = GradientsParams::from_grads(loss.backward(), &m);
@@ -112,7 +145,7 @@ pub fn train_mmae(
         let seconds = t.elapsed().as_secs_f64();
         seen += n;
         log.write(&EpochRecord {
-            stage: "mmae",
+            stage: name,
             epoch,
             train_loss: sum / n.max(1) as f64,
             val_loss: val,
