@@ -289,7 +289,7 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report/results.json")).unwrap()).unwrap();
     let runs = results["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 10);
+    assert_eq!(runs.len(), 12);
     // the same faulty copies for every method and seed
     assert!(runs.iter().all(|r| r["result"]["faulty_input_mse"] == runs[0]["result"]["faulty_input_mse"]));
     let summary =
@@ -309,7 +309,7 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
     // a second call reuses every finished run: same report numbers
     let again = ok(&bench);
     let table = |s: &str| s.lines().filter(|l| l.starts_with("| MM")).map(String::from).collect::<Vec<_>>();
-    assert_eq!(table(&md)[..5], table(&again)[..5]);
+    assert_eq!(table(&md)[..6], table(&again)[..6]);
     let out = mmguard(&["bench", "--data", &d("arm.npz"), "--methods", "mmssl,vae", "--out", &d("r2")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown method 'vae'"));

@@ -10,7 +10,9 @@
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
-use mmguard_model::{camera_to_host, lrelu, sensor_to_host, HostBatch, Inference, Repair, Stage1, Stage1Config};
+use mmguard_model::{lrelu, Stage1, Stage1Config};
+
+use crate::Reconstruct;
 use serde::{Deserialize, Serialize};
 
 /// Sizes of the MMAE.
@@ -47,25 +49,14 @@ pub struct Mmae {
     expand: Linear,
 }
 
-impl Mmae {
-    /// Reconstructs a batch.
-    ///
-    /// # Shapes
-    /// camera [B, 3, H, W], sensor [B, D, T] → the same shapes
-    pub fn forward(&self, cfg: &MmaeConfig, camera: Tensor<4>, sensor: Tensor<3>) -> (Tensor<4>, Tensor<3>) {
-        let (camera, sensor, _) = self.forward_with_code(cfg, camera, sensor);
-        (camera, sensor)
-    }
-
-    /// Reconstructs a batch and returns the bottleneck activations too ([B, bottleneck]), which
-    /// MMFR regularises.
-    pub fn forward_with_code(
+impl Reconstruct for Mmae {
+    /// The code is the bottleneck activation [B, bottleneck], which MMFR regularises.
+    fn reconstruct(
         &self,
-        cfg: &MmaeConfig,
+        s1: &Stage1Config,
         camera: Tensor<4>,
         sensor: Tensor<3>,
     ) -> (Tensor<4>, Tensor<3>, Tensor<2>) {
-        let s1 = &cfg.stage1;
         let z = self.autoencoder.encode(camera, sensor);
         let code = lrelu(self.squeeze.forward(z));
         let z = self.expand.forward(code.clone());
@@ -73,39 +64,5 @@ impl Mmae {
         let camera = self.autoencoder.decode_camera(z.clone().narrow(1, 0, lc), s1);
         let sensor = self.autoencoder.decode_sensor(z.narrow(1, lc, ls), s1);
         (camera, sensor, code)
-    }
-}
-
-/// Mean squared difference per sample between two [B, n] host buffers.
-fn residuals(a: &[f32], b: &[f32], per_sample: usize) -> Vec<f32> {
-    a.chunks_exact(per_sample)
-        .zip(b.chunks_exact(per_sample))
-        .map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q) * (p - q)).sum::<f32>() / per_sample as f32)
-        .collect()
-}
-
-/// A trained MMAE with its sizes: what evaluation and serving use.
-#[derive(Debug, Clone)]
-pub struct TrainedMmae {
-    /// The network (on a plain device).
-    pub model: Mmae,
-    /// Its sizes.
-    pub cfg: MmaeConfig,
-}
-
-impl Repair for TrainedMmae {
-    fn repair(&self, batch: &HostBatch, device: &Device) -> Inference {
-        let s1 = &self.cfg.stage1;
-        let (camera, sensor) =
-            self.model.forward(&self.cfg, batch.camera_tensor(s1, device), batch.sensor_tensor(s1, device));
-        let (camera, sensor) = (camera_to_host(camera), sensor_to_host(sensor));
-        let rc = residuals(&batch.camera, &camera, 3 * s1.height * s1.width);
-        let rs = residuals(&batch.sensor, &sensor, s1.window * s1.sensor_dim);
-        Inference {
-            scores: rc.into_iter().zip(rs).map(|(c, s)| [c, s]).collect(),
-            flags: vec![[true, true]; batch.len],
-            camera,
-            sensor,
-        }
     }
 }

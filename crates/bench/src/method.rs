@@ -20,12 +20,14 @@ pub enum Method {
     Mmae,
     /// MMFR: the MMAE with the authors' fuzzy regularisation of its bottleneck.
     Mmfr,
+    /// MMCF: concept fusion of the two modalities' codes (the authors' adaptive fusion).
+    Mmcf,
 }
 
 impl Method {
     /// Every method, MMSSL first.
-    pub const ALL: [Method; 5] =
-        [Method::Mmssl, Method::MmsslNoGate, Method::MmsslNoModulation, Method::Mmae, Method::Mmfr];
+    pub const ALL: [Method; 6] =
+        [Method::Mmssl, Method::MmsslNoGate, Method::MmsslNoModulation, Method::Mmae, Method::Mmfr, Method::Mmcf];
 
     /// The name on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -35,6 +37,7 @@ impl Method {
             Self::MmsslNoModulation => "mmssl-no-modulation",
             Self::Mmae => "mmae",
             Self::Mmfr => "mmfr",
+            Self::Mmcf => "mmcf",
         }
     }
 
@@ -46,6 +49,7 @@ impl Method {
             Self::MmsslNoModulation => "MMSSL, no modulation",
             Self::Mmae => "MMAE",
             Self::Mmfr => "MMFR",
+            Self::Mmcf => "MMCF",
         }
     }
 

@@ -6,8 +6,8 @@ use burn::tensor::Device;
 use mmguard_baselines::FuzzyConfig;
 use mmguard_data::Dataset;
 use mmguard_eval::{protocol, EvalConfig, ProtocolResult};
-use mmguard_model::{Gated, Run, LOG_FILE};
-use mmguard_train::{prepare, train, train_mmae, train_mmfr, CsvLog, Modulation, Prepared, TrainConfig};
+use mmguard_model::{Gated, Repair, Run, Stage1Config, LOG_FILE};
+use mmguard_train::{prepare, train, train_mmae, train_mmcf, train_mmfr, CsvLog, Modulation, Prepared, TrainConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::{io, Error, Method, Result};
@@ -132,13 +132,24 @@ impl Bench<'_> {
                 let report = train(data, &ablated, &dir)?;
                 (score_run(&dir, None)?, report.stage2_epochs, report.stage2_seconds)
             }
-            Method::Mmae | Method::Mmfr => {
+            Method::Mmae | Method::Mmfr | Method::Mmcf => {
                 let mut log = CsvLog::create(&dir.join(LOG_FILE))?;
-                let (model, report) = match method {
-                    Method::Mmfr => train_mmfr(data, &tc, prep, &mut log, FuzzyConfig::default())?,
-                    _ => train_mmae(data, &tc, prep, &mut log)?,
+                let score = |m: &dyn Repair, s1: &Stage1Config| protocol(m, data, &prep.test, &prep.norm, s1, eval);
+                let (result, report) = match method {
+                    Method::Mmcf => {
+                        let (model, report) = train_mmcf(data, &tc, prep, &mut log)?;
+                        (score(&model, &model.stage1), report)
+                    }
+                    Method::Mmfr => {
+                        let (model, report) = train_mmfr(data, &tc, prep, &mut log, FuzzyConfig::default())?;
+                        (score(&model, &model.stage1), report)
+                    }
+                    _ => {
+                        let (model, report) = train_mmae(data, &tc, prep, &mut log)?;
+                        (score(&model, &model.stage1), report)
+                    }
                 };
-                (protocol(&model, data, &prep.test, &prep.norm, &model.cfg.stage1, eval), report.epochs, report.seconds)
+                (result, report.epochs, report.seconds)
             }
         };
         let r = SeedResult {

@@ -30,7 +30,7 @@ fn mmae_and_mmssl_are_scored_on_the_same_copies() {
     let mut log = CsvLog::create(&dir.path().join("mmae.csv")).unwrap();
     let (mmae, report) = train_mmae(&data, &cfg, &prep, &mut log).unwrap();
     assert!(report.epochs > 0 && report.best_val.is_finite());
-    let s1 = &mmae.cfg.stage1;
+    let s1 = &mmae.stage1;
     let eval = EvalConfig::default();
     let got = protocol(&mmae, &data, &prep.test, &prep.norm, s1, &eval);
     for (name, out, input) in [

@@ -5,12 +5,11 @@
 
 use std::time::Instant;
 
-use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::Device;
-use mmguard_baselines::{FuzzyConfig, Mmae, MmaeConfig, TrainedMmae};
+use burn::tensor::{Device, Tensor};
+use mmguard_baselines::{FuzzyConfig, Mmae, MmaeConfig, Mmcf, MmcfConfig, Reconstruct, Trained};
 use mmguard_data::Dataset;
-use mmguard_model::{host_batch, HostBatch};
+use mmguard_model::{host_batch, HostBatch, Stage1Config};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -38,16 +37,15 @@ pub struct BaselineReport {
     pub samples_per_s: f64,
 }
 
-/// Camera + sensor MSE of the MMAE's output against the clean batch.
-fn mmae_loss(
-    model: &Mmae,
-    cfg: &MmaeConfig,
+/// Camera + sensor MSE of a baseline's output against the clean batch.
+fn reconstruction_loss<M: Reconstruct>(
+    model: &M,
+    s1: &Stage1Config,
     faulty: &HostBatch,
     clean: &HostBatch,
     device: &Device,
-) -> burn::tensor::Tensor<1> {
-    let s1 = &cfg.stage1;
-    let (camera, sensor) = model.forward(cfg, faulty.camera_tensor(s1, device), faulty.sensor_tensor(s1, device));
+) -> Tensor<1> {
+    let (camera, sensor, _) = model.reconstruct(s1, faulty.camera_tensor(s1, device), faulty.sensor_tensor(s1, device));
     mse(camera, clean.camera_tensor(s1, device)) + mse(sensor, clean.sensor_tensor(s1, device))
 }
 
@@ -57,8 +55,20 @@ pub fn train_mmae(
     cfg: &TrainConfig,
     prep: &Prepared,
     log: &mut CsvLog,
-) -> Result<(TrainedMmae, BaselineReport)> {
-    train_autoencoder(data, cfg, prep, log, None)
+) -> Result<(Trained<Mmae>, BaselineReport)> {
+    let mcfg = MmaeConfig::new(model_config(cfg, data).stage1);
+    train_one_stage(data, cfg, prep, log, "mmae", |d| mcfg.init(d), None)
+}
+
+/// Trains an MMCF (concept fusion) like the MMAE.
+pub fn train_mmcf(
+    data: &Dataset,
+    cfg: &TrainConfig,
+    prep: &Prepared,
+    log: &mut CsvLog,
+) -> Result<(Trained<Mmcf>, BaselineReport)> {
+    let mcfg = MmcfConfig::new(model_config(cfg, data).stage1);
+    train_one_stage(data, cfg, prep, log, "mmcf", |d| mcfg.init(d), None)
 }
 
 /// Trains an MMFR: the MMAE with the fuzzy regulariser on its bottleneck during training
@@ -69,22 +79,26 @@ pub fn train_mmfr(
     prep: &Prepared,
     log: &mut CsvLog,
     fuzzy: FuzzyConfig,
-) -> Result<(TrainedMmae, BaselineReport)> {
-    train_autoencoder(data, cfg, prep, log, Some(fuzzy))
+) -> Result<(Trained<Mmae>, BaselineReport)> {
+    let mcfg = MmaeConfig::new(model_config(cfg, data).stage1);
+    train_one_stage(data, cfg, prep, log, "mmfr", |d| mcfg.init(d), Some(fuzzy))
 }
 
-fn train_autoencoder(
+/// The one-stage loop shared by the baselines: `init` builds the network on a device,
+/// `fuzzy` adds MMFR's regulariser on the network's code.
+fn train_one_stage<M: Reconstruct>(
     data: &Dataset,
     cfg: &TrainConfig,
     prep: &Prepared,
     log: &mut CsvLog,
+    name: &'static str,
+    init: impl FnOnce(&Device) -> M,
     fuzzy: Option<FuzzyConfig>,
-) -> Result<(TrainedMmae, BaselineReport)> {
-    let name = if fuzzy.is_some() { "mmfr" } else { "mmae" };
+) -> Result<(Trained<M>, BaselineReport)> {
     let plain = Device::flex();
     let ad = plain.clone().autodiff();
-    let mcfg = MmaeConfig::new(model_config(cfg, data).stage1);
-    let s1 = &mcfg.stage1;
+    let stage1 = model_config(cfg, data).stage1;
+    let s1 = &stage1;
     let faults = &cfg.stage2.faults;
     let epochs = cfg.stage1.epochs + cfg.stage2.schedule.epochs;
     let lr = cfg.stage1.learning_rate;
@@ -96,18 +110,18 @@ fn train_autoencoder(
             (faults.inject_batch(&clean, &previous_frames(data, &ends, faults), s1, &mut vrng).0, clean)
         })
         .collect();
-    let val_loss = |model: &Mmae| {
+    let val_loss = |model: &M| {
         let plain_model = model.valid();
         let (mut sum, mut n) = (0.0, 0usize);
         for (faulty, clean) in &val {
-            let loss = mmae_loss(&plain_model, &mcfg, faulty, clean, &plain).into_scalar::<f32>();
+            let loss = reconstruction_loss(&plain_model, s1, faulty, clean, &plain).into_scalar::<f32>();
             sum += f64::from(loss) * clean.len as f64;
             n += clean.len;
         }
         sum / n.max(1) as f64
     };
 
-    let mut model = Some(seeded(&ad, cfg.seed, |d| mcfg.init(d)));
+    let mut model = Some(seeded(&ad, cfg.seed, init));
     let mut optim = adam();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(3));
     let per_epoch = prep.train.count().div_ceil(cfg.batch_size) as u64;
@@ -124,7 +138,7 @@ fn train_autoencoder(
             let (faulty, kinds) = faults.inject_batch(&clean, &previous_frames(data, chunk, faults), s1, &mut rng);
             let m = model.take().expect("present between steps");
             let (camera, sensor, code) =
-                m.forward_with_code(&mcfg, faulty.camera_tensor(s1, &ad), faulty.sensor_tensor(s1, &ad));
+                m.reconstruct(s1, faulty.camera_tensor(s1, &ad), faulty.sensor_tensor(s1, &ad));
             let mut loss = mse(camera, clean.camera_tensor(s1, &ad)) + mse(sensor, clean.sensor_tensor(s1, &ad));
             if let Some(f) = &fuzzy {
                 let rows = |k: Injected| (0..kinds.len()).filter(|&i| kinds[i] == k).collect::<Vec<_>>();
@@ -163,5 +177,5 @@ fn train_autoencoder(
     let report =
         BaselineReport { epochs: run_epochs, best_val: stop.best, seconds, samples_per_s: seen as f64 / seconds };
     let best = stop.kept.expect("at least one epoch").valid();
-    Ok((TrainedMmae { model: best, cfg: mcfg }, report))
+    Ok((Trained { model: best, stage1 }, report))
 }
