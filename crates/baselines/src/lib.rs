@@ -6,10 +6,12 @@
 mod mmae;
 mod mmcf;
 mod mmfr;
+mod mmgan;
 
 pub use mmae::{Mmae, MmaeConfig};
 pub use mmcf::{Mmcf, MmcfConfig};
 pub use mmfr::FuzzyConfig;
+pub use mmgan::{lsgan, AdversaryConfig, Discriminator};
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};

@@ -22,12 +22,21 @@ pub enum Method {
     Mmfr,
     /// MMCF: concept fusion of the two modalities' codes (the authors' adaptive fusion).
     Mmcf,
+    /// MMGAN: the MMAE as generator against conditional discriminators.
+    Mmgan,
 }
 
 impl Method {
     /// Every method, MMSSL first.
-    pub const ALL: [Method; 6] =
-        [Method::Mmssl, Method::MmsslNoGate, Method::MmsslNoModulation, Method::Mmae, Method::Mmfr, Method::Mmcf];
+    pub const ALL: [Method; 7] = [
+        Method::Mmssl,
+        Method::MmsslNoGate,
+        Method::MmsslNoModulation,
+        Method::Mmae,
+        Method::Mmfr,
+        Method::Mmcf,
+        Method::Mmgan,
+    ];
 
     /// The name on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -38,6 +47,7 @@ impl Method {
             Self::Mmae => "mmae",
             Self::Mmfr => "mmfr",
             Self::Mmcf => "mmcf",
+            Self::Mmgan => "mmgan",
         }
     }
 
@@ -50,6 +60,7 @@ impl Method {
             Self::Mmae => "MMAE",
             Self::Mmfr => "MMFR",
             Self::Mmcf => "MMCF",
+            Self::Mmgan => "MMGAN",
         }
     }
 

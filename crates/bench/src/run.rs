@@ -3,11 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use mmguard_baselines::FuzzyConfig;
+use mmguard_baselines::{AdversaryConfig, FuzzyConfig};
 use mmguard_data::Dataset;
 use mmguard_eval::{protocol, EvalConfig, ProtocolResult};
 use mmguard_model::{Gated, Repair, Run, Stage1Config, LOG_FILE};
-use mmguard_train::{prepare, train, train_mmae, train_mmcf, train_mmfr, CsvLog, Modulation, Prepared, TrainConfig};
+use mmguard_train::{
+    prepare, train, train_mmae, train_mmcf, train_mmfr, train_mmgan, CsvLog, Modulation, Prepared, TrainConfig,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{io, Error, Method, Result};
@@ -132,12 +134,16 @@ impl Bench<'_> {
                 let report = train(data, &ablated, &dir)?;
                 (score_run(&dir, None)?, report.stage2_epochs, report.stage2_seconds)
             }
-            Method::Mmae | Method::Mmfr | Method::Mmcf => {
+            Method::Mmae | Method::Mmfr | Method::Mmcf | Method::Mmgan => {
                 let mut log = CsvLog::create(&dir.join(LOG_FILE))?;
                 let score = |m: &dyn Repair, s1: &Stage1Config| protocol(m, data, &prep.test, &prep.norm, s1, eval);
                 let (result, report) = match method {
                     Method::Mmcf => {
                         let (model, report) = train_mmcf(data, &tc, prep, &mut log)?;
+                        (score(&model, &model.stage1), report)
+                    }
+                    Method::Mmgan => {
+                        let (model, report) = train_mmgan(data, &tc, prep, &mut log, AdversaryConfig::default())?;
                         (score(&model, &model.stage1), report)
                     }
                     Method::Mmfr => {

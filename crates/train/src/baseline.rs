@@ -5,9 +5,12 @@
 
 use std::time::Instant;
 
+use burn::optim::AdamConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
-use mmguard_baselines::{FuzzyConfig, Mmae, MmaeConfig, Mmcf, MmcfConfig, Reconstruct, Trained};
+use mmguard_baselines::{
+    lsgan, AdversaryConfig, FuzzyConfig, Mmae, MmaeConfig, Mmcf, MmcfConfig, Reconstruct, Trained,
+};
 use mmguard_data::Dataset;
 use mmguard_model::{host_batch, HostBatch, Stage1Config};
 use rand::seq::SliceRandom;
@@ -57,7 +60,20 @@ pub fn train_mmae(
     log: &mut CsvLog,
 ) -> Result<(Trained<Mmae>, BaselineReport)> {
     let mcfg = MmaeConfig::new(model_config(cfg, data).stage1);
-    train_one_stage(data, cfg, prep, log, "mmae", |d| mcfg.init(d), None)
+    train_one_stage(data, cfg, prep, log, "mmae", |d| mcfg.init(d), Extra::None)
+}
+
+/// Trains an MMGAN: the MMAE as generator against conditional discriminators (validation and
+/// early stopping on the reconstruction alone).
+pub fn train_mmgan(
+    data: &Dataset,
+    cfg: &TrainConfig,
+    prep: &Prepared,
+    log: &mut CsvLog,
+    adversary: AdversaryConfig,
+) -> Result<(Trained<Mmae>, BaselineReport)> {
+    let mcfg = MmaeConfig::new(model_config(cfg, data).stage1);
+    train_one_stage(data, cfg, prep, log, "mmgan", |d| mcfg.init(d), Extra::Adversarial(adversary))
 }
 
 /// Trains an MMCF (concept fusion) like the MMAE.
@@ -68,7 +84,7 @@ pub fn train_mmcf(
     log: &mut CsvLog,
 ) -> Result<(Trained<Mmcf>, BaselineReport)> {
     let mcfg = MmcfConfig::new(model_config(cfg, data).stage1);
-    train_one_stage(data, cfg, prep, log, "mmcf", |d| mcfg.init(d), None)
+    train_one_stage(data, cfg, prep, log, "mmcf", |d| mcfg.init(d), Extra::None)
 }
 
 /// Trains an MMFR: the MMAE with the fuzzy regulariser on its bottleneck during training
@@ -81,11 +97,21 @@ pub fn train_mmfr(
     fuzzy: FuzzyConfig,
 ) -> Result<(Trained<Mmae>, BaselineReport)> {
     let mcfg = MmaeConfig::new(model_config(cfg, data).stage1);
-    train_one_stage(data, cfg, prep, log, "mmfr", |d| mcfg.init(d), Some(fuzzy))
+    train_one_stage(data, cfg, prep, log, "mmfr", |d| mcfg.init(d), Extra::Fuzzy(fuzzy))
 }
 
-/// The one-stage loop shared by the baselines: `init` builds the network on a device,
-/// `fuzzy` adds MMFR's regulariser on the network's code.
+/// What a baseline's training adds to the reconstruction loss.
+enum Extra {
+    /// Nothing.
+    None,
+    /// MMFR's fuzzy regulariser on the network's code.
+    Fuzzy(FuzzyConfig),
+    /// MMGAN's discriminators, trained step for step with the generator.
+    Adversarial(AdversaryConfig),
+}
+
+/// The one-stage loop shared by the baselines: `init` builds the network on a device, `extra`
+/// adds a regulariser or an adversary.
 fn train_one_stage<M: Reconstruct>(
     data: &Dataset,
     cfg: &TrainConfig,
@@ -93,7 +119,7 @@ fn train_one_stage<M: Reconstruct>(
     log: &mut CsvLog,
     name: &'static str,
     init: impl FnOnce(&Device) -> M,
-    fuzzy: Option<FuzzyConfig>,
+    extra: Extra,
 ) -> Result<(Trained<M>, BaselineReport)> {
     let plain = Device::flex();
     let ad = plain.clone().autodiff();
@@ -123,6 +149,11 @@ fn train_one_stage<M: Reconstruct>(
 
     let mut model = Some(seeded(&ad, cfg.seed, init));
     let mut optim = adam();
+    let mut discriminator = match &extra {
+        Extra::Adversarial(a) => Some(seeded(&ad, cfg.seed.wrapping_add(7), |d| a.init(s1, d))),
+        _ => None,
+    };
+    let mut d_optim = AdamConfig::new().with_beta_1(0.5).with_epsilon(1e-8).init();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(3));
     let per_epoch = prep.train.count().div_ceil(cfg.batch_size) as u64;
     let bar = stage_bar(cfg.progress, per_epoch * epochs as u64, name);
@@ -137,14 +168,29 @@ fn train_one_stage<M: Reconstruct>(
             let clean = host_batch(data, chunk, cfg.window, &prep.norm);
             let (faulty, kinds) = faults.inject_batch(&clean, &previous_frames(data, chunk, faults), s1, &mut rng);
             let m = model.take().expect("present between steps");
-            let (camera, sensor, code) =
-                m.reconstruct(s1, faulty.camera_tensor(s1, &ad), faulty.sensor_tensor(s1, &ad));
-            let mut loss = mse(camera, clean.camera_tensor(s1, &ad)) + mse(sensor, clean.sensor_tensor(s1, &ad));
-            if let Some(f) = &fuzzy {
-                let rows = |k: Injected| (0..kinds.len()).filter(|&i| kinds[i] == k).collect::<Vec<_>>();
-                let (cam_rows, sen_rows) = (rows(Injected::Camera), rows(Injected::Sensor));
-                if let Some(reg) = f.loss(code, [&cam_rows, &sen_rows], &ad) {
-                    loss = loss + reg;
+            let (in_c, in_s) = (faulty.camera_tensor(s1, &ad), faulty.sensor_tensor(s1, &ad));
+            let (clean_c, clean_s) = (clean.camera_tensor(s1, &ad), clean.sensor_tensor(s1, &ad));
+            let (camera, sensor, code) = m.reconstruct(s1, in_c.clone(), in_s.clone());
+            let mut loss = mse(camera.clone(), clean_c.clone()) + mse(sensor.clone(), clean_s.clone());
+            match &extra {
+                Extra::None => {}
+                Extra::Fuzzy(f) => {
+                    let rows = |k: Injected| (0..kinds.len()).filter(|&i| kinds[i] == k).collect::<Vec<_>>();
+                    let (cam_rows, sen_rows) = (rows(Injected::Camera), rows(Injected::Sensor));
+                    if let Some(reg) = f.loss(code, [&cam_rows, &sen_rows], &ad) {
+                        loss = loss + reg;
+                    }
+                }
+                Extra::Adversarial(a) => {
+                    // discriminator step on the detached output, then the generator's term
+                    let d = discriminator.take().expect("present between steps");
+                    let real = d.forward(in_c.clone(), clean_c, in_s.clone(), clean_s);
+                    let fake = d.forward(in_c.clone(), camera.clone().detach(), in_s.clone(), sensor.clone().detach());
+                    let d_loss = lsgan(real, 1.0) + lsgan(fake, 0.0);
+                    let grads = GradientsParams::from_grads(d_loss.backward(), &d);
+                    let d = d_optim.step(a.learning_rate, d, grads);
+                    loss = loss + lsgan(d.forward(in_c, camera, in_s, sensor), 1.0).mul_scalar(a.weight);
+                    discriminator = Some(d);
                 }
             }
             sum += f64::from(loss.clone().into_scalar::<f32>()) * chunk.len() as f64;

@@ -19,7 +19,7 @@ mod stage1;
 mod stage2;
 mod stages;
 
-pub use baseline::{train_mmae, train_mmcf, train_mmfr, BaselineReport};
+pub use baseline::{train_mmae, train_mmcf, train_mmfr, train_mmgan, BaselineReport};
 pub use calibrate::{calibrate, threshold_for_false_alarm_rate, Calibration, EpisodeScores};
 pub use config::{
     Architecture, GammaMode, LossWeights, Modulation, Stage2Config, StageSchedule, TrainConfig, TrainingFaults,
