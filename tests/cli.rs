@@ -249,9 +249,22 @@ fn the_welding_cell_trains_and_evaluates_and_its_data_goes_out_and_back_in() {
     for png in ["cam.png", "sensor.png"] {
         assert!(std::fs::metadata(d(png)).unwrap().len() > 5_000, "{png}");
     }
-    let out = mmguard(&["faults", "preview", "--data", &d("weld.npz"), "--column", "torque"]);
+    let (cam, sensor) = (d("bad-cam.png"), d("bad-sensor.png"));
+    let out = mmguard(&[
+        "faults",
+        "preview",
+        "--data",
+        &d("weld.npz"),
+        "--column",
+        "torque",
+        "--out",
+        &cam,
+        "--sensor-out",
+        &sensor,
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("weld_current"));
+    assert!(!Path::new(&cam).exists() && !Path::new(&sensor).exists(), "a refused preview wrote a file");
 }
 
 #[test]

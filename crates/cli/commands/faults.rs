@@ -1,15 +1,12 @@
 //! `mmguard faults list|preview`
 
-use std::fs::File;
-use std::io::BufWriter;
-
 use anyhow::{bail, Context};
 use mmguard_data::npz::{Array, ArrayData, NpzReader};
 use mmguard_data::Dataset;
 use mmguard_faults::inject::{Injection, Shape, LEVEL_KEYS};
 use mmguard_faults::preview::{camera_grid, sensor_traces};
 use mmguard_faults::{CameraFault, SensorFault};
-use mmguard_plot::{panels_png, Grid, Panel, Series};
+use mmguard_plot::{panels_png, write_rgb_png, Grid, Panel, Series};
 
 use crate::args::{FaultsCommand, InjectArgs, PreviewArgs};
 
@@ -34,27 +31,37 @@ fn preview(a: PreviewArgs) -> anyhow::Result<()> {
     let mut previous = vec![0.0; data.frame_len()];
     data.scaled_frame_into(a.sample, &mut frame);
     data.scaled_frame_into(a.sample.saturating_sub(5), &mut previous);
+    // the sensor plot is prepared first: a bad --column writes nothing
+    let sensor = sensor_panels(&data, &a)?;
     let grid = camera_grid(&frame, &previous, data.height, data.width, &[0.0, 0.25, 0.5, 0.75, 1.0], a.seed);
-    let file = File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let mut encoder = png::Encoder::new(BufWriter::new(file), grid.width as u32, grid.height as u32);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder
-        .write_header()
-        .and_then(|mut w| w.write_image_data(&grid.pixels))
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    write_rgb_png(&a.out, &grid.pixels, grid.width as u32, grid.height as u32)?;
     tracing::info!(
         "wrote {}: {} camera faults (rows: {}) × severities 0, 0.25, 0.5, 0.75, 1",
         a.out.display(),
         CameraFault::ALL.len(),
         CameraFault::ALL.map(CameraFault::name).join(", ")
     );
-    sensor_plot(&data, &a)
+    panels_png(&a.sensor_out, &sensor.panels, Grid { columns: 4, panel_width: 360, panel_height: 230 })?;
+    tracing::info!(
+        "wrote {}: {} sensor faults and 3 temporal patterns on {} over episode {}, from a quarter of it on",
+        a.sensor_out.display(),
+        SensorFault::ALL.len(),
+        sensor.column,
+        sensor.episode
+    );
+    Ok(())
+}
+
+/// The sensor plot's panels, the column they show and the episode.
+struct SensorPanels {
+    panels: Vec<Panel>,
+    column: String,
+    episode: i32,
 }
 
 /// Every sensor fault on one channel of the sample's episode, on the [0, 1] scale of the file's
 /// own range.
-fn sensor_plot(data: &Dataset, a: &PreviewArgs) -> anyhow::Result<()> {
+fn sensor_panels(data: &Dataset, a: &PreviewArgs) -> anyhow::Result<SensorPanels> {
     let d = data.sensor_dim();
     let episode = data.episode[a.sample];
     let rows: Vec<usize> = (0..data.len()).filter(|&i| data.episode[i] == episode).collect();
@@ -99,14 +106,7 @@ fn sensor_plot(data: &Dataset, a: &PreviewArgs) -> anyhow::Result<()> {
             }
         })
         .collect();
-    panels_png(&a.sensor_out, &panels, Grid { columns: 4, panel_width: 360, panel_height: 230 })?;
-    tracing::info!(
-        "wrote {}: {} sensor faults and 3 temporal patterns on {} over episode {episode}, from a quarter of it on",
-        a.sensor_out.display(),
-        SensorFault::ALL.len(),
-        data.columns[column].name
-    );
-    Ok(())
+    Ok(SensorPanels { panels, column: data.columns[column].name.clone(), episode })
 }
 
 fn column_names(data: &Dataset) -> String {

@@ -33,6 +33,14 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// Writing the PNG file failed.
+    #[error("{path}: cannot write PNG: {message}")]
+    Write {
+        /// The output file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// Nothing to draw.
     #[error("{path}: {message}")]
     Empty {
@@ -152,19 +160,22 @@ fn grid_png<P>(
         }
         root.present().map_err(|e| err(&e))?;
     }
-    write_png(path, &rgb, size).map_err(|e| err(&e))
+    write_rgb_png(path, &rgb, size.0, size.1)
 }
 
-/// Encodes RGB pixels with strong compression: charts are mostly flat colour, and plotters'
-/// own encoder writes files ten times larger.
-fn write_png(path: &Path, rgb: &[u8], (width, height): (u32, u32)) -> Result<(), png::EncodingError> {
-    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut encoder = png::Encoder::new(file, width, height);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(png::Compression::High);
-    encoder.set_filter(png::Filter::Adaptive);
-    encoder.write_header()?.write_image_data(rgb)
+/// Writes RGB pixels ([height, width, 3]) as a PNG with strong compression: charts and fault
+/// grids are mostly flat colour, and plotters' own encoder writes files ten times larger.
+pub fn write_rgb_png(path: &Path, rgb: &[u8], width: u32, height: u32) -> Result<(), Error> {
+    let encode = || -> Result<(), png::EncodingError> {
+        let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        let mut encoder = png::Encoder::new(file, width, height);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_compression(png::Compression::High);
+        encoder.set_filter(png::Filter::Adaptive);
+        encoder.write_header()?.write_image_data(rgb)
+    };
+    encode().map_err(|e| Error::Write { path: path.into(), message: e.to_string() })
 }
 
 /// One bar: a mean with a ±1 standard deviation error bar.
