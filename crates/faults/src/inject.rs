@@ -2,7 +2,7 @@
 //! per-sample fault level of each modality as ground truth. What a stream looks like when a
 //! sensor breaks during operation.
 
-use mmguard_data::{Dataset, SensorLayout};
+use mmguard_data::{Dataset, MinMax, SensorLayout};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -53,6 +53,9 @@ pub enum InjectError {
     /// A fault name the library does not know.
     #[error(transparent)]
     Unknown(#[from] crate::UnknownFault),
+    /// The dataset's episodes cannot be read as streams.
+    #[error(transparent)]
+    Data(#[from] mmguard_data::Error),
     /// An option out of range, or data the injection cannot take.
     #[error("{0}")]
     Invalid(String),
@@ -121,14 +124,8 @@ pub fn inject(data: &Dataset, injection: &Injection) -> Result<InjectedData, Inj
         )));
     }
     let d = data.sensor_dim();
-    let (mut lo, mut hi) = (vec![f32::INFINITY; d], vec![f32::NEG_INFINITY; d]);
-    for row in data.sensor.chunks_exact(d) {
-        for (c, &v) in row.iter().enumerate() {
-            lo[c] = lo[c].min(v);
-            hi[c] = hi[c].max(v);
-        }
-    }
-    let span: Vec<f32> = lo.iter().zip(&hi).map(|(l, h)| if h > l { h - l } else { 1.0 }).collect();
+    // windows of one reading over every episode: the scaling fitted on every reading of the file
+    let scale = MinMax::fit(data, &data.windows(1, &data.episode_ids())?);
     let mut out = data.clone();
     let mut levels = [vec![0.0; data.len()], vec![0.0; data.len()]];
     let touches = faults.modalities();
@@ -147,8 +144,8 @@ pub fn inject(data: &Dataset, injection: &Injection) -> Result<InjectedData, Inj
         }
         let mut frames: Vec<f32> =
             data.camera[start * frame_len..end * frame_len].iter().map(|&p| f32::from(p) / 255.0).collect();
-        let raw = &data.sensor[start * d..end * d];
-        let mut readings: Vec<f32> = raw.iter().enumerate().map(|(k, &v)| (v - lo[k % d]) / span[k % d]).collect();
+        let mut readings = vec![0.0; (end - start) * d];
+        scale.scale_into(&data.sensor[start * d..end * d], &mut readings);
         let mut changed = vec![false; readings.len()];
         for fault in &faults.faults {
             match fault {
@@ -169,9 +166,10 @@ pub fn inject(data: &Dataset, injection: &Injection) -> Result<InjectedData, Inj
         for (o, v) in out.camera[start * frame_len..end * frame_len].iter_mut().zip(&frames) {
             *o = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
         }
-        for (k, (o, v)) in out.sensor[start * d..end * d].iter_mut().zip(&readings).enumerate() {
-            if changed[k] {
-                *o = v * span[k % d] + lo[k % d];
+        scale.unscale(&mut readings);
+        for ((o, v), &c) in out.sensor[start * d..end * d].iter_mut().zip(&readings).zip(&changed) {
+            if c {
+                *o = *v;
             }
         }
         start = end;
