@@ -293,33 +293,60 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
     };
     // every method once
     let md = bench("all", "1");
-    for label in ["MMSSL", "MMSSL, no gate", "MMSSL, no modulation", "MMAE", "MMFR", "MMCF", "MMGAN"] {
+    for label in [
+        "MMSSL",
+        "MMSSL, no gate",
+        "MMSSL, no modulation",
+        "MMSSL, single stage",
+        "MMSSL, dense encoders",
+        "MMAE",
+        "MMFR",
+        "MMCF",
+        "MMGAN",
+        "MMUGAN",
+    ] {
         assert!(md.contains(&format!("| {label} | 1 |")), "{label} missing:\n{md}");
     }
     assert!(
         md.contains("Table 1") && md.contains("best baseline (MM") && md.contains("ablation MMSSL, no gate"),
         "{md}"
     );
-    for f in ["report.md", "results.csv", "results.json", "errors.png", "training.png"] {
+    for f in ["report.md", "results.csv", "results.json", "errors.png", "curves.png", "training.png"] {
         assert!(dir.path().join("report").join(f).exists(), "{f} missing");
     }
+    assert!(md.contains("Severity curves") && md.contains("| sensor/stuck |"), "{md}");
     let read = || -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report/results.json")).unwrap()).unwrap()
     };
     let results = read();
     let runs = results["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 7);
-    // the same faulty copies for every method
+    assert_eq!(runs.len(), 10);
+    // the same faulty copies for every method, in the protocol and in the severity curves
     assert!(runs.iter().all(|r| r["result"]["faulty_input_mse"] == runs[0]["result"]["faulty_input_mse"]));
+    let curve_inputs = |r: &serde_json::Value| -> Vec<f64> {
+        r["curves"].as_array().unwrap().iter().map(|p| p["faulty_input_mse"].as_f64().unwrap()).collect()
+    };
+    assert_eq!(curve_inputs(&runs[0]).len(), 6 * 3);
+    assert!(runs.iter().all(|r| curve_inputs(r) == curve_inputs(&runs[0])));
+    // the error of the faulty input grows with severity on every curve
+    assert!(curve_inputs(&runs[0]).chunks(3).all(|c| c[0] < c[1] && c[1] < c[2]), "{:?}", curve_inputs(&runs[0]));
     let run = |name: &str| runs.iter().find(|r| r["method"] == name).unwrap()["result"].clone();
     // MMFR and MMGAN are the MMAE plus a regulariser or an adversary: other weights, other numbers
-    for other in ["mmfr", "mmgan"] {
+    for other in ["mmfr", "mmgan", "mmugan"] {
         assert_ne!(run(other)["output_mse"], run("mmae")["output_mse"], "{other}");
     }
     assert!(json_at(&run("mmae"), "output_mse.sensor") < json_at(&run("mmae"), "faulty_input_mse.sensor"));
     // the no-gate ablation is the MMSSL model of the same seed, every sample corrected: it
     // changes clean copies, which the gated model leaves alone
     assert!(json_at(&run("mmssl-no-gate"), "clean_mse.combined") > json_at(&run("mmssl"), "clean_mse.combined"));
+    // the single-stage and dense-encoder ablations are models of their own, trained and saved
+    for (ablation, log_stage) in [("mmssl-single-stage", "joint,"), ("mmssl-dense-encoders", "stage1,")] {
+        assert_ne!(run(ablation)["output_mse"], run("mmssl")["output_mse"], "{ablation}");
+        let log = std::fs::read_to_string(dir.path().join("report/runs").join(ablation).join("seed-0/train_log.csv"));
+        assert!(log.unwrap().contains(log_stage), "{ablation}");
+    }
+    let dense = std::fs::read_to_string(dir.path().join("report/runs/mmssl-dense-encoders/seed-0/config.json"));
+    assert!(dense.unwrap().contains(r#""encoder": "dense""#));
 
     // a second seed for one method: seed 0 is reused (its result not rewritten), seed 1 differs
     let seed0_path = dir.path().join("report/runs/mmae/seed-0/result.json");

@@ -335,20 +335,22 @@ pub struct BenchArgs {
     /// episodes).
     #[arg(long, required_unless_present = "speed")]
     pub data: Option<PathBuf>,
-    /// Methods: `all` or a comma list (mmssl, mmae).
+    /// Methods: `all` or a comma list (mmssl, mmssl-no-gate, mmssl-no-modulation,
+    /// mmssl-single-stage, mmssl-dense-encoders, mmae, mmfr, mmcf, mmgan, mmugan).
     #[arg(long, default_value = "all")]
     pub methods: String,
     /// Seeds per method (0, 1, …).
     #[arg(long, default_value_t = 3)]
     pub seeds: usize,
-    /// A first look in a few minutes: one seed, 3 + 5 epochs (MMSSL stages; the baselines get
-    /// their sum).
+    /// A first look in a few minutes: one seed, 2 + 2 epochs (MMSSL stages; the baselines get
+    /// their sum), severity curves at 0.5 and 1.
     #[arg(long)]
     pub quick: bool,
     /// Report folder; finished method × seed runs in it are reused.
     #[arg(long, default_value = "report")]
     pub out: PathBuf,
-    /// Training configuration JSON shared by all methods (as `train --config`).
+    /// Training configuration JSON shared by all methods (as `train --config`); without it, the
+    /// benchmark budget (6 + 6 epochs, stage-1 learning rate 3·10⁻³).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Hide progress bars.

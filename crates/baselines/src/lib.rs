@@ -7,11 +7,13 @@ mod mmae;
 mod mmcf;
 mod mmfr;
 mod mmgan;
+mod mmugan;
 
 pub use mmae::{Mmae, MmaeConfig};
 pub use mmcf::{Mmcf, MmcfConfig};
 pub use mmfr::FuzzyConfig;
 pub use mmgan::{lsgan, AdversaryConfig, Discriminator};
+pub use mmugan::{Mmugan, MmuganConfig};
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};

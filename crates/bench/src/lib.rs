@@ -8,6 +8,7 @@
 //!   report.md                 the table, the paper's Table 1 beside it, MMSSL against the best baseline
 //!   results.csv, results.json
 //!   errors.png                bars with ±1 std per method: camera, sensor, combined
+//!   curves.png                output error against severity per fault, every method's seed 0
 //!   training.png              validation loss per epoch, seed 0 of each method
 //! ```
 
@@ -17,7 +18,7 @@ mod run;
 
 pub use method::Method;
 pub use report::{summarize, write_report, Summary, PAPER_TABLE};
-pub use run::{run_bench, BenchConfig, SeedResult};
+pub use run::{bench_budget, run_bench, BenchConfig, CurveConfig, SeedResult};
 
 use std::path::PathBuf;
 

@@ -16,6 +16,11 @@ pub enum Method {
     /// Ablation: MMSSL's stage 2 retrained without Lipschitz modulation (γ = 1, no clipping,
     /// no renormalisation) on the stage 1 of the same seed.
     MmsslNoModulation,
+    /// Ablation: autoencoder and compute block trained together from the start on faulty data
+    /// (the epochs of both stages), no frozen clean stage 1.
+    MmsslSingleStage,
+    /// Ablation: dense instead of convolutional stage-1 encoders (both stages retrained).
+    MmsslDenseEncoders,
     /// MMAE: multimodal denoising autoencoder, one stage, no detector.
     Mmae,
     /// MMFR: the MMAE with the authors' fuzzy regularisation of its bottleneck.
@@ -24,18 +29,23 @@ pub enum Method {
     Mmcf,
     /// MMGAN: the MMAE as generator against conditional discriminators.
     Mmgan,
+    /// MMUGAN: MMGAN with a U-Net generator (skip connections per modality).
+    Mmugan,
 }
 
 impl Method {
     /// Every method, MMSSL first.
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 10] = [
         Method::Mmssl,
         Method::MmsslNoGate,
         Method::MmsslNoModulation,
+        Method::MmsslSingleStage,
+        Method::MmsslDenseEncoders,
         Method::Mmae,
         Method::Mmfr,
         Method::Mmcf,
         Method::Mmgan,
+        Method::Mmugan,
     ];
 
     /// The name on the command line and in reports.
@@ -44,10 +54,13 @@ impl Method {
             Self::Mmssl => "mmssl",
             Self::MmsslNoGate => "mmssl-no-gate",
             Self::MmsslNoModulation => "mmssl-no-modulation",
+            Self::MmsslSingleStage => "mmssl-single-stage",
+            Self::MmsslDenseEncoders => "mmssl-dense-encoders",
             Self::Mmae => "mmae",
             Self::Mmfr => "mmfr",
             Self::Mmcf => "mmcf",
             Self::Mmgan => "mmgan",
+            Self::Mmugan => "mmugan",
         }
     }
 
@@ -57,22 +70,25 @@ impl Method {
             Self::Mmssl => "MMSSL",
             Self::MmsslNoGate => "MMSSL, no gate",
             Self::MmsslNoModulation => "MMSSL, no modulation",
+            Self::MmsslSingleStage => "MMSSL, single stage",
+            Self::MmsslDenseEncoders => "MMSSL, dense encoders",
             Self::Mmae => "MMAE",
             Self::Mmfr => "MMFR",
             Self::Mmcf => "MMCF",
             Self::Mmgan => "MMGAN",
+            Self::Mmugan => "MMUGAN",
         }
     }
 
     /// Whether the method has a detector (a gate); the others correct every sample.
     pub fn detects(self) -> bool {
-        matches!(self, Self::Mmssl | Self::MmsslNoModulation)
+        matches!(self, Self::Mmssl | Self::MmsslNoModulation | Self::MmsslSingleStage | Self::MmsslDenseEncoders)
     }
 
     /// Whether the method is an ablation of MMSSL (compared with MMSSL, not counted as a
     /// baseline).
     pub fn is_ablation(self) -> bool {
-        matches!(self, Self::MmsslNoGate | Self::MmsslNoModulation)
+        matches!(self, Self::MmsslNoGate | Self::MmsslNoModulation | Self::MmsslSingleStage | Self::MmsslDenseEncoders)
     }
 
     /// Parses `all` or a comma list of names.

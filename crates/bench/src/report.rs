@@ -7,6 +7,9 @@ use std::path::Path;
 use mmguard_plot::{bars_png, panels_png, Bar, BarPanel, Grid, Panel, Series};
 use serde::Serialize;
 
+use mmguard_eval::CurvePoint;
+use mmguard_faults::Modality;
+
 use crate::run::{run_dir, SeedResult};
 use crate::{io, Method, Result};
 
@@ -99,8 +102,9 @@ fn markdown(summaries: &[Summary], results: &[SeedResult], data: &str, wall_seco
     let mut s = String::from("# mmguard bench\n\n");
     let _ = writeln!(
         s,
-        "Data: {data}. Every method trained on the same split with the same training faults, batch size, learning rate and epoch budget; scored on the same faulty copies of the same test windows. {} runs, {:.0} s of training and scoring in all.\n",
+        "Data: {data}. Every method trained on the same split with the same training faults, batch size, learning rate and epoch budget; scored on the same faulty copies of the same test windows. {} runs; {:.0} s of training in all (sum over runs); this invocation took {:.0} s (finished runs are reused, not retrained).\n",
         results.len(),
+        results.iter().map(|r| r.train_seconds).sum::<f64>(),
         wall_seconds
     );
     s += "## Reconstruction error on the faulty modality, MSE × 10⁻² (mean ± std over seeds)\n\n";
@@ -149,12 +153,88 @@ fn markdown(summaries: &[Summary], results: &[SeedResult], data: &str, wall_seco
             m.infer_samples_per_s.mean
         );
     }
+    s += &curves_table(results);
     s += "\n## The MMSSL paper's Table 1 (quoted, not measured here: MuJoCo robot data, other scale)\n\n| method | camera | sensor | combined |\n|---|---|---|---|\n";
     for (name, c, se, co) in PAPER_TABLE {
         let _ = writeln!(s, "| {name} | {c:.3} | {se:.3} | {co:.3} |");
     }
     s += "\nThe paper reports MMSSL's combined error 37 % below its best baseline (MMUGAN).\n";
     s
+}
+
+/// The (fault, modality) keys of the seed-0 severity curves, in the order measured.
+fn curve_keys(results: &[SeedResult]) -> Vec<(String, Modality)> {
+    let mut keys: Vec<(String, Modality)> = Vec::new();
+    for p in results.iter().flat_map(|r| &r.curves) {
+        if !keys.contains(&(p.fault.clone(), p.modality)) {
+            keys.push((p.fault.clone(), p.modality));
+        }
+    }
+    keys
+}
+
+/// Output MSE at the highest severity of each curve, per method (seed 0).
+fn curves_table(results: &[SeedResult]) -> String {
+    let keys = curve_keys(results);
+    let with_curves: Vec<&SeedResult> = results.iter().filter(|r| !r.curves.is_empty()).collect();
+    let Some(first) = with_curves.first() else {
+        return String::new();
+    };
+    let top = first.curves.iter().map(|p| p.severity).fold(0.0f32, f32::max);
+    let mut s = format!(
+        "\n## Severity curves (seed 0; `curves.png`): MSE × 10⁻² of the faulty modality at severity {top}\n\n| fault | faulty input |"
+    );
+    for r in &with_curves {
+        let _ = write!(s, " {} |", r.method.label());
+    }
+    s += "\n|---|---|";
+    s += &"---|".repeat(with_curves.len());
+    s += "\n";
+    for (fault, modality) in &keys {
+        let at = |r: &SeedResult| {
+            r.curves.iter().find(|p| &p.fault == fault && p.modality == *modality && p.severity == top).cloned()
+        };
+        let input = at(first).map_or("–".into(), |p| format!("{:.3}", p.faulty_input_mse * 100.0));
+        let _ = write!(s, "| {fault} | {input} |");
+        for r in &with_curves {
+            let v = at(r).map_or("–".into(), |p| format!("{:.3}", p.output_mse * 100.0));
+            let _ = write!(s, " {v} |");
+        }
+        s += "\n";
+    }
+    s
+}
+
+/// One panel per curve: the faulty input and every method's output against severity.
+fn curve_panels(results: &[SeedResult]) -> Vec<Panel> {
+    let with_curves: Vec<&SeedResult> = results.iter().filter(|r| !r.curves.is_empty()).collect();
+    curve_keys(results)
+        .into_iter()
+        .map(|(fault, modality)| {
+            let points = |r: &SeedResult, y: fn(&CurvePoint) -> f64| -> Vec<(f64, f64)> {
+                r.curves
+                    .iter()
+                    .filter(|p| p.fault == fault && p.modality == modality)
+                    .map(|p| (f64::from(p.severity), y(p)))
+                    .collect()
+            };
+            let mut series =
+                vec![Series { label: "faulty input".into(), points: points(with_curves[0], |p| p.faulty_input_mse) }];
+            series.extend(
+                with_curves
+                    .iter()
+                    .map(|r| Series { label: r.method.label().into(), points: points(r, |p| p.output_mse) }),
+            );
+            Panel {
+                title: fault,
+                x_label: "severity".into(),
+                y_label: "MSE".into(),
+                log_y: true,
+                y_range: None,
+                series,
+            }
+        })
+        .collect()
 }
 
 /// MMSSL against the best baseline, column by column, as measured.
@@ -228,7 +308,8 @@ fn training_panels(out: &Path, methods: &[Method]) -> Vec<Panel> {
         .collect()
 }
 
-/// Writes `report.md`, `results.csv`, `results.json`, `errors.png` and `training.png` into
+/// Writes `report.md`, `results.csv`, `results.json`, `errors.png`, `curves.png` and
+/// `training.png` into
 /// `out`; returns the Markdown.
 pub fn write_report(
     out: &Path,
@@ -279,6 +360,10 @@ pub fn write_report(
     };
     let panels = [bars("camera", |m| m.camera), bars("sensor", |m| m.sensor), bars("combined", |m| m.combined)];
     bars_png(&out.join("errors.png"), &panels, Grid { columns: 3, panel_width: 360, panel_height: 280 })?;
+    let curves = curve_panels(results);
+    if !curves.is_empty() {
+        panels_png(&out.join("curves.png"), &curves, Grid { columns: 3, panel_width: 420, panel_height: 320 })?;
+    }
     let training = training_panels(out, methods);
     if !training.is_empty() {
         panels_png(&out.join("training.png"), &training, Grid { columns: 3, panel_width: 360, panel_height: 260 })?;

@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use mmguard_baselines::{AdversaryConfig, FuzzyConfig};
 use mmguard_data::Dataset;
-use mmguard_eval::{protocol, EvalConfig, ProtocolResult};
-use mmguard_model::{Gated, Repair, Run, Stage1Config, LOG_FILE};
+use mmguard_eval::{protocol, severity_curves, CurvePoint, EvalConfig, ProtocolResult};
+use mmguard_faults::Compound;
+use mmguard_model::{EncoderKind, Gated, Repair, Run, Stage1Config, LOG_FILE};
 use mmguard_train::{
-    prepare, train, train_mmae, train_mmcf, train_mmfr, train_mmgan, CsvLog, Modulation, Prepared, TrainConfig,
+    prepare, train, train_mmae, train_mmcf, train_mmfr, train_mmgan, train_mmugan, CsvLog, Modulation, Prepared,
+    StageSchedule, TrainConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,42 @@ pub struct BenchConfig {
     pub train: TrainConfig,
     /// The protocol: test faults and their seed (the same copies for every method and seed).
     pub eval: EvalConfig,
+    /// Severity curves, measured on every method's seed-0 model.
+    pub curves: CurveConfig,
+}
+
+/// Which faults and severities the severity curves of the report show.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurveConfig {
+    /// Faults (catalogue names, compounds with `+`).
+    pub faults: Vec<String>,
+    /// Severities in [0, 1].
+    pub severities: Vec<f32>,
+    /// Seed of the faulty copies.
+    pub seed: u64,
+}
+
+impl Default for CurveConfig {
+    /// Three camera and three sensor faults of the training mix at three severities: the curves
+    /// cost every method the same 18 passes over the test windows.
+    fn default() -> Self {
+        let faults = ["camera/noise", "camera/blur", "camera/occlusion", "sensor/gain", "sensor/drift", "sensor/stuck"]
+            .map(String::from)
+            .to_vec();
+        Self { faults, severities: vec![0.25, 0.5, 1.0], seed: 0 }
+    }
+}
+
+/// The training budget of a benchmark: every method gets the same epochs (the baselines and the
+/// single-stage ablation the sum of MMSSL's two stages) at the same learning rate. Smaller than
+/// `train`'s defaults so that ten methods × three seeds fit in 90 minutes on two cores; stage 1
+/// and the one-stage methods use a learning rate of 3·10⁻³, which reaches in 8 epochs the
+/// validation error that 10⁻³ reaches in about 20 (measured on the arm demo data).
+pub fn bench_budget() -> TrainConfig {
+    let mut cfg =
+        TrainConfig { stage1: StageSchedule { epochs: 6, learning_rate: 3e-3, patience: 6 }, ..TrainConfig::default() };
+    cfg.stage2.schedule.epochs = 6;
+    cfg
 }
 
 /// One method trained on one seed and scored.
@@ -42,6 +80,9 @@ pub struct SeedResult {
     pub train_seconds: f64,
     /// Training samples per second (windows × epochs / wall time).
     pub train_samples_per_s: f64,
+    /// Severity curves of this model (seed 0 only; empty for other seeds).
+    #[serde(default)]
+    pub curves: Vec<CurvePoint>,
     /// Data fingerprint and configuration the result belongs to: a finished run is reused only
     /// when they match.
     pub key: String,
@@ -54,6 +95,9 @@ pub fn run_dir(out: &Path, method: Method, seed: u64) -> PathBuf {
 
 const RESULT_FILE: &str = "result.json";
 
+/// The protocol's scores and the severity curves of one model.
+type Scored = (ProtocolResult, Vec<CurvePoint>);
+
 /// Trains and scores every method on every seed, in `out/runs/…`. A method × seed whose
 /// `result.json` matches the data and configuration is not trained again. The MMSSL ablations
 /// reuse the MMSSL run of the same seed (trained first if needed).
@@ -61,7 +105,14 @@ pub fn run_bench(data: &Dataset, cfg: &BenchConfig, out: &Path) -> Result<Vec<Se
     if cfg.seeds == 0 {
         return Err(Error::Config("--seeds must be at least 1".into()));
     }
-    let bench = Bench { data, cfg, out, prep: prepare(data, cfg.train.window, &cfg.train.split)? };
+    let curve_faults = cfg
+        .curves
+        .faults
+        .iter()
+        .map(|n| Compound::from_name(n).map_err(|e| Error::Config(format!("severity curves: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let prep = prepare(data, cfg.train.window, &cfg.train.split)?;
+    let bench = Bench { data, cfg, out, prep, curve_faults };
     let mut results = Vec::new();
     for &method in &cfg.methods {
         for seed in 0..cfg.seeds as u64 {
@@ -76,15 +127,17 @@ struct Bench<'a> {
     cfg: &'a BenchConfig,
     out: &'a Path,
     prep: Prepared,
+    curve_faults: Vec<Compound>,
 }
 
 impl Bench<'_> {
     fn key(&self, tc: &TrainConfig) -> String {
         format!(
-            "{} {} {}",
+            "{} {} {} {}",
             self.data.fingerprint_hex(),
             serde_json::to_string(tc).expect("config serialises"),
-            serde_json::to_string(&self.cfg.eval).expect("config serialises")
+            serde_json::to_string(&self.cfg.eval).expect("config serialises"),
+            serde_json::to_string(&self.cfg.curves).expect("config serialises")
         )
     }
 
@@ -106,13 +159,31 @@ impl Bench<'_> {
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let (data, prep, eval) = (self.data, &self.prep, &self.cfg.eval);
         let flex = Device::flex();
-        let score_run = |dir: &Path, threshold: Option<f32>| -> Result<ProtocolResult> {
+        let curves = &self.cfg.curves;
+        let score = |m: &dyn Repair, s1: &Stage1Config| -> Scored {
+            let result = protocol(m, data, &prep.test, &prep.norm, s1, eval);
+            let curves = if seed == 0 {
+                severity_curves(
+                    m,
+                    data,
+                    &prep.test,
+                    &prep.norm,
+                    s1,
+                    &self.curve_faults,
+                    &curves.severities,
+                    curves.seed,
+                )
+            } else {
+                Vec::new()
+            };
+            (result, curves)
+        };
+        let score_run = |dir: &Path, threshold: Option<f32>| -> Result<Scored> {
             let run = Run::load(dir, &flex)?;
             let threshold = threshold.unwrap_or(run.config.gate.threshold);
-            let gated = Gated { model: &run.model, cfg: &run.config.model, threshold };
-            Ok(protocol(&gated, data, &prep.test, &run.config.normalization, &run.config.model.stage1, eval))
+            Ok(score(&Gated { model: &run.model, cfg: &run.config.model, threshold }, &run.config.model.stage1))
         };
-        let (result, epochs, train_seconds) = match method {
+        let ((result, curves), epochs, train_seconds) = match method {
             Method::Mmssl => {
                 let report = train(data, &tc, &dir)?;
                 (
@@ -134,9 +205,22 @@ impl Bench<'_> {
                 let report = train(data, &ablated, &dir)?;
                 (score_run(&dir, None)?, report.stage2_epochs, report.stage2_seconds)
             }
-            Method::Mmae | Method::Mmfr | Method::Mmcf | Method::Mmgan => {
+            Method::MmsslSingleStage | Method::MmsslDenseEncoders => {
+                let mut ablated = tc.clone();
+                if method == Method::MmsslSingleStage {
+                    ablated.single_stage = true;
+                } else {
+                    ablated.architecture.encoder = EncoderKind::Dense;
+                }
+                let report = train(data, &ablated, &dir)?;
+                (
+                    score_run(&dir, None)?,
+                    report.stage1_epochs + report.stage2_epochs,
+                    report.stage1_seconds + report.stage2_seconds,
+                )
+            }
+            Method::Mmae | Method::Mmfr | Method::Mmcf | Method::Mmgan | Method::Mmugan => {
                 let mut log = CsvLog::create(&dir.join(LOG_FILE))?;
-                let score = |m: &dyn Repair, s1: &Stage1Config| protocol(m, data, &prep.test, &prep.norm, s1, eval);
                 let (result, report) = match method {
                     Method::Mmcf => {
                         let (model, report) = train_mmcf(data, &tc, prep, &mut log)?;
@@ -144,6 +228,10 @@ impl Bench<'_> {
                     }
                     Method::Mmgan => {
                         let (model, report) = train_mmgan(data, &tc, prep, &mut log, AdversaryConfig::default())?;
+                        (score(&model, &model.stage1), report)
+                    }
+                    Method::Mmugan => {
+                        let (model, report) = train_mmugan(data, &tc, prep, &mut log, AdversaryConfig::default())?;
                         (score(&model, &model.stage1), report)
                     }
                     Method::Mmfr => {
@@ -162,6 +250,7 @@ impl Bench<'_> {
             method,
             seed,
             result,
+            curves,
             epochs,
             train_seconds,
             train_samples_per_s: (epochs * prep.train.count()) as f64 / train_seconds.max(1e-9),

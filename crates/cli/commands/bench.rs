@@ -1,10 +1,9 @@
 //! `mmguard bench`: the method comparison, or `--speed`.
 
 use anyhow::Context;
-use mmguard_bench::{run_bench, write_report, BenchConfig, Method};
+use mmguard_bench::{bench_budget, run_bench, write_report, BenchConfig, CurveConfig, Method};
 use mmguard_eval::EvalConfig;
 use mmguard_train::speed::{measure, SpeedConfig};
-use mmguard_train::TrainConfig;
 
 use crate::args::BenchArgs;
 
@@ -18,16 +17,18 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
             serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
         }
-        None => TrainConfig::default(),
+        None => bench_budget(),
     };
-    let mut seeds = a.seeds;
+    let (mut seeds, mut curves) = (a.seeds, CurveConfig::default());
     if a.quick {
-        train.stage1.epochs = 3;
-        train.stage2.schedule.epochs = 5;
+        train.stage1.epochs = 2;
+        train.stage2.schedule.epochs = 2;
         seeds = 1;
+        curves.severities = vec![0.5, 1.0];
     }
     train.progress = !a.quiet;
-    let cfg = BenchConfig { methods: Method::parse_list(&a.methods)?, seeds, train, eval: EvalConfig::default() };
+    let cfg =
+        BenchConfig { methods: Method::parse_list(&a.methods)?, seeds, train, eval: EvalConfig::default(), curves };
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let start = std::time::Instant::now();
     let results = run_bench(&data, &cfg, &a.out)?;

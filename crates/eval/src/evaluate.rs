@@ -140,7 +140,7 @@ pub fn eval_windows(run: &Run, data: &Dataset) -> Result<(Windows, &'static str)
 }
 
 /// A running sum of squared differences, for an MSE.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Sums {
     sq: f64,
     n: usize,

@@ -9,7 +9,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::evaluate::{test_copies, EvalConfig, Mse, Sums};
+use mmguard_faults::{Compound, Modality};
+
+use crate::evaluate::{corrupt, test_copies, EvalConfig, Mse, Sums};
 use crate::metrics::auroc;
 
 /// A method's scores under the protocol. MSE on the [0, 1] scale.
@@ -82,4 +84,72 @@ pub fn protocol(
         auroc: [detect(0), detect(1)],
         samples_per_s: scores.len() as f64 / seconds.max(1e-9),
     }
+}
+
+/// A point of a method's severity curve: its output error on the modality a fault touches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// The fault's name (`camera/noise`, parts joined by `+`).
+    pub fault: String,
+    /// The modality measured.
+    pub modality: Modality,
+    /// Severity in [0, 1].
+    pub severity: f32,
+    /// MSE of the faulty input.
+    pub faulty_input_mse: f64,
+    /// MSE of the method's output.
+    pub output_mse: f64,
+}
+
+/// Severity curves of `method`: every fault of `specs` at every severity on `windows`, each
+/// (fault, severity) with its own generator seeded from `seed` and its position, so every
+/// method sees the same faulty copies.
+#[allow(clippy::too_many_arguments)]
+pub fn severity_curves(
+    method: &dyn Repair,
+    data: &Dataset,
+    windows: &Windows,
+    norm: &MinMax,
+    s1: &Stage1Config,
+    specs: &[Compound],
+    severities: &[f32],
+    seed: u64,
+) -> Vec<CurvePoint> {
+    let device = Device::flex();
+    let (frame, win) = (3 * s1.height * s1.width, s1.window * s1.sensor_dim);
+    let cells: Vec<(&Compound, f32)> = specs.iter().flat_map(|f| severities.iter().map(move |&s| (f, s))).collect();
+    let mut rngs: Vec<ChaCha8Rng> =
+        (0..cells.len()).map(|k| ChaCha8Rng::seed_from_u64(seed ^ ((k as u64) << 32))).collect();
+    // [cell][camera, sensor][input, output]
+    let mut sums = vec![[[Sums::default(), Sums::default()], [Sums::default(), Sums::default()]]; cells.len()];
+    for chunk in windows.ends.chunks(64) {
+        let clean = host_batch(data, chunk, s1.window, norm);
+        let previous: Vec<Option<Vec<f32>>> = chunk.iter().map(|&i| data.earlier_frame(i, 5)).collect();
+        for (k, &(spec, severity)) in cells.iter().enumerate() {
+            let faulty = corrupt(&clean, s1, spec, severity, &previous, &mut rngs[k]);
+            let out = method.repair(&faulty, &device);
+            for i in 0..clean.len {
+                let (fr, wr) = (i * frame..(i + 1) * frame, i * win..(i + 1) * win);
+                let [cam, sen] = &mut sums[k];
+                cam[0].add(&faulty.camera[fr.clone()], &clean.camera[fr.clone()]);
+                cam[1].add(&out.camera[fr.clone()], &clean.camera[fr]);
+                sen[0].add(&faulty.sensor[wr.clone()], &clean.sensor[wr.clone()]);
+                sen[1].add(&out.sensor[wr.clone()], &clean.sensor[wr]);
+            }
+        }
+    }
+    let mut points = Vec::new();
+    for (&(spec, severity), s) in cells.iter().zip(&sums) {
+        for modality in spec.modalities() {
+            let m = usize::from(modality == Modality::Sensor);
+            points.push(CurvePoint {
+                fault: spec.name(),
+                modality,
+                severity,
+                faulty_input_mse: s[m][0].mean(),
+                output_mse: s[m][1].mean(),
+            });
+        }
+    }
+    points
 }

@@ -8,7 +8,7 @@ use burn::nn::conv::{
     Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, ConvTranspose1d, ConvTranspose1dConfig, ConvTranspose2d,
     ConvTranspose2dConfig,
 };
-use burn::nn::{PaddingConfig1d, PaddingConfig2d};
+use burn::nn::{Linear, LinearConfig, PaddingConfig1d, PaddingConfig2d};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -30,12 +30,37 @@ pub struct Stage1Config {
     pub camera_channels: [usize; 4],
     /// Output channels of the three sensor convolutions (k3 s1, k4 s2, k4 s2).
     pub sensor_channels: [usize; 3],
+    /// The encoders' kind; runs saved before it existed have convolutional ones.
+    #[serde(default)]
+    pub encoder: EncoderKind,
+}
+
+/// How the stage-1 encoders are built. The decoders are convolutional either way, and the
+/// latent has the same size, so everything after the encoders is unchanged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderKind {
+    /// Strided convolutions (the reference architecture).
+    #[default]
+    Conv,
+    /// Dense layers over the flattened input (input → 256 → latent, LeakyReLU between): the
+    /// MMSSL ablation that loses the convolutions' locality (every latent value depends on
+    /// every pixel, so a local fault spreads over the whole latent).
+    Dense,
 }
 
 impl Stage1Config {
     /// The reference architecture for a given input geometry.
     pub fn new(height: usize, width: usize, sensor_dim: usize, window: usize) -> Self {
-        Self { height, width, sensor_dim, window, camera_channels: [32, 64, 64, 32], sensor_channels: [64, 64, 32] }
+        Self {
+            height,
+            width,
+            sensor_dim,
+            window,
+            camera_channels: [32, 64, 64, 32],
+            sensor_channels: [64, 64, 32],
+            encoder: EncoderKind::Conv,
+        }
     }
 
     /// Values in the camera latent map: channels × H/16 × W/16.
@@ -73,16 +98,29 @@ impl Stage1Config {
             |i: usize, o: usize| ConvTranspose1dConfig::new([i, o], 4).with_stride(2).with_padding(1).init(device);
         let same1 =
             |i: usize, o: usize| Conv1dConfig::new(i, o, 3).with_padding(PaddingConfig1d::Explicit(1, 1)).init(device);
+        let conv = self.encoder == EncoderKind::Conv;
+        let dense = |i: usize, o: usize| DenseEncoder {
+            hidden: LinearConfig::new(i, DENSE_HIDDEN).init(device),
+            out: LinearConfig::new(DENSE_HIDDEN, o).init(device),
+        };
         Stage1 {
-            cam_enc: CameraEncoder {
+            cam_enc: conv.then(|| CameraEncoder {
                 c1: down(3, c[0]),
                 c2: down(c[0], c[1]),
                 c3: down(c[1], c[2]),
                 c4: down(c[2], c[3]),
-            },
+            }),
             cam_dec: CameraDecoder { t1: up(c[3], c[2]), t2: up(c[2], c[1]), t3: up(c[1], c[0]), t4: up(c[0], 3) },
-            sen_enc: SensorEncoder { c1: same1(self.sensor_dim, s[0]), c2: down1(s[0], s[1]), c3: down1(s[1], s[2]) },
+            sen_enc: conv.then(|| SensorEncoder {
+                c1: same1(self.sensor_dim, s[0]),
+                c2: down1(s[0], s[1]),
+                c3: down1(s[1], s[2]),
+            }),
             sen_dec: SensorDecoder { t1: up1(s[2], s[1]), t2: up1(s[1], s[0]), c3: same1(s[0], self.sensor_dim) },
+            dense_enc: (!conv).then(|| DenseEncoders {
+                camera: dense(3 * self.height * self.width, self.camera_latent()),
+                sensor: dense(self.sensor_dim * self.window, self.sensor_latent()),
+            }),
         }
     }
 }
@@ -163,17 +201,48 @@ impl SensorDecoder {
     }
 }
 
-/// The stage-1 autoencoder: one encoder and one decoder per modality.
+/// Width of the hidden layer of a dense encoder.
+const DENSE_HIDDEN: usize = 256;
+
+/// A dense encoder of one modality: flattened input → 256 → latent.
+#[derive(Module, Debug)]
+pub struct DenseEncoder {
+    hidden: Linear,
+    out: Linear,
+}
+
+impl DenseEncoder {
+    /// # Shapes
+    /// [B, n] → [B, latent]
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.out.forward(lrelu(self.hidden.forward(x)))
+    }
+}
+
+/// The dense encoders of both modalities ([`EncoderKind::Dense`]).
+#[derive(Module, Debug)]
+pub struct DenseEncoders {
+    /// Flattened frame → camera latent.
+    pub camera: DenseEncoder,
+    /// Flattened window → sensor latent.
+    pub sensor: DenseEncoder,
+}
+
+/// The stage-1 autoencoder: one encoder and one decoder per modality. The encoders are either
+/// the convolutional pair (`cam_enc`, `sen_enc`) or `dense_enc`, as the configuration's
+/// [`EncoderKind`] says; the weights file names only the ones that exist.
 #[derive(Module, Debug)]
 pub struct Stage1 {
-    /// Camera encoder.
-    pub cam_enc: CameraEncoder,
+    /// Convolutional camera encoder.
+    pub cam_enc: Option<CameraEncoder>,
     /// Camera decoder.
     pub cam_dec: CameraDecoder,
-    /// Sensor encoder.
-    pub sen_enc: SensorEncoder,
+    /// Convolutional sensor encoder.
+    pub sen_enc: Option<SensorEncoder>,
     /// Sensor decoder.
     pub sen_dec: SensorDecoder,
+    /// Dense encoders of both modalities.
+    pub dense_enc: Option<DenseEncoders>,
 }
 
 impl Stage1 {
@@ -187,12 +256,20 @@ impl Stage1 {
 
     /// Camera part of the joint latent, flattened: [B, 3, H, W] → [B, camera_latent].
     pub fn encode_camera(&self, camera: Tensor<4>) -> Tensor<2> {
-        self.cam_enc.forward(camera).flatten(1, 3)
+        match (&self.cam_enc, &self.dense_enc) {
+            (Some(conv), _) => conv.forward(camera).flatten(1, 3),
+            (None, Some(dense)) => dense.camera.forward(camera.flatten(1, 3)),
+            (None, None) => unreachable!("Stage1Config::init builds one kind of encoder"),
+        }
     }
 
     /// Sensor part of the joint latent, flattened: [B, D, T] → [B, sensor_latent].
     pub fn encode_sensor(&self, sensor: Tensor<3>) -> Tensor<2> {
-        self.sen_enc.forward(sensor).flatten(1, 2)
+        match (&self.sen_enc, &self.dense_enc) {
+            (Some(conv), _) => conv.forward(sensor).flatten(1, 2),
+            (None, Some(dense)) => dense.sensor.forward(sensor.flatten(1, 2)),
+            (None, None) => unreachable!("Stage1Config::init builds one kind of encoder"),
+        }
     }
 
     /// Decodes the camera part of a joint latent: [B, camera_latent] → [B, 3, H, W].

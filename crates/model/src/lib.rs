@@ -18,7 +18,10 @@ mod pipeline;
 mod run;
 mod spectral;
 
-pub use autoencoder::{CameraDecoder, CameraEncoder, SensorDecoder, SensorEncoder, Stage1, Stage1Config};
+pub use autoencoder::{
+    CameraDecoder, CameraEncoder, DenseEncoder, DenseEncoders, EncoderKind, SensorDecoder, SensorEncoder, Stage1,
+    Stage1Config,
+};
 pub use block::{BlockConfig, BlockOutput, ComputeBlock, Corrector, Detector, Encoder, LatentDecoder};
 pub use error::{Error, Result};
 pub use layers::{lrelu, LEAKY_SLOPE};

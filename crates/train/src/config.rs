@@ -34,6 +34,10 @@ pub struct TrainConfig {
     /// Take stage 1 from this earlier run (same data, split and architecture) instead of
     /// training it.
     pub reuse_stage1: Option<std::path::PathBuf>,
+    /// Train the autoencoder and the compute block together, from the start, on faulty data
+    /// (the MMSSL ablation "single stage"), for the epochs of both stages together, instead of
+    /// stage 1 on clean data and then stage 2 with the autoencoder frozen.
+    pub single_stage: bool,
 }
 
 impl Default for TrainConfig {
@@ -50,6 +54,7 @@ impl Default for TrainConfig {
             calibration: crate::Calibration::Episodes,
             progress: true,
             reuse_stage1: None,
+            single_stage: false,
         }
     }
 }
@@ -70,6 +75,8 @@ pub struct Architecture {
     pub rho: f64,
     /// How G's output becomes the corrected latent.
     pub decoder: mmguard_model::LatentDecoder,
+    /// Convolutional (reference) or dense stage-1 encoders.
+    pub encoder: mmguard_model::EncoderKind,
 }
 
 impl Default for Architecture {
@@ -81,6 +88,7 @@ impl Default for Architecture {
             detector_hidden: 64,
             rho: 0.95,
             decoder: mmguard_model::LatentDecoder::Highway,
+            encoder: mmguard_model::EncoderKind::Conv,
         }
     }
 }

@@ -10,6 +10,7 @@ mod calibrate;
 mod config;
 mod error;
 mod inject;
+mod joint;
 mod log;
 mod losses;
 mod modulation;
@@ -19,7 +20,7 @@ mod stage1;
 mod stage2;
 mod stages;
 
-pub use baseline::{train_mmae, train_mmcf, train_mmfr, train_mmgan, BaselineReport};
+pub use baseline::{train_mmae, train_mmcf, train_mmfr, train_mmgan, train_mmugan, BaselineReport};
 pub use calibrate::{calibrate, threshold_for_false_alarm_rate, Calibration, EpisodeScores};
 pub use config::{
     Architecture, GammaMode, LossWeights, Modulation, Stage2Config, StageSchedule, TrainConfig, TrainingFaults,
@@ -33,4 +34,4 @@ pub use pipeline::{
     calibrate_gate, clean_scores, init_model, model_config, prepare, seeded, train, Prepared, TrainReport,
 };
 pub use stage1::{reconstruction_error, Stage1Trainer};
-pub use stage2::{make_batch, stage2_loss, LatentEncoder, Stage2Batch, Stage2Losses, Stage2Trainer};
+pub use stage2::{make_batch, stage2_loss, stage2_terms, LatentEncoder, Stage2Batch, Stage2Losses, Stage2Trainer};

@@ -54,6 +54,7 @@ pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> ModelConfig {
     let stage1 = Stage1Config {
         camera_channels: a.camera_channels,
         sensor_channels: a.sensor_channels,
+        encoder: a.encoder,
         ..Stage1Config::new(data.height, data.width, data.sensor_dim(), cfg.window)
     };
     let block = BlockConfig {
@@ -135,6 +136,9 @@ fn check(cfg: &TrainConfig) -> Result<()> {
     if !(0.0..1.0).contains(&cfg.target_false_alarm_rate) {
         return Err(Error::Config("target false-alarm rate must be in [0, 1)".into()));
     }
+    if cfg.single_stage && cfg.reuse_stage1.is_some() {
+        return Err(Error::Config("a single-stage run trains its autoencoder; it cannot reuse a stage 1".into()));
+    }
     let f = &cfg.stage2.faults;
     if f.camera.is_empty() || f.sensor.is_empty() || f.clean_share + f.camera_share > 1.0 {
         return Err(Error::Config(
@@ -159,15 +163,22 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
     let t0 = Instant::now();
     let mut ctx =
         Context { data, cfg, prep: &prep, model_cfg: &model_cfg, ad: &ad, val_batches: &val_batches, log: &mut log };
-    let (stage1, s1_epochs, s1_best) = match &cfg.reuse_stage1 {
-        Some(dir) => ctx.reuse_stage1(dir)?,
-        None => ctx.train_stage1(stage1)?,
-    };
-    let stage1_seconds = t0.elapsed().as_secs_f64();
-
-    let t1 = Instant::now();
-    let (block, s2_epochs, s2_best) = ctx.train_stage2(&stage1, block)?;
-    let stage2_seconds = t1.elapsed().as_secs_f64();
+    let (stage1, block, [s1_epochs, s2_epochs], [s1_best, s2_best], [stage1_seconds, stage2_seconds]) =
+        if cfg.single_stage {
+            let (stage1, block, epochs, best) = ctx.train_joint(stage1, block)?;
+            // no stage of its own: the autoencoder's clean validation error, for the report
+            let recon = ctx.val_reconstruction(&stage1);
+            (stage1, block, [0, epochs], [recon, best], [0.0, t0.elapsed().as_secs_f64()])
+        } else {
+            let (stage1, s1_epochs, s1_best) = match &cfg.reuse_stage1 {
+                Some(dir) => ctx.reuse_stage1(dir)?,
+                None => ctx.train_stage1(stage1)?,
+            };
+            let stage1_seconds = t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            let (block, s2_epochs, s2_best) = ctx.train_stage2(&stage1, block)?;
+            (stage1, block, [s1_epochs, s2_epochs], [s1_best, s2_best], [stage1_seconds, t1.elapsed().as_secs_f64()])
+        };
 
     let model = Mmssl { stage1, block }.valid();
     let gate =

@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Gradients, Tensor, TensorData};
 use mmguard_model::{index_tensor, ComputeBlock, HostBatch, ModelConfig, Stage1};
 use rand::Rng;
 
@@ -130,19 +130,37 @@ pub fn stage2_loss(
     batch: &Stage2Batch,
     device: &Device,
 ) -> (Tensor<1>, Stage2Losses) {
-    let s1 = &cfg.stage1;
-    let (b, l) = (batch.clean.len, s1.joint_latent());
+    let (b, l) = (batch.clean.len, cfg.stage1.joint_latent());
     let z_faulty = tensor2(&batch.z_faulty, [b, l], device);
     let z_clean = tensor2(&batch.z_clean, [b, l], device);
-    let labels = tensor2(&batch.labels, [b, 2], device);
+    stage2_terms(block, stage1, cfg, s2, z_faulty, z_clean, &batch.clean, &batch.labels, device)
+}
+
+/// The stage-2 objective from latents on the device: `z_faulty` [B, L] goes through the block,
+/// `z_clean` [B, L] is the target (and the contrastive positives), `labels` [B, 2] on the host.
+#[allow(clippy::too_many_arguments)]
+pub fn stage2_terms(
+    block: &ComputeBlock,
+    stage1: &Stage1,
+    cfg: &ModelConfig,
+    s2: &Stage2Config,
+    z_faulty: Tensor<2>,
+    z_clean: Tensor<2>,
+    clean: &HostBatch,
+    labels: &[f32],
+    device: &Device,
+) -> (Tensor<1>, Stage2Losses) {
+    let s1 = &cfg.stage1;
+    let b = clean.len;
+    let label_tensor = tensor2(labels, [b, 2], device);
     let out = block.forward(z_faulty);
     let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
-    let (cam, sen) = (batch.clean.camera_tensor(s1, device), batch.clean.sensor_tensor(s1, device));
+    let (cam, sen) = (clean.camera_tensor(s1, device), clean.sensor_tensor(s1, device));
     let (z_cam, z_sen) = (out.latent.clone().narrow(1, 0, lc), out.latent.clone().narrow(1, lc, ls));
     let (latent, output) = if s2.faulty_part_only {
         // Only the corrupted modality of each faulty sample is ever substituted, so only it is
         // scored; the other rows are not decoded at all.
-        let rows = |m: usize| -> Vec<usize> { (0..b).filter(|&i| batch.labels[2 * i + m] > 0.5).collect() };
+        let rows = |m: usize| -> Vec<usize> { (0..b).filter(|&i| labels[2 * i + m] > 0.5).collect() };
         let (rc, rs) = (rows(0), rows(1));
         let zero = || Tensor::<1>::zeros([1], device);
         let (mut latent, mut output) = (zero(), zero());
@@ -163,7 +181,7 @@ pub fn stage2_loss(
         let output = mse(stage1.decode_camera(z_cam, s1), cam) + mse(stage1.decode_sensor(z_sen, s1), sen);
         (mse(out.latent, z_clean.clone()), output)
     };
-    let detection = bce_with_logits(out.logits, labels);
+    let detection = bce_with_logits(out.logits, label_tensor);
     let positives = block.encoder.forward(z_clean).detach();
     let contrastive = info_nce(out.corrected, positives, s2.temperature);
     let w = &s2.weights;
@@ -218,26 +236,37 @@ impl Stage2Trainer {
     pub fn step(&mut self, batch: &Stage2Batch) -> (Stage2Losses, ModulationStats) {
         let block = self.block.take().expect("present between steps");
         let (loss, parts) = stage2_loss(&block, &self.stage1, &self.cfg, &self.s2, batch, &self.device);
-        let mut grads = loss.backward();
-        let mut g = PartGrads {
-            encoder: GradientsParams::from_module(&mut grads, &block.encoder),
-            detector: GradientsParams::from_module(&mut grads, &block.detector),
-            corrector: GradientsParams::from_module(&mut grads, &block.corrector),
-            decoder: GradientsParams::from_module(&mut grads, &block.decoder),
-        };
-        let m = &self.s2.modulation;
-        let stats = m.apply(&block, &mut g);
-        let lr = self.s2.schedule.learning_rate;
-        let lr_det = lr * m.detection_lr_factor();
-        let ComputeBlock { encoder, detector, corrector, decoder, mode } = block;
-        let next = ComputeBlock {
-            encoder: self.optim.step(lr_det, encoder, g.encoder),
-            detector: self.optim.step(lr_det, detector, g.detector),
-            corrector: self.optim.step(lr, corrector, g.corrector).power_iteration(m.power_iterations),
-            decoder: self.optim.step(lr, decoder, g.decoder),
-            mode,
-        };
+        let (next, stats) = update_block(&mut self.optim, &self.s2, block, &mut loss.backward());
         self.block = Some(next);
         (parts, stats)
     }
+}
+
+/// The compute block's update from the gradients of a loss: modulation, a step per part, power
+/// iteration on C.
+pub(crate) fn update_block(
+    optim: &mut ModuleOptimizer,
+    s2: &Stage2Config,
+    block: ComputeBlock,
+    grads: &mut Gradients,
+) -> (ComputeBlock, ModulationStats) {
+    let mut g = PartGrads {
+        encoder: GradientsParams::from_module(grads, &block.encoder),
+        detector: GradientsParams::from_module(grads, &block.detector),
+        corrector: GradientsParams::from_module(grads, &block.corrector),
+        decoder: GradientsParams::from_module(grads, &block.decoder),
+    };
+    let m = &s2.modulation;
+    let stats = m.apply(&block, &mut g);
+    let lr = s2.schedule.learning_rate;
+    let lr_det = lr * m.detection_lr_factor();
+    let ComputeBlock { encoder, detector, corrector, decoder, mode } = block;
+    let next = ComputeBlock {
+        encoder: optim.step(lr_det, encoder, g.encoder),
+        detector: optim.step(lr_det, detector, g.detector),
+        corrector: optim.step(lr, corrector, g.corrector).power_iteration(m.power_iterations),
+        decoder: optim.step(lr, decoder, g.decoder),
+        mode,
+    };
+    (next, stats)
 }

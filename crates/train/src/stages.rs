@@ -90,7 +90,7 @@ impl Context<'_> {
     }
 
     /// Mean camera + sensor reconstruction MSE of the autoencoder over the validation batches.
-    fn val_reconstruction(&self, stage1: &Stage1) -> f64 {
+    pub(crate) fn val_reconstruction(&self, stage1: &Stage1) -> f64 {
         let plain = stage1.valid();
         let (mut sum, mut n) = (0.0, 0usize);
         for (_, b) in self.val_batches {
