@@ -23,6 +23,7 @@
 
 mod dataset;
 mod error;
+mod labels;
 mod normalize;
 pub mod npz;
 mod split;
@@ -33,6 +34,7 @@ pub use dataset::{
     sidecar_path, Column, Dataset, SensorLayout, Sidecar, CAMERA, EPISODE, IMAGE_MULTIPLE, SEGMENT_LEN, SENSOR, TIME,
 };
 pub use error::{Error, Result};
+pub use labels::{read_class_labels, ClassLabels};
 pub use normalize::MinMax;
 pub use split::{Split, SplitConfig};
 pub use stats::{ColumnStats, Summary};

@@ -1,7 +1,7 @@
 //! Every violation of the data contract is a clear error naming file, key, expected and found.
 
 use mmguard_data::npz::{write_npz, Array, ArrayData};
-use mmguard_data::{Dataset, SensorLayout};
+use mmguard_data::{read_class_labels, Dataset, SensorLayout};
 use std::path::{Path, PathBuf};
 
 fn camera(n: u64, h: u64, w: u64) -> Array {
@@ -184,4 +184,34 @@ fn files_written_by_numpy_load_stored_and_deflated() {
     let ds = Dataset::load(&dir.join("numpy_deflated.npz")).unwrap();
     assert_eq!(ds.extra_keys[0].key, "phase");
     assert_eq!(ds.extra_keys[0].dtype, "int64");
+}
+
+#[test]
+fn class_labels_are_read_with_names_and_bad_ones_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        &[("camera", &camera(4, 16, 16)), ("sensor", &sensor(4, 2)), ("phase", &episode(vec![0, 2, 1, 2]))],
+    );
+    let mut ds = Dataset::load(&p).unwrap();
+    let labels = read_class_labels(&ds, "phase").unwrap();
+    assert_eq!((labels.values.clone(), labels.classes), (vec![0, 2, 1, 2], 3));
+    assert_eq!(labels.names, ["0", "1", "2"]);
+    ds.metadata.insert("phases".into(), serde_json::json!(["idle", "move", "push"]));
+    assert_eq!(read_class_labels(&ds, "phase").unwrap().names, ["idle", "move", "push"]);
+
+    let err = read_class_labels(&ds, "grade").unwrap_err().to_string();
+    assert!(err.contains("missing key 'grade'") && err.contains("phase"), "{err}");
+    let bad = |arrays: &[(&str, &Array)], key: &str| {
+        let base: [(&str, &Array); 2] = [("camera", &camera(4, 16, 16)), ("sensor", &sensor(4, 2))];
+        let all: Vec<(&str, &Array)> = base.iter().copied().chain(arrays.iter().copied()).collect();
+        let ds = Dataset::load(&write(dir.path(), &all)).unwrap();
+        read_class_labels(&ds, key).unwrap_err().to_string()
+    };
+    let floats = Array { shape: vec![4], data: ArrayData::F32(vec![0.0; 4]) };
+    assert!(bad(&[("phase", &floats)], "phase").contains("expected dtype uint8, int32 or int64, found float32"));
+    let short = episode(vec![0, 1, 2]);
+    assert!(bad(&[("phase", &short)], "phase").contains("expected shape [4] (one label per sample)"));
+    let negative = episode(vec![0, 1, -1, 0]);
+    assert!(bad(&[("phase", &negative)], "phase").contains("sample 2 has -1"));
 }
