@@ -66,10 +66,10 @@ impl Controller {
 
     /// Records the control batch's task losses with all modalities and without each one.
     pub fn observe(&mut self, loss_all: f64, loss_without: [f64; 2]) {
-        for m in 0..2 {
-            let delta = loss_without[m] - loss_all;
-            self.last_delta[m] = delta;
-            self.gain[m] = self.cfg.decay * self.gain[m] + (1.0 - self.cfg.decay) * delta * delta;
+        for ((without, last), gain) in loss_without.iter().zip(&mut self.last_delta).zip(&mut self.gain) {
+            let delta = without - loss_all;
+            *last = delta;
+            *gain = self.cfg.decay * *gain + (1.0 - self.cfg.decay) * delta * delta;
         }
     }
 
