@@ -13,7 +13,7 @@ pub use mmae::{Mmae, MmaeConfig};
 pub use mmcf::{Mmcf, MmcfConfig};
 pub use mmfr::FuzzyConfig;
 pub use mmgan::{lsgan, AdversaryConfig, Discriminator};
-pub use mmugan::{Mmugan, MmuganConfig};
+pub use mmugan::{CameraUnet, Mmugan, SensorUnet};
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};

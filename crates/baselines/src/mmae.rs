@@ -32,12 +32,34 @@ impl MmaeConfig {
 
     /// Builds the network with fresh weights.
     pub fn init(&self, device: &Device) -> Mmae {
+        Mmae { autoencoder: self.stage1.init(device), bottleneck: self.init_bottleneck(device) }
+    }
+
+    /// The dense bottleneck over the joint latent, L → `bottleneck` → L.
+    pub(crate) fn init_bottleneck(&self, device: &Device) -> Bottleneck {
         let l = self.stage1.joint_latent();
-        Mmae {
-            autoencoder: self.stage1.init(device),
+        Bottleneck {
             squeeze: LinearConfig::new(l, self.bottleneck).init(device),
             expand: LinearConfig::new(self.bottleneck, l).init(device),
         }
+    }
+}
+
+/// The dense bottleneck through which the healthy modality can inform the faulty one.
+#[derive(Module, Debug)]
+pub struct Bottleneck {
+    squeeze: Linear,
+    expand: Linear,
+}
+
+impl Bottleneck {
+    /// The joint latent through the bottleneck, and the bottleneck's activation (the code).
+    ///
+    /// # Shapes
+    /// z [B, L] → ([B, L], [B, bottleneck])
+    pub fn forward(&self, z: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let code = lrelu(self.squeeze.forward(z));
+        (self.expand.forward(code.clone()), code)
     }
 }
 
@@ -45,8 +67,7 @@ impl MmaeConfig {
 #[derive(Module, Debug)]
 pub struct Mmae {
     autoencoder: Stage1,
-    squeeze: Linear,
-    expand: Linear,
+    bottleneck: Bottleneck,
 }
 
 impl Reconstruct for Mmae {
@@ -57,9 +78,7 @@ impl Reconstruct for Mmae {
         camera: Tensor<4>,
         sensor: Tensor<3>,
     ) -> (Tensor<4>, Tensor<3>, Tensor<2>) {
-        let z = self.autoencoder.encode(camera, sensor);
-        let code = lrelu(self.squeeze.forward(z));
-        let z = self.expand.forward(code.clone());
+        let (z, code) = self.bottleneck.forward(self.autoencoder.encode(camera, sensor));
         let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
         let camera = self.autoencoder.decode_camera(z.clone().narrow(1, 0, lc), s1);
         let sensor = self.autoencoder.decode_sensor(z.narrow(1, lc, ls), s1);

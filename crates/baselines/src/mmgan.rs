@@ -11,7 +11,7 @@ use burn::module::Module;
 use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
 use burn::nn::{PaddingConfig1d, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
-use mmguard_model::{lrelu, Stage1Config};
+use mmguard_model::{conv, lrelu, Stage1Config};
 use serde::{Deserialize, Serialize};
 
 /// The adversarial part of MMGAN's training.
@@ -32,15 +32,7 @@ impl Default for AdversaryConfig {
 impl AdversaryConfig {
     /// The two conditional discriminators for data of geometry `s1`.
     pub fn init(&self, s1: &Stage1Config, device: &Device) -> Discriminator {
-        let down = |i: usize, o: usize| {
-            Conv2dConfig::new([i, o], [4, 4])
-                .with_stride([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(device)
-        };
-        let down1 = |i: usize, o: usize| {
-            Conv1dConfig::new(i, o, 4).with_stride(2).with_padding(PaddingConfig1d::Explicit(1, 1)).init(device)
-        };
+        let (down, down1) = (|i, o| conv::down2d(i, o, device), |i, o| conv::down1d(i, o, device));
         Discriminator {
             c1: down(6, 16),
             c2: down(16, 32),

@@ -15,52 +15,23 @@
 //! (same conditional LSGAN discriminators and weight); scored by its reconstruction residual.
 
 use burn::module::Module;
-use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, ConvTranspose1d, ConvTranspose1dConfig};
-use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig1d, PaddingConfig2d};
+use burn::nn::conv::{Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
-use mmguard_model::{lrelu, Stage1Config};
-use serde::{Deserialize, Serialize};
+use mmguard_model::{conv, lrelu, Stage1Config};
 
-use crate::Reconstruct;
+use crate::mmae::Bottleneck;
+use crate::{MmaeConfig, Reconstruct};
 
-/// Sizes of the MMUGAN generator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MmuganConfig {
-    /// Encoder and decoder widths, as MMSSL's stage 1.
-    pub stage1: Stage1Config,
-    /// Width of the dense bottleneck over the joint latent.
-    pub bottleneck: usize,
-}
-
-impl MmuganConfig {
-    /// The reference generator for stage-1 sizes `stage1`: a 256-wide bottleneck, as the MMAE.
-    pub fn new(stage1: Stage1Config) -> Self {
-        Self { stage1, bottleneck: 256 }
-    }
-
-    /// Builds the generator with fresh weights.
-    pub fn init(&self, device: &Device) -> Mmugan {
+impl MmaeConfig {
+    /// Builds the MMUGAN generator of the same sizes as this MMAE (U-Net skips added) with fresh
+    /// weights.
+    pub fn init_unet(&self, device: &Device) -> Mmugan {
         let s1 = &self.stage1;
         let (c, s) = (s1.camera_channels, s1.sensor_channels);
-        let down = |i: usize, o: usize| {
-            Conv2dConfig::new([i, o], [4, 4])
-                .with_stride([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(device)
-        };
-        let up = |i: usize, o: usize| {
-            ConvTranspose2dConfig::new([i, o], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).init(device)
-        };
-        let down1 = |i: usize, o: usize| {
-            Conv1dConfig::new(i, o, 4).with_stride(2).with_padding(PaddingConfig1d::Explicit(1, 1)).init(device)
-        };
-        let up1 =
-            |i: usize, o: usize| ConvTranspose1dConfig::new([i, o], 4).with_stride(2).with_padding(1).init(device);
-        let same1 =
-            |i: usize, o: usize| Conv1dConfig::new(i, o, 3).with_padding(PaddingConfig1d::Explicit(1, 1)).init(device);
-        let l = s1.joint_latent();
+        let (down, up) = (|i, o| conv::down2d(i, o, device), |i, o| conv::up2d(i, o, device));
+        let (down1, up1, same1) =
+            (|i, o| conv::down1d(i, o, device), |i, o| conv::up1d(i, o, device), |i, o| conv::same1d(i, o, device));
         Mmugan {
             camera: CameraUnet {
                 e1: down(3, c[0]),
@@ -80,8 +51,7 @@ impl MmuganConfig {
                 d2: up1(2 * s[1], s[0]),
                 d3: same1(2 * s[0], s1.sensor_dim),
             },
-            squeeze: LinearConfig::new(l, self.bottleneck).init(device),
-            expand: LinearConfig::new(self.bottleneck, l).init(device),
+            bottleneck: self.init_bottleneck(device),
         }
     }
 }
@@ -115,8 +85,7 @@ pub struct SensorUnet {
 pub struct Mmugan {
     camera: CameraUnet,
     sensor: SensorUnet,
-    squeeze: Linear,
-    expand: Linear,
+    bottleneck: Bottleneck,
 }
 
 impl Reconstruct for Mmugan {
@@ -137,8 +106,7 @@ impl Reconstruct for Mmugan {
         let b3 = s.e3.forward(b2.clone());
         let [b, ..] = a4.dims();
         let z = Tensor::cat(vec![a4.flatten(1, 3), b3.flatten(1, 2)], 1);
-        let code = lrelu(self.squeeze.forward(z));
-        let z = self.expand.forward(code.clone());
+        let (z, code) = self.bottleneck.forward(z);
         let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
         let zc = z.clone().narrow(1, 0, lc).reshape([b, s1.camera_channels[3], s1.height / 16, s1.width / 16]);
         let zs = z.narrow(1, lc, ls).reshape([b, s1.sensor_channels[2], s1.window / 4]);
@@ -161,7 +129,7 @@ mod tests {
     fn reconstructs_the_input_geometry() {
         let device = Device::flex();
         let s1 = Stage1Config::new(32, 48, 5, 8);
-        let g = MmuganConfig::new(s1.clone()).init(&device);
+        let g = MmaeConfig::new(s1.clone()).init_unet(&device);
         let (c, s, code) =
             g.reconstruct(&s1, Tensor::zeros([2, 3, 32, 48], &device), Tensor::zeros([2, 5, 8], &device));
         assert_eq!(c.dims(), [2, 3, 32, 48]);

@@ -4,16 +4,13 @@
 //! lets the stage-2 detector see it.
 
 use burn::module::Module;
-use burn::nn::conv::{
-    Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, ConvTranspose1d, ConvTranspose1dConfig, ConvTranspose2d,
-    ConvTranspose2dConfig,
-};
-use burn::nn::{Linear, LinearConfig, PaddingConfig1d, PaddingConfig2d};
+use burn::nn::conv::{Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d};
+use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::lrelu;
+use crate::layers::{conv, lrelu};
 
 /// Sizes of the stage-1 autoencoder. The defaults are the reference architecture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,22 +79,9 @@ impl Stage1Config {
     pub fn init(&self, device: &Device) -> Stage1 {
         let c = self.camera_channels;
         let s = self.sensor_channels;
-        let down = |i: usize, o: usize| {
-            Conv2dConfig::new([i, o], [4, 4])
-                .with_stride([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(device)
-        };
-        let up = |i: usize, o: usize| {
-            ConvTranspose2dConfig::new([i, o], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).init(device)
-        };
-        let down1 = |i: usize, o: usize| {
-            Conv1dConfig::new(i, o, 4).with_stride(2).with_padding(PaddingConfig1d::Explicit(1, 1)).init(device)
-        };
-        let up1 =
-            |i: usize, o: usize| ConvTranspose1dConfig::new([i, o], 4).with_stride(2).with_padding(1).init(device);
-        let same1 =
-            |i: usize, o: usize| Conv1dConfig::new(i, o, 3).with_padding(PaddingConfig1d::Explicit(1, 1)).init(device);
+        let (down, up) = (|i, o| conv::down2d(i, o, device), |i, o| conv::up2d(i, o, device));
+        let (down1, up1, same1) =
+            (|i, o| conv::down1d(i, o, device), |i, o| conv::up1d(i, o, device), |i, o| conv::same1d(i, o, device));
         let conv = self.encoder == EncoderKind::Conv;
         let dense = |i: usize, o: usize| DenseEncoder {
             hidden: LinearConfig::new(i, DENSE_HIDDEN).init(device),

@@ -19,3 +19,43 @@ pub fn lrelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         leaky_relu(x, LEAKY_SLOPE)
     }
 }
+
+/// Builders of the convolutions every network here is made of (the stage-1 autoencoder, the
+/// baselines' generators and discriminators), so that "a stride-2 k4 convolution" means one
+/// thing everywhere.
+pub mod conv {
+    use burn::nn::conv::{
+        Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, ConvTranspose1d, ConvTranspose1dConfig, ConvTranspose2d,
+        ConvTranspose2dConfig,
+    };
+    use burn::nn::{PaddingConfig1d, PaddingConfig2d};
+    use burn::tensor::Device;
+
+    /// 4×4 kernel, stride 2, padding 1: halves H and W.
+    pub fn down2d(i: usize, o: usize, device: &Device) -> Conv2d {
+        Conv2dConfig::new([i, o], [4, 4])
+            .with_stride([2, 2])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(device)
+    }
+
+    /// Transposed 4×4 kernel, stride 2, padding 1: doubles H and W.
+    pub fn up2d(i: usize, o: usize, device: &Device) -> ConvTranspose2d {
+        ConvTranspose2dConfig::new([i, o], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).init(device)
+    }
+
+    /// Kernel 4, stride 2, padding 1: halves T.
+    pub fn down1d(i: usize, o: usize, device: &Device) -> Conv1d {
+        Conv1dConfig::new(i, o, 4).with_stride(2).with_padding(PaddingConfig1d::Explicit(1, 1)).init(device)
+    }
+
+    /// Transposed kernel 4, stride 2, padding 1: doubles T.
+    pub fn up1d(i: usize, o: usize, device: &Device) -> ConvTranspose1d {
+        ConvTranspose1dConfig::new([i, o], 4).with_stride(2).with_padding(1).init(device)
+    }
+
+    /// Kernel 3, stride 1, padding 1: keeps T.
+    pub fn same1d(i: usize, o: usize, device: &Device) -> Conv1d {
+        Conv1dConfig::new(i, o, 3).with_padding(PaddingConfig1d::Explicit(1, 1)).init(device)
+    }
+}

@@ -9,7 +9,7 @@ use burn::optim::AdamConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use mmguard_baselines::{
-    lsgan, AdversaryConfig, FuzzyConfig, Mmae, MmaeConfig, Mmcf, MmcfConfig, Mmugan, MmuganConfig, Reconstruct, Trained,
+    lsgan, AdversaryConfig, FuzzyConfig, Mmae, MmaeConfig, Mmcf, MmcfConfig, Mmugan, Reconstruct, Trained,
 };
 use mmguard_data::Dataset;
 use mmguard_model::{host_batch, HostBatch, Stage1Config};
@@ -84,8 +84,8 @@ pub fn train_mmugan(
     log: &mut CsvLog,
     adversary: AdversaryConfig,
 ) -> Result<(Trained<Mmugan>, BaselineReport)> {
-    let mcfg = MmuganConfig::new(model_config(cfg, data).stage1);
-    train_one_stage(data, cfg, prep, log, "mmugan", |d| mcfg.init(d), Extra::Adversarial(adversary))
+    let mcfg = MmaeConfig::new(model_config(cfg, data).stage1);
+    train_one_stage(data, cfg, prep, log, "mmugan", |d| mcfg.init_unet(d), Extra::Adversarial(adversary))
 }
 
 /// Trains an MMCF (concept fusion) like the MMAE.

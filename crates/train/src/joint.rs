@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::Stage2Config;
 use crate::error::Result;
-use crate::log::{stage_bar, EpochRecord};
+use crate::log::stage_bar;
 use crate::losses::mse;
 use crate::stage1::adam;
 use crate::stage2::{stage2_terms, update_block, Stage2Losses};
@@ -91,12 +91,7 @@ impl Context<'_> {
                 let g1 = GradientsParams::from_module(&mut grads, &stage1);
                 let stage1 = optim.step(cfg.stage1.learning_rate, stage1, g1);
                 state = Some((stage1, block));
-                let w = chunk.len() as f64;
-                acc.total += (parts.total + r) * w;
-                acc.latent += parts.latent * w;
-                acc.output += parts.output * w;
-                acc.detection += parts.detection * w;
-                acc.contrastive += parts.contrastive * w;
+                acc.accumulate(&parts, r, chunk.len() as f64);
                 n += chunk.len();
                 bar.inc(1);
                 bar.set_message(format!("epoch {epoch} loss {:.4}", acc.total / n as f64));
@@ -111,20 +106,7 @@ impl Context<'_> {
             }
             let val_loss = vsum / vn.max(1) as f64;
             let seconds = start.elapsed().as_secs_f64();
-            let nf = n.max(1) as f64;
-            self.log.write(&EpochRecord {
-                stage: "joint",
-                epoch,
-                train_loss: acc.total / nf,
-                val_loss,
-                latent: acc.latent / nf,
-                output: acc.output / nf,
-                detection: acc.detection / nf,
-                contrastive: acc.contrastive / nf,
-                seconds,
-                samples_per_s: n as f64 / seconds,
-                ..Default::default()
-            })?;
+            self.log.write(&acc.record("joint", epoch, n, val_loss, seconds))?;
             run = epoch;
             if stop.update(val_loss, state.as_ref().expect("present between steps")) {
                 break;

@@ -183,12 +183,7 @@ impl Context<'_> {
                     chunk.iter().flat_map(|&k| z_train[k * l..(k + 1) * l].iter().copied()).collect();
                 let batch = make_batch(&enc, clean, z_clean, &previous(&ends), s2, &mut rng);
                 let (losses, stats) = trainer.step(&batch);
-                let w = chunk.len() as f64;
-                acc.total += losses.total * w;
-                acc.latent += losses.latent * w;
-                acc.output += losses.output * w;
-                acc.detection += losses.detection * w;
-                acc.contrastive += losses.contrastive * w;
+                acc.accumulate(&losses, 0.0, chunk.len() as f64);
                 grad_norm += stats.norm_before;
                 clipped += usize::from(stats.clipped);
                 steps += 1;
@@ -205,22 +200,12 @@ impl Context<'_> {
             }
             let val = vsum / vn.max(1) as f64;
             let seconds = start.elapsed().as_secs_f64();
-            let nf = n.max(1) as f64;
             self.log.write(&EpochRecord {
-                stage: "stage2",
-                epoch,
-                train_loss: acc.total / nf,
-                val_loss: val,
-                latent: acc.latent / nf,
-                output: acc.output / nf,
-                detection: acc.detection / nf,
-                contrastive: acc.contrastive / nf,
                 grad_norm: grad_norm / steps.max(1) as f64,
                 clipped_share: clipped as f64 / steps.max(1) as f64,
-                seconds,
-                samples_per_s: n as f64 / seconds,
+                ..acc.record("stage2", epoch, n, val, seconds)
             })?;
-            bar.set_message(format!("epoch {epoch} loss {:.4} val {val:.4}", acc.total / nf));
+            bar.set_message(format!("epoch {epoch} loss {:.4} val {val:.4}", acc.total / n.max(1) as f64));
             epochs = epoch;
             if stop.update(val, trainer.block()) {
                 break;

@@ -1,0 +1,393 @@
+//! Robult (Nguyen, Kamboj & Do, IJCAI 2025, arXiv 2509.03477) on mmguard's two modalities,
+//! reconstructed in `shared/methods/robult.md`: per-modality adapters f^i on the frozen stage-1
+//! encoders give h^i; a projector c shared by the modalities gives the task-relevant codes z^i
+//! (unit length); unique heads g^i give u^i; the fused code S is the normalised projection of
+//! the mean of the *present* z^i; the task heads read [S ; mean of the present u^i]. Training
+//! adds to the supervised loss a supervised-contrastive term for labelled anchors, a soft
+//! positive-unlabelled (PU) contrastive term for unlabelled anchors, and a latent
+//! reconstruction r^i([z^i ; u^i]) ≈ h^i that keeps what is unique to each modality in u^i.
+//! Inference takes any non-empty subset of modalities and imputes nothing.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::{Device, Tensor, TensorData};
+use mmguard_model::lrelu;
+use serde::{Deserialize, Serialize};
+
+/// Weights of Robult's four losses (all 1 by default: the paper gives none).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RobultWeights {
+    /// Supervised task loss on labelled samples.
+    pub supervised: f64,
+    /// Supervised-contrastive loss of labelled anchors.
+    pub labelled: f64,
+    /// Soft-PU contrastive loss of unlabelled anchors.
+    pub unlabelled: f64,
+    /// Latent reconstruction of each modality's adapter output.
+    pub reconstruction: f64,
+}
+
+impl Default for RobultWeights {
+    fn default() -> Self {
+        Self { supervised: 1.0, labelled: 1.0, unlabelled: 1.0, reconstruction: 1.0 }
+    }
+}
+
+/// Sizes and loss settings of Robult.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RobultConfig {
+    /// Width of each modality's adapter output h^i.
+    pub hidden: usize,
+    /// Width d of the shared codes z^i and the fused S.
+    pub shared: usize,
+    /// Width of the unique codes u^i.
+    pub unique: usize,
+    /// Contrastive temperature τ.
+    pub temperature: f64,
+    /// Confidence the classifier needs on an unlabelled anchor before other samples can be its
+    /// soft positives (δ).
+    pub confidence: f64,
+    /// Loss weights.
+    pub weights: RobultWeights,
+}
+
+impl Default for RobultConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 128,
+            shared: 128,
+            unique: 64,
+            temperature: 0.1,
+            confidence: 0.7,
+            weights: RobultWeights::default(),
+        }
+    }
+}
+
+/// What the heads are built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskShape {
+    /// Width of the camera part of the stage-1 latent.
+    pub camera_latent: usize,
+    /// Width of the sensor part.
+    pub sensor_latent: usize,
+    /// Number of classes of the classification target.
+    pub classes: usize,
+}
+
+impl RobultConfig {
+    /// Builds the heads with fresh weights.
+    pub fn init(&self, task: &TaskShape, device: &Device) -> Robult {
+        let linear = |i: usize, o: usize| LinearConfig::new(i, o).init(device);
+        let (h, d, u) = (self.hidden, self.shared, self.unique);
+        Robult {
+            adapt_camera: linear(task.camera_latent, h),
+            adapt_sensor: linear(task.sensor_latent, h),
+            shared_hidden: linear(h, h),
+            shared_out: linear(h, d),
+            unique_camera: linear(h, u),
+            unique_sensor: linear(h, u),
+            rebuild_camera: linear(d + u, h),
+            rebuild_sensor: linear(d + u, h),
+            fuse: linear(d, d),
+            classify: linear(d + u, task.classes),
+            regress: linear(d + u, 1),
+        }
+    }
+}
+
+/// The Robult heads.
+#[derive(Module, Debug)]
+pub struct Robult {
+    adapt_camera: Linear,
+    adapt_sensor: Linear,
+    shared_hidden: Linear,
+    shared_out: Linear,
+    unique_camera: Linear,
+    unique_sensor: Linear,
+    rebuild_camera: Linear,
+    rebuild_sensor: Linear,
+    fuse: Linear,
+    classify: Linear,
+    regress: Linear,
+}
+
+/// Everything a forward pass computes, per modality in the order camera, sensor.
+#[derive(Debug, Clone)]
+pub struct RobultOutput {
+    /// Adapter outputs h^i, [B, hidden].
+    pub h: [Tensor<2>; 2],
+    /// Shared codes z^i, unit rows, [B, d].
+    pub z: [Tensor<2>; 2],
+    /// Unique codes u^i, [B, unique].
+    pub u: [Tensor<2>; 2],
+    /// Reconstructions of h^i from [z^i ; u^i].
+    pub rebuilt: [Tensor<2>; 2],
+    /// Fused code S of the present modalities, unit rows, [B, d].
+    pub fused: Tensor<2>,
+    /// Class logits, [B, classes].
+    pub logits: Tensor<2>,
+    /// Regression output, [B, 1].
+    pub value: Tensor<2>,
+}
+
+pub(crate) fn unit_rows(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-8);
+    x / norm
+}
+
+impl Robult {
+    /// # Shapes
+    /// camera [B, camera_latent], sensor [B, sensor_latent], present [B, 2] (1 where the
+    /// modality is there; every row needs at least one)
+    pub fn forward(&self, camera: Tensor<2>, sensor: Tensor<2>, present: Tensor<2>) -> RobultOutput {
+        let h = [lrelu(self.adapt_camera.forward(camera)), lrelu(self.adapt_sensor.forward(sensor))];
+        let shared = |x: Tensor<2>| unit_rows(self.shared_out.forward(lrelu(self.shared_hidden.forward(x))));
+        let z = [shared(h[0].clone()), shared(h[1].clone())];
+        let u = [self.unique_camera.forward(h[0].clone()), self.unique_sensor.forward(h[1].clone())];
+        let rebuilt = [
+            self.rebuild_camera.forward(Tensor::cat(vec![z[0].clone(), u[0].clone()], 1)),
+            self.rebuild_sensor.forward(Tensor::cat(vec![z[1].clone(), u[1].clone()], 1)),
+        ];
+        let (mc, ms) = (present.clone().narrow(1, 0, 1), present.narrow(1, 1, 1));
+        let count = (mc.clone() + ms.clone()).clamp_min(1.0);
+        let mean = |a: &Tensor<2>, b: &Tensor<2>| (a.clone() * mc.clone() + b.clone() * ms.clone()) / count.clone();
+        let fused = unit_rows(self.fuse.forward(mean(&z[0], &z[1])));
+        let joint = Tensor::cat(vec![fused.clone(), mean(&u[0], &u[1])], 1);
+        RobultOutput {
+            logits: self.classify.forward(joint.clone()),
+            value: self.regress.forward(joint),
+            h,
+            z,
+            u,
+            rebuilt,
+            fused,
+        }
+    }
+}
+
+/// The targets of a batch: which samples are labelled, their class and regression target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Targets {
+    /// Labelled or not, [B].
+    pub labelled: Vec<bool>,
+    /// Class per sample (ignored where unlabelled), [B].
+    pub class: Vec<u32>,
+    /// Regression target per sample (ignored where unlabelled), [B].
+    pub value: Vec<f32>,
+}
+
+/// Robult's loss terms of one batch, as numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct RobultLosses {
+    /// Weighted sum.
+    pub total: f64,
+    /// Cross-entropy + L1 on labelled samples.
+    pub supervised: f64,
+    /// Supervised-contrastive term.
+    pub labelled: f64,
+    /// Soft-PU term.
+    pub unlabelled: f64,
+    /// Latent reconstruction.
+    pub reconstruction: f64,
+}
+
+fn host(x: Tensor<2>) -> Vec<f32> {
+    x.into_data().try_into_vec::<f32>().expect("float tensor")
+}
+
+/// Soft positive weights of the unlabelled anchors, [B, B] row-major (row j = anchor, column
+/// k = candidate sample; both modalities of k share the weight). Row j is zero for labelled j.
+///
+/// For an unlabelled anchor j with pseudo-class ŷ = argmax p_j: its own sample weighs 1; if
+/// p_j(ŷ) ≥ `confidence`, a labelled sample k weighs 1[y_k = ŷ] and an unlabelled one
+/// p_k(ŷ) · prox_ŷ(k), where prox_y(k) is the mean RBF similarity exp(−‖z̄_k − z̄_l‖²/2σ²) of
+/// its mean code z̄_k to the labelled samples l of class y (σ² by the median heuristic). The
+/// RBF factor vetoes candidates the classifier likes that lie far from every labelled example.
+pub fn soft_positive_weights(
+    probs: &[f32],
+    classes: usize,
+    codes: &[f32],
+    d: usize,
+    targets: &Targets,
+    confidence: f64,
+) -> Vec<f32> {
+    let b = targets.labelled.len();
+    let dist2 = |k: usize, l: usize| -> f32 {
+        codes[k * d..(k + 1) * d].iter().zip(&codes[l * d..(l + 1) * d]).map(|(x, y)| (x - y) * (x - y)).sum()
+    };
+    let mut pairs: Vec<f32> = (0..b).flat_map(|k| (k + 1..b).map(move |l| (k, l))).map(|(k, l)| dist2(k, l)).collect();
+    pairs.sort_by(f32::total_cmp);
+    let sigma2 = pairs.get(pairs.len() / 2).copied().filter(|&m| m > 0.0).unwrap_or(1.0);
+    let prox = |k: usize, y: u32| -> f32 {
+        let ls: Vec<usize> = (0..b).filter(|&l| targets.labelled[l] && targets.class[l] == y).collect();
+        if ls.is_empty() {
+            return 0.0;
+        }
+        ls.iter().map(|&l| (-dist2(k, l) / (2.0 * sigma2)).exp()).sum::<f32>() / ls.len() as f32
+    };
+    let mut w = vec![0.0f32; b * b];
+    for j in (0..b).filter(|&j| !targets.labelled[j]) {
+        w[j * b + j] = 1.0;
+        let p = &probs[j * classes..(j + 1) * classes];
+        let (yhat, conf) = p.iter().enumerate().fold((0, f32::MIN), |m, (c, &v)| if v > m.1 { (c, v) } else { m });
+        if f64::from(conf) < confidence {
+            continue;
+        }
+        for k in (0..b).filter(|&k| k != j) {
+            w[j * b + k] = if targets.labelled[k] {
+                f32::from(u8::from(targets.class[k] == yhat as u32))
+            } else {
+                probs[k * classes + yhat] * prox(k, yhat as u32)
+            };
+        }
+    }
+    w
+}
+
+/// Robult's objective on one batch.
+pub fn robult_loss(
+    out: &RobultOutput,
+    targets: &Targets,
+    cfg: &RobultConfig,
+    device: &Device,
+) -> (Tensor<1>, RobultLosses) {
+    let b = targets.labelled.len();
+    let [_, classes] = out.logits.dims();
+    let tensor = |v: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), device);
+    let zero = || Tensor::<1>::zeros([1], device);
+    let labelled: Vec<usize> = (0..b).filter(|&j| targets.labelled[j]).collect();
+    let n_lab = labelled.len().max(1) as f64;
+    let lab_mask = tensor(targets.labelled.iter().map(|&l| f32::from(u8::from(l))).collect(), [b, 1]);
+
+    // supervised: cross-entropy and L1 over the labelled rows
+    let mut onehot = vec![0.0f32; b * classes];
+    for &j in &labelled {
+        onehot[j * classes + targets.class[j] as usize] = 1.0;
+    }
+    let ce = (log_softmax(out.logits.clone(), 1) * tensor(onehot, [b, classes])).sum().div_scalar(n_lab).neg();
+    let l1 = ((out.value.clone() - tensor(targets.value.clone(), [b, 1])).abs() * lab_mask).sum().div_scalar(n_lab);
+    let supervised = if labelled.is_empty() { zero() } else { ce + l1 };
+
+    // candidates: both modalities' codes of every sample, [2B, d]; column i·B + k
+    let candidates = Tensor::cat(vec![out.z[0].clone(), out.z[1].clone()], 0);
+    let logp = log_softmax(out.fused.clone().matmul(candidates.transpose()).div_scalar(cfg.temperature), 1);
+    let weighted = |w: Vec<f32>, anchors: usize| -> Tensor<1> {
+        // w [B, B] per sample → [B, 2B] per candidate; each anchor row normalised by its mass
+        let mut full = vec![0.0f32; b * 2 * b];
+        for j in 0..b {
+            let mass: f32 = 2.0 * w[j * b..(j + 1) * b].iter().sum::<f32>();
+            if mass > 0.0 {
+                for k in 0..b {
+                    full[j * 2 * b + k] = w[j * b + k] / mass;
+                    full[j * 2 * b + b + k] = w[j * b + k] / mass;
+                }
+            }
+        }
+        (logp.clone() * tensor(full, [b, 2 * b])).sum().div_scalar(anchors.max(1) as f64).neg()
+    };
+    let mut positives = vec![0.0f32; b * b];
+    for &j in &labelled {
+        for k in 0..b {
+            positives[j * b + k] =
+                f32::from(u8::from(k == j || (targets.labelled[k] && targets.class[k] == targets.class[j])));
+        }
+    }
+    let labelled_term = if labelled.is_empty() { zero() } else { weighted(positives, labelled.len()) };
+
+    let unlabelled = b - labelled.len();
+    let unlabelled_term = if unlabelled == 0 {
+        zero()
+    } else {
+        let probs = host(softmax(out.logits.clone().detach(), 1));
+        let [_, d] = out.z[0].dims();
+        let codes = host(((out.z[0].clone() + out.z[1].clone()).div_scalar(2.0)).detach());
+        weighted(soft_positive_weights(&probs, classes, &codes, d, targets, cfg.confidence), unlabelled)
+    };
+
+    let reconstruction = (out.rebuilt[0].clone() - out.h[0].clone().detach()).square().mean()
+        + (out.rebuilt[1].clone() - out.h[1].clone().detach()).square().mean();
+
+    let w = &cfg.weights;
+    let total = supervised.clone().mul_scalar(w.supervised)
+        + labelled_term.clone().mul_scalar(w.labelled)
+        + unlabelled_term.clone().mul_scalar(w.unlabelled)
+        + reconstruction.clone().mul_scalar(w.reconstruction);
+    let num = |t: Tensor<1>| f64::from(t.into_scalar::<f32>());
+    let parts = RobultLosses {
+        total: num(total.clone()),
+        supervised: num(supervised),
+        labelled: num(labelled_term),
+        unlabelled: num(unlabelled_term),
+        reconstruction: num(reconstruction),
+    };
+    (total, parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: Vec<f32>, shape: [usize; 2]) -> Tensor<2> {
+        Tensor::from_data(TensorData::new(v, shape), &Device::flex())
+    }
+
+    fn heads() -> (Robult, RobultConfig) {
+        let cfg = RobultConfig { hidden: 8, shared: 4, unique: 3, ..RobultConfig::default() };
+        let task = TaskShape { camera_latent: 6, sensor_latent: 5, classes: 3 };
+        (cfg.init(&task, &Device::flex()), cfg)
+    }
+
+    #[test]
+    fn a_missing_modality_does_not_reach_the_prediction() {
+        let (model, _) = heads();
+        let sensor = t((0..10).map(|v| v as f32 / 10.0).collect(), [2, 5]);
+        let only_sensor = t(vec![0.0, 1.0, 0.0, 1.0], [2, 2]);
+        let run = |camera: Vec<f32>| host(model.forward(t(camera, [2, 6]), sensor.clone(), only_sensor.clone()).logits);
+        assert_eq!(run(vec![0.0; 12]), run((0..12).map(|v| v as f32).collect()));
+        let both = t(vec![1.0; 4], [2, 2]);
+        let with_camera = host(model.forward(t(vec![3.0; 12], [2, 6]), sensor.clone(), both).logits);
+        assert_ne!(with_camera, run(vec![3.0; 12]), "the camera counts when present");
+    }
+
+    #[test]
+    fn soft_positives_follow_confidence_and_proximity_to_labelled_samples() {
+        // samples 0, 1 labelled class 0 near the origin; 2 unlabelled anchor, confident class 0;
+        // 3 unlabelled near the labelled ones; 4 unlabelled far away; both 3 and 4 look class 0
+        let codes = [0.0, 0.0, 0.1, 0.0, 0.05, 0.05, 0.0, 0.1, 3.0, 3.0];
+        let probs = [0.9, 0.1, 0.9, 0.1, 0.9, 0.1, 0.8, 0.2, 0.8, 0.2];
+        let targets = Targets {
+            labelled: vec![true, true, false, false, false],
+            class: vec![0, 0, 0, 0, 0],
+            value: vec![0.0; 5],
+        };
+        let w = soft_positive_weights(&probs, 2, &codes, 2, &targets, 0.7);
+        let row = &w[2 * 5..3 * 5];
+        assert_eq!((row[0], row[1], row[2]), (1.0, 1.0, 1.0), "labelled same class and itself");
+        assert!(row[3] > 0.5 && row[4] < 0.01 * row[3], "{row:?}");
+        assert!(w[..2 * 5].iter().all(|&v| v == 0.0), "labelled anchors have no soft row");
+        let unsure = soft_positive_weights(&probs, 2, &codes, 2, &targets, 0.95);
+        assert_eq!(&unsure[2 * 5..3 * 5], &[0.0, 0.0, 1.0, 0.0, 0.0], "below the confidence only itself");
+    }
+
+    #[test]
+    fn the_supervised_term_is_cross_entropy_plus_l1_on_labelled_rows() {
+        let (model, cfg) = heads();
+        let out = model.forward(
+            t((0..12).map(|v| v as f32 / 12.0).collect(), [2, 6]),
+            t((0..10).map(|v| v as f32 / 10.0).collect(), [2, 5]),
+            t(vec![1.0; 4], [2, 2]),
+        );
+        let targets = Targets { labelled: vec![true, false], class: vec![2, 0], value: vec![0.5, 9.0] };
+        let (_, parts) = robult_loss(&out, &targets, &cfg, &Device::flex());
+        let logits = host(out.logits.clone());
+        let row = &logits[0..3];
+        let lse = row.iter().map(|v| v.exp()).sum::<f32>().ln();
+        let want = f64::from(lse - row[2] + (host(out.value.clone())[0] - 0.5).abs());
+        assert!((parts.supervised - want).abs() < 1e-5, "{} vs {want}", parts.supervised);
+        assert!(parts.labelled > 0.0 && parts.unlabelled > 0.0 && parts.reconstruction > 0.0, "{parts:?}");
+    }
+}
