@@ -104,12 +104,11 @@ impl Reconstruct for Mmugan {
         let b1 = lrelu(s.e1.forward(sensor));
         let b2 = lrelu(s.e2.forward(b1.clone()));
         let b3 = s.e3.forward(b2.clone());
-        let [b, ..] = a4.dims();
         let z = Tensor::cat(vec![a4.flatten(1, 3), b3.flatten(1, 2)], 1);
         let (z, code) = self.bottleneck.forward(z);
         let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
-        let zc = z.clone().narrow(1, 0, lc).reshape([b, s1.camera_channels[3], s1.height / 16, s1.width / 16]);
-        let zs = z.narrow(1, lc, ls).reshape([b, s1.sensor_channels[2], s1.window / 4]);
+        let zc = s1.camera_map(z.clone().narrow(1, 0, lc));
+        let zs = s1.sensor_map(z.narrow(1, lc, ls));
         let x = lrelu(c.d1.forward(zc));
         let x = lrelu(c.d2.forward(Tensor::cat(vec![x, a3], 1)));
         let x = lrelu(c.d3.forward(Tensor::cat(vec![x, a2], 1)));

@@ -7,7 +7,7 @@
 //!   runs/<method>/seed-<k>/   one training each; result.json marks it finished (resume skips it)
 //!   report.md                 the table, the paper's Table 1 beside it, MMSSL against the best baseline
 //!   results.csv, results.json
-//!   errors.png                bars with ±1 std per method: camera, sensor, combined
+//!   errors.png                bars with ±1 std: MMSSL and the baselines, then MMSSL and its ablations
 //!   curves.png                output error against severity per fault, every method's seed 0
 //!   training.png              validation loss per epoch, seed 0 of each method
 //! ```

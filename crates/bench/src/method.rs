@@ -80,6 +80,17 @@ impl Method {
         }
     }
 
+    /// A label short enough to stand under a bar.
+    pub fn short_label(self) -> &'static str {
+        match self {
+            Self::MmsslNoGate => "no gate",
+            Self::MmsslNoModulation => "no modul.",
+            Self::MmsslSingleStage => "1 stage",
+            Self::MmsslDenseEncoders => "dense enc.",
+            other => other.label(),
+        }
+    }
+
     /// Whether the method has a detector (a gate); the others correct every sample.
     pub fn detects(self) -> bool {
         matches!(self, Self::Mmssl | Self::MmsslNoModulation | Self::MmsslSingleStage | Self::MmsslDenseEncoders)

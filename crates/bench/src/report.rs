@@ -350,16 +350,37 @@ pub fn write_report(
     let path = out.join("results.json");
     let json = serde_json::json!({ "summary": summaries, "runs": results, "paper_table_1": PAPER_TABLE });
     std::fs::write(&path, serde_json::to_string_pretty(&json).expect("serialises")).map_err(io(&path))?;
-    let bars = |title: &str, get: fn(&Summary) -> Stat| BarPanel {
+    // MMSSL against the baselines in the first row, against its ablations in the second: a
+    // failed ablation would otherwise set the scale for everything
+    let row = |ablations: bool| -> Vec<&Summary> {
+        summaries.iter().filter(|m| m.method == Method::Mmssl || m.method.is_ablation() == ablations).collect()
+    };
+    let mut rows = vec![row(false)];
+    if summaries.iter().any(|m| m.method.is_ablation()) {
+        rows.push(row(true));
+    }
+    rows.retain(|r| !r.is_empty());
+    let bars = |title: &str, row: &[&Summary], get: fn(&Summary) -> Stat| BarPanel {
         title: title.into(),
         y_label: "MSE × 10⁻²".into(),
-        bars: summaries
+        bars: row
             .iter()
-            .map(|m| Bar { label: m.method.label().into(), mean: get(m).mean * 100.0, std: get(m).std * 100.0 })
+            .map(|m| Bar { label: m.method.short_label().into(), mean: get(m).mean * 100.0, std: get(m).std * 100.0 })
             .collect(),
     };
-    let panels = [bars("camera", |m| m.camera), bars("sensor", |m| m.sensor), bars("combined", |m| m.combined)];
-    bars_png(&out.join("errors.png"), &panels, Grid { columns: 3, panel_width: 360, panel_height: 280 })?;
+    let panels: Vec<BarPanel> = rows
+        .iter()
+        .flat_map(|row| {
+            [
+                bars("camera", row, |m| m.camera),
+                bars("sensor", row, |m| m.sensor),
+                bars("combined", row, |m| m.combined),
+            ]
+        })
+        .collect();
+    if !panels.is_empty() {
+        bars_png(&out.join("errors.png"), &panels, Grid { columns: 3, panel_width: 420, panel_height: 280 })?;
+    }
     let curves = curve_panels(results);
     if !curves.is_empty() {
         panels_png(&out.join("curves.png"), &curves, Grid { columns: 3, panel_width: 420, panel_height: 320 })?;

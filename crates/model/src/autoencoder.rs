@@ -70,6 +70,18 @@ impl Stage1Config {
         self.sensor_channels[2] * (self.window / 4)
     }
 
+    /// The flat camera latent as the map the decoders read: [B, camera_latent] → [B, C4, H/16, W/16].
+    pub fn camera_map(&self, z_cam: Tensor<2>) -> Tensor<4> {
+        let [b, _] = z_cam.dims();
+        z_cam.reshape([b, self.camera_channels[3], self.height / 16, self.width / 16])
+    }
+
+    /// The flat sensor latent as the map the decoders read: [B, sensor_latent] → [B, C3, T/4].
+    pub fn sensor_map(&self, z_sen: Tensor<2>) -> Tensor<3> {
+        let [b, _] = z_sen.dims();
+        z_sen.reshape([b, self.sensor_channels[2], self.window / 4])
+    }
+
     /// Values in the joint latent z.
     pub fn joint_latent(&self) -> usize {
         self.camera_latent() + self.sensor_latent()
@@ -258,14 +270,11 @@ impl Stage1 {
 
     /// Decodes the camera part of a joint latent: [B, camera_latent] → [B, 3, H, W].
     pub fn decode_camera(&self, z_cam: Tensor<2>, cfg: &Stage1Config) -> Tensor<4> {
-        let [b, _] = z_cam.dims();
-        let map = z_cam.reshape([b, cfg.camera_channels[3], cfg.height / 16, cfg.width / 16]);
-        self.cam_dec.forward(map)
+        self.cam_dec.forward(cfg.camera_map(z_cam))
     }
 
     /// Decodes the sensor part of a joint latent: [B, sensor_latent] → [B, D, T].
     pub fn decode_sensor(&self, z_sen: Tensor<2>, cfg: &Stage1Config) -> Tensor<3> {
-        let [b, _] = z_sen.dims();
-        self.sen_dec.forward(z_sen.reshape([b, cfg.sensor_channels[2], cfg.window / 4]))
+        self.sen_dec.forward(cfg.sensor_map(z_sen))
     }
 }

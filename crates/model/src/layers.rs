@@ -20,6 +20,12 @@ pub fn lrelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
 }
 
+/// Each row scaled to unit length (rows of zeros stay zero).
+pub fn unit_rows(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-8);
+    x / norm
+}
+
 /// Builders of the convolutions every network here is made of (the stage-1 autoencoder, the
 /// baselines' generators and discriminators), so that "a stride-2 k4 convolution" means one
 /// thing everywhere.

@@ -24,7 +24,7 @@ pub use autoencoder::{
 };
 pub use block::{BlockConfig, BlockOutput, ComputeBlock, Corrector, Detector, Encoder, LatentDecoder};
 pub use error::{Error, Result};
-pub use layers::{conv, lrelu, LEAKY_SLOPE};
+pub use layers::{conv, lrelu, unit_rows, LEAKY_SLOPE};
 pub use pipeline::{
     camera_to_host, index_tensor, sensor_to_host, Flops, Gated, HostBatch, Inference, Mmssl, ModelConfig,
     PipelineOutput, Repair,

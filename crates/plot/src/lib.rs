@@ -94,13 +94,20 @@ impl Default for Grid {
     }
 }
 
-const COLOURS: [RGBColor; 6] = [
+/// Twelve distinguishable colours (the benchmark draws eleven lines in one panel).
+const COLOURS: [RGBColor; 12] = [
     RGBColor(214, 39, 40),
     RGBColor(31, 119, 180),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
     RGBColor(90, 90, 90),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
+    RGBColor(174, 199, 232),
 ];
 
 fn finite_points(s: &Series, log_y: bool) -> impl Iterator<Item = (f64, f64)> + '_ {

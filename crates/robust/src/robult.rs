@@ -12,7 +12,7 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
-use mmguard_model::lrelu;
+use mmguard_model::{lrelu, unit_rows};
 use serde::{Deserialize, Serialize};
 
 /// Weights of Robult's four losses (all 1 by default: the paper gives none).
@@ -132,11 +132,6 @@ pub struct RobultOutput {
     pub logits: Tensor<2>,
     /// Regression output, [B, 1].
     pub value: Tensor<2>,
-}
-
-pub(crate) fn unit_rows(x: Tensor<2>) -> Tensor<2> {
-    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-8);
-    x / norm
 }
 
 impl Robult {

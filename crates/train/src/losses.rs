@@ -2,6 +2,7 @@
 
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::Tensor;
+use mmguard_model::unit_rows;
 
 /// Mean squared error over all elements.
 pub fn mse<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<1> {
@@ -12,11 +13,6 @@ pub fn mse<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<1> {
 pub fn bce_with_logits(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
     let stable = (logits.clone().abs().neg().exp()).log1p();
     (relu(logits.clone()) - logits * targets + stable).mean()
-}
-
-fn unit_rows(x: Tensor<2>) -> Tensor<2> {
-    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-8);
-    x / norm
 }
 
 /// InfoNCE with cosine similarity: row i of `anchors` should match row i of `positives`
