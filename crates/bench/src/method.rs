@@ -91,9 +91,10 @@ impl Method {
         }
     }
 
-    /// Whether the method has a detector (a gate); the others correct every sample.
+    /// Whether the method has a detector (a gate): MMSSL and its ablations but the one that
+    /// ignores it; the others correct every sample.
     pub fn detects(self) -> bool {
-        matches!(self, Self::Mmssl | Self::MmsslNoModulation | Self::MmsslSingleStage | Self::MmsslDenseEncoders)
+        self == Self::Mmssl || (self.is_ablation() && self != Self::MmsslNoGate)
     }
 
     /// Whether the method is an ablation of MMSSL (compared with MMSSL, not counted as a

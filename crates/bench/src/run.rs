@@ -3,14 +3,14 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use mmguard_baselines::{AdversaryConfig, FuzzyConfig};
+use mmguard_baselines::{AdversaryConfig, FuzzyConfig, Trained};
 use mmguard_data::Dataset;
 use mmguard_eval::{protocol, severity_curves, CurvePoint, EvalConfig, ProtocolResult};
 use mmguard_faults::Compound;
 use mmguard_model::{EncoderKind, Gated, Repair, Run, Stage1Config, LOG_FILE};
 use mmguard_train::{
-    prepare, train, train_mmae, train_mmcf, train_mmfr, train_mmgan, train_mmugan, CsvLog, Modulation, Prepared,
-    StageSchedule, TrainConfig,
+    prepare, train, train_mmae, train_mmcf, train_mmfr, train_mmgan, train_mmugan, BaselineReport, CsvLog, Modulation,
+    Prepared, StageSchedule, TrainConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +97,18 @@ const RESULT_FILE: &str = "result.json";
 
 /// The protocol's scores and the severity curves of one model.
 type Scored = (ProtocolResult, Vec<CurvePoint>);
+
+/// A trained baseline's scores, scored like every other model.
+fn scored<M>(
+    trained: (Trained<M>, BaselineReport),
+    score: &dyn Fn(&dyn Repair, &Stage1Config) -> Scored,
+) -> (Scored, BaselineReport)
+where
+    Trained<M>: Repair,
+{
+    let (model, report) = trained;
+    (score(&model, &model.stage1), report)
+}
 
 /// Trains and scores every method on every seed, in `out/runs/…`. A method × seed whose
 /// `result.json` matches the data and configuration is not trained again. The MMSSL ablations
@@ -222,26 +234,15 @@ impl Bench<'_> {
             Method::Mmae | Method::Mmfr | Method::Mmcf | Method::Mmgan | Method::Mmugan => {
                 let mut log = CsvLog::create(&dir.join(LOG_FILE))?;
                 let (result, report) = match method {
-                    Method::Mmcf => {
-                        let (model, report) = train_mmcf(data, &tc, prep, &mut log)?;
-                        (score(&model, &model.stage1), report)
-                    }
+                    Method::Mmcf => scored(train_mmcf(data, &tc, prep, &mut log)?, &score),
                     Method::Mmgan => {
-                        let (model, report) = train_mmgan(data, &tc, prep, &mut log, AdversaryConfig::default())?;
-                        (score(&model, &model.stage1), report)
+                        scored(train_mmgan(data, &tc, prep, &mut log, AdversaryConfig::default())?, &score)
                     }
                     Method::Mmugan => {
-                        let (model, report) = train_mmugan(data, &tc, prep, &mut log, AdversaryConfig::default())?;
-                        (score(&model, &model.stage1), report)
+                        scored(train_mmugan(data, &tc, prep, &mut log, AdversaryConfig::default())?, &score)
                     }
-                    Method::Mmfr => {
-                        let (model, report) = train_mmfr(data, &tc, prep, &mut log, FuzzyConfig::default())?;
-                        (score(&model, &model.stage1), report)
-                    }
-                    _ => {
-                        let (model, report) = train_mmae(data, &tc, prep, &mut log)?;
-                        (score(&model, &model.stage1), report)
-                    }
+                    Method::Mmfr => scored(train_mmfr(data, &tc, prep, &mut log, FuzzyConfig::default())?, &score),
+                    _ => scored(train_mmae(data, &tc, prep, &mut log)?, &score),
                 };
                 (result, report.epochs, report.seconds)
             }

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use mmguard_faults::{Compound, Modality};
 
-use crate::evaluate::{corrupt, test_copies, EvalConfig, Mse, Sums};
+use crate::evaluate::{test_copies, EvalConfig, Mse, Sums};
 use crate::metrics::auroc;
+use crate::sweep::Cells;
 
 /// A method's scores under the protocol. MSE on the [0, 1] scale.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,17 +118,13 @@ pub fn severity_curves(
 ) -> Vec<CurvePoint> {
     let device = Device::flex();
     let (frame, win) = (3 * s1.height * s1.width, s1.window * s1.sensor_dim);
-    let cells: Vec<(&Compound, f32)> = specs.iter().flat_map(|f| severities.iter().map(move |&s| (f, s))).collect();
-    let mut rngs: Vec<ChaCha8Rng> =
-        (0..cells.len()).map(|k| ChaCha8Rng::seed_from_u64(seed ^ ((k as u64) << 32))).collect();
+    let mut cells = Cells::new(specs, severities, seed);
     // [cell][camera, sensor][input, output]
-    let mut sums = vec![[[Sums::default(), Sums::default()], [Sums::default(), Sums::default()]]; cells.len()];
+    let mut sums = vec![[[Sums::default(), Sums::default()], [Sums::default(), Sums::default()]]; cells.cells.len()];
     for chunk in windows.ends.chunks(64) {
         let clean = host_batch(data, chunk, s1.window, norm);
-        let previous: Vec<Option<Vec<f32>>> = chunk.iter().map(|&i| data.earlier_frame(i, 5)).collect();
-        for (k, &(spec, severity)) in cells.iter().enumerate() {
-            let faulty = corrupt(&clean, s1, spec, severity, &previous, &mut rngs[k]);
-            let out = method.repair(&faulty, &device);
+        cells.corrupt_each(data, chunk, &clean, s1, |k, _, faulty| {
+            let out = method.repair(faulty, &device);
             for i in 0..clean.len {
                 let (fr, wr) = (i * frame..(i + 1) * frame, i * win..(i + 1) * win);
                 let [cam, sen] = &mut sums[k];
@@ -136,10 +133,10 @@ pub fn severity_curves(
                 sen[0].add(&faulty.sensor[wr.clone()], &clean.sensor[wr.clone()]);
                 sen[1].add(&out.sensor[wr.clone()], &clean.sensor[wr]);
             }
-        }
+        });
     }
     let mut points = Vec::new();
-    for (&(spec, severity), s) in cells.iter().zip(&sums) {
+    for (&(spec, severity), s) in cells.cells.iter().zip(&sums) {
         for modality in spec.modalities() {
             let m = usize::from(modality == Modality::Sensor);
             points.push(CurvePoint {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use mmguard_data::Dataset;
 use mmguard_faults::{Compound, Modality};
-use mmguard_model::{host_batch, Run};
+use mmguard_model::{host_batch, HostBatch, Run, Stage1Config};
 use mmguard_plot::{panels_png, Grid, Panel, Series};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -46,6 +46,42 @@ struct Acc {
     flagged: usize,
 }
 
+/// Frames back to the frame a frozen camera keeps showing.
+const FROZEN_LAG: usize = 5;
+
+/// Every (fault, severity) pair of a sweep with its own generator, seeded from the sweep's seed
+/// and the pair's position: a cell's faulty copies do not depend on which other cells run, and
+/// the robustness sweep and the per-method severity curves draw the same ones.
+pub(crate) struct Cells<'a> {
+    /// The pairs, faults outer, severities inner.
+    pub(crate) cells: Vec<(&'a Compound, f32)>,
+    rngs: Vec<ChaCha8Rng>,
+}
+
+impl<'a> Cells<'a> {
+    pub(crate) fn new(specs: &'a [Compound], severities: &[f32], seed: u64) -> Self {
+        let cells: Vec<(&Compound, f32)> = specs.iter().flat_map(|f| severities.iter().map(move |&s| (f, s))).collect();
+        let rngs = (0..cells.len()).map(|k| ChaCha8Rng::seed_from_u64(seed ^ ((k as u64) << 32))).collect();
+        Self { cells, rngs }
+    }
+
+    /// Calls `f(k, fault, faulty)` with the faulty copy of `clean` (the windows ending at
+    /// `ends`) of every cell k in turn.
+    pub(crate) fn corrupt_each(
+        &mut self,
+        data: &Dataset,
+        ends: &[usize],
+        clean: &HostBatch,
+        s1: &Stage1Config,
+        mut f: impl FnMut(usize, &Compound, &HostBatch),
+    ) {
+        let previous: Vec<Option<Vec<f32>>> = ends.iter().map(|&i| data.earlier_frame(i, FROZEN_LAG)).collect();
+        for (k, (&(spec, severity), rng)) in self.cells.iter().zip(&mut self.rngs).enumerate() {
+            f(k, spec, &corrupt(clean, s1, spec, severity, &previous, rng));
+        }
+    }
+}
+
 fn sq_err(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| f64::from(x - y).powi(2)).sum()
 }
@@ -61,23 +97,19 @@ pub fn sweep(run: &Run, data: &Dataset, specs: &[Compound], severities: &[f32], 
     let s1 = &mc.stage1;
     let threshold = run.config.gate.threshold;
     let (frame, win) = (3 * s1.height * s1.width, s1.window * s1.sensor_dim);
-    let cells: Vec<(&Compound, f32)> = specs.iter().flat_map(|f| severities.iter().map(move |&s| (f, s))).collect();
-    let mut rngs: Vec<ChaCha8Rng> =
-        (0..cells.len()).map(|k| ChaCha8Rng::seed_from_u64(seed ^ ((k as u64) << 32))).collect();
+    let mut cells = Cells::new(specs, severities, seed);
     // [cell][modality]
-    let mut acc = vec![[Acc::default(), Acc::default()]; cells.len()];
+    let mut acc = vec![[Acc::default(), Acc::default()]; cells.cells.len()];
     let mut clean_scores: [Vec<f32>; 2] = Default::default();
     for chunk in windows.ends.chunks(64) {
         let clean = host_batch(data, chunk, s1.window, &run.config.normalization);
-        let previous: Vec<Option<Vec<f32>>> = chunk.iter().map(|&i| data.earlier_frame(i, 5)).collect();
         let base = run.model.infer(mc, &clean, threshold, &device);
         for s in &base.scores {
             clean_scores[0].push(s[0]);
             clean_scores[1].push(s[1]);
         }
-        for (k, &(spec, severity)) in cells.iter().enumerate() {
-            let faulty = corrupt(&clean, s1, spec, severity, &previous, &mut rngs[k]);
-            let out = run.model.run(mc, &faulty, threshold, &device);
+        cells.corrupt_each(data, chunk, &clean, s1, |k, spec, faulty| {
+            let out = run.model.run(mc, faulty, threshold, &device);
             for modality in spec.modalities() {
                 let m = usize::from(modality == Modality::Sensor);
                 let a = &mut acc[k][m];
@@ -107,10 +139,10 @@ pub fn sweep(run: &Run, data: &Dataset, specs: &[Compound], severities: &[f32], 
                     a.flagged += usize::from(out.inference.flags[i][m]);
                 }
             }
-        }
+        });
     }
     let mut rows = Vec::new();
-    for (&(spec, severity), acc) in cells.iter().zip(acc) {
+    for (&(spec, severity), acc) in cells.cells.iter().zip(acc) {
         for modality in spec.modalities() {
             let m = usize::from(modality == Modality::Sensor);
             let a = &acc[m];
