@@ -7,7 +7,7 @@ use std::path::Path;
 use mmguard_plot::{bars_png, panels_png, Bar, BarPanel, Grid, Panel, Series};
 use serde::Serialize;
 
-use mmguard_eval::CurvePoint;
+use mmguard_eval::{CurvePoint, Stat};
 use mmguard_faults::Modality;
 
 use crate::run::{run_dir, SeedResult};
@@ -23,25 +23,6 @@ pub const PAPER_TABLE: [(&str, f64, f64, f64); 6] = [
     ("MMUGAN", 0.125, 0.779, 0.835),
     ("MMSSL", 0.118, 0.405, 0.523),
 ];
-
-/// Mean and sample standard deviation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Stat {
-    /// Mean.
-    pub mean: f64,
-    /// Sample standard deviation (0 for one seed).
-    pub std: f64,
-}
-
-impl Stat {
-    fn of(values: &[f64]) -> Self {
-        let n = values.len().max(1) as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let var =
-            if values.len() > 1 { values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-        Self { mean, std: var.sqrt() }
-    }
-}
 
 /// One method over its seeds. MSE on the [0, 1] scale.
 #[derive(Debug, Clone, Serialize)]

@@ -19,16 +19,15 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         }
         None => bench_budget(),
     };
-    let (mut seeds, mut curves) = (a.seeds, CurveConfig::default());
-    if a.quick {
-        train.stage1.epochs = 2;
-        train.stage2.schedule.epochs = 2;
-        seeds = 1;
-        curves.severities = vec![0.5, 1.0];
-    }
     train.progress = !a.quiet;
-    let cfg =
-        BenchConfig { methods: Method::parse_list(&a.methods)?, seeds, train, eval: EvalConfig::default(), curves };
+    let cfg = BenchConfig {
+        methods: Method::parse_list(&a.methods)?,
+        seeds: a.seeds,
+        train,
+        eval: EvalConfig::default(),
+        curves: CurveConfig::default(),
+    };
+    let cfg = if a.quick { cfg.quick() } else { cfg };
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let start = std::time::Instant::now();
     let results = run_bench(&data, &cfg, &a.out)?;

@@ -9,6 +9,7 @@ mod faults;
 mod generate;
 mod import;
 mod inspect;
+mod robust;
 mod train;
 
 use crate::args::{Cli, Command};
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Faults(c) => faults::run(c),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Robust(a) => robust::run(a),
     }
 }
 

@@ -12,10 +12,10 @@ mod sweep;
 pub use evaluate::{
     corrupt, eval_windows, evaluate, test_copies, DetectionReport, EvalConfig, EvalReport, MissingModality, Mse,
 };
-pub use metrics::{aupr, auroc, Detection};
+pub use metrics::{aupr, auroc, Detection, Stat};
 pub use protocol::{protocol, severity_curves, CurvePoint, ProtocolResult};
 pub use stream::{evaluate_stream, StreamDetection, StreamReport};
-pub use sweep::{sweep, to_csv, write_curves, SweepRow};
+pub use sweep::{sweep, to_csv, write_curves, Cells, SweepRow};
 
 /// Errors of the evaluation.
 #[derive(Debug, thiserror::Error)]

@@ -109,6 +109,26 @@ impl Detection {
     }
 }
 
+/// Mean and sample standard deviation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Stat {
+    /// Mean.
+    pub mean: f64,
+    /// Sample standard deviation (0 for one seed).
+    pub std: f64,
+}
+
+impl Stat {
+    /// Of a set of values (seeds).
+    pub fn of(values: &[f64]) -> Self {
+        let n = values.len().max(1) as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var =
+            if values.len() > 1 { values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+        Self { mean, std: var.sqrt() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,14 +52,15 @@ const FROZEN_LAG: usize = 5;
 /// Every (fault, severity) pair of a sweep with its own generator, seeded from the sweep's seed
 /// and the pair's position: a cell's faulty copies do not depend on which other cells run, and
 /// the robustness sweep and the per-method severity curves draw the same ones.
-pub(crate) struct Cells<'a> {
+pub struct Cells<'a> {
     /// The pairs, faults outer, severities inner.
-    pub(crate) cells: Vec<(&'a Compound, f32)>,
+    pub cells: Vec<(&'a Compound, f32)>,
     rngs: Vec<ChaCha8Rng>,
 }
 
 impl<'a> Cells<'a> {
-    pub(crate) fn new(specs: &'a [Compound], severities: &[f32], seed: u64) -> Self {
+    /// The cells of `specs` × `severities`, seeded from `seed`.
+    pub fn new(specs: &'a [Compound], severities: &[f32], seed: u64) -> Self {
         let cells: Vec<(&Compound, f32)> = specs.iter().flat_map(|f| severities.iter().map(move |&s| (f, s))).collect();
         let rngs = (0..cells.len()).map(|k| ChaCha8Rng::seed_from_u64(seed ^ ((k as u64) << 32))).collect();
         Self { cells, rngs }
@@ -67,7 +68,7 @@ impl<'a> Cells<'a> {
 
     /// Calls `f(k, fault, faulty)` with the faulty copy of `clean` (the windows ending at
     /// `ends`) of every cell k in turn.
-    pub(crate) fn corrupt_each(
+    pub fn corrupt_each(
         &mut self,
         data: &Dataset,
         ends: &[usize],

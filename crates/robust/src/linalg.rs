@@ -19,7 +19,8 @@ fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
+/// Inner product.
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
@@ -90,19 +91,25 @@ pub fn covariance(e: &[f32], rows: usize, cols: usize, eps: f64) -> Vec<f64> {
     cov
 }
 
+/// Trace and top eigenpair of the covariance of the rows of `e` ([rows, cols]), the eigenpair by
+/// power iteration from `start` (warm starts make a few iterations enough).
+pub fn covariance_top(e: &[f32], rows: usize, cols: usize, eps: f64, start: &[f64], iterations: usize) -> (f64, Eigen) {
+    let cov = covariance(e, rows, cols, eps);
+    let trace: f64 = (0..cols).map(|i| cov[i * cols + i]).sum();
+    let mut op = |v: &[f64]| -> Vec<f64> { cov.chunks_exact(cols).map(|row| dot(row, v)).collect() };
+    (trace, power_iteration(&mut op, start, iterations))
+}
+
 /// Stable rank tr Σ / λ_max(Σ) of the covariance of the rows of `e` ([rows, cols]): in [1, cols];
 /// 1 when all variance lies along one direction (spectral collapse), `cols` when it is
 /// isotropic. Equals ‖Ē‖_F² / ‖Ē‖₂², the nuclear/operator-norm ratio of a PSD Σ.
 pub fn stable_rank(e: &[f32], rows: usize, cols: usize, eps: f64, iterations: usize) -> f64 {
-    let cov = covariance(e, rows, cols, eps);
-    let trace: f64 = (0..cols).map(|i| cov[i * cols + i]).sum();
-    let mut op = |v: &[f64]| -> Vec<f64> { cov.chunks_exact(cols).map(|row| dot(row, v)).collect() };
     let start: Vec<f64> = (0..cols).map(|i| 1.0 + i as f64 / cols as f64).collect();
-    let top = power_iteration(&mut op, &start, iterations).value;
-    if top <= 0.0 {
+    let (trace, top) = covariance_top(e, rows, cols, eps, &start, iterations);
+    if top.value <= 0.0 {
         return 1.0;
     }
-    trace / top
+    trace / top.value
 }
 
 /// Hessian–vector product H·v from gradients alone, by the central difference

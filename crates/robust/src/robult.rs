@@ -10,9 +10,15 @@
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
+use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 use mmguard_model::{lrelu, unit_rows};
+
+use crate::task::{presence, supervised_loss, BatchTargets, Labelled, TaskShape};
+use crate::{batches, HeadSchedule, TaskHead};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// Weights of Robult's four losses (all 1 by default: the paper gives none).
@@ -52,6 +58,12 @@ pub struct RobultConfig {
     pub confidence: f64,
     /// Loss weights.
     pub weights: RobultWeights,
+    /// First epochs in which unlabelled anchors have only themselves as positives, until the
+    /// classifier is worth trusting (the note's warm-up).
+    pub warmup_epochs: usize,
+    /// Probability of dropping each modality of a training window from the fusion (never both).
+    /// Off by default: the paper trains on full-modal data (note, Q7).
+    pub modality_dropout: f64,
 }
 
 impl Default for RobultConfig {
@@ -63,19 +75,10 @@ impl Default for RobultConfig {
             temperature: 0.1,
             confidence: 0.7,
             weights: RobultWeights::default(),
+            warmup_epochs: 3,
+            modality_dropout: 0.0,
         }
     }
-}
-
-/// What the heads are built for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskShape {
-    /// Width of the camera part of the stage-1 latent.
-    pub camera_latent: usize,
-    /// Width of the sensor part.
-    pub sensor_latent: usize,
-    /// Number of classes of the classification target.
-    pub classes: usize,
 }
 
 impl RobultConfig {
@@ -164,15 +167,11 @@ impl Robult {
     }
 }
 
-/// The targets of a batch: which samples are labelled, their class and regression target.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Targets {
-    /// Labelled or not, [B].
-    pub labelled: Vec<bool>,
-    /// Class per sample (ignored where unlabelled), [B].
-    pub class: Vec<u32>,
-    /// Regression target per sample (ignored where unlabelled), [B].
-    pub value: Vec<f32>,
+impl TaskHead for Robult {
+    fn predict(&self, camera: Tensor<2>, sensor: Tensor<2>, present: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let out = self.forward(camera, sensor, present);
+        (out.logits, out.value)
+    }
 }
 
 /// Robult's loss terms of one batch, as numbers.
@@ -207,7 +206,7 @@ pub fn soft_positive_weights(
     classes: usize,
     codes: &[f32],
     d: usize,
-    targets: &Targets,
+    targets: &BatchTargets,
     confidence: f64,
 ) -> Vec<f32> {
     let b = targets.labelled.len();
@@ -246,7 +245,7 @@ pub fn soft_positive_weights(
 /// Robult's objective on one batch.
 pub fn robult_loss(
     out: &RobultOutput,
-    targets: &Targets,
+    targets: &BatchTargets,
     cfg: &RobultConfig,
     device: &Device,
 ) -> (Tensor<1>, RobultLosses) {
@@ -255,17 +254,8 @@ pub fn robult_loss(
     let tensor = |v: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), device);
     let zero = || Tensor::<1>::zeros([1], device);
     let labelled: Vec<usize> = (0..b).filter(|&j| targets.labelled[j]).collect();
-    let n_lab = labelled.len().max(1) as f64;
-    let lab_mask = tensor(targets.labelled.iter().map(|&l| f32::from(u8::from(l))).collect(), [b, 1]);
 
-    // supervised: cross-entropy and L1 over the labelled rows
-    let mut onehot = vec![0.0f32; b * classes];
-    for &j in &labelled {
-        onehot[j * classes + targets.class[j] as usize] = 1.0;
-    }
-    let ce = (log_softmax(out.logits.clone(), 1) * tensor(onehot, [b, classes])).sum().div_scalar(n_lab).neg();
-    let l1 = ((out.value.clone() - tensor(targets.value.clone(), [b, 1])).abs() * lab_mask).sum().div_scalar(n_lab);
-    let supervised = if labelled.is_empty() { zero() } else { ce + l1 };
+    let supervised = supervised_loss(&out.logits, &out.value, targets, device);
 
     // candidates: both modalities' codes of every sample, [2B, d]; column i·B + k
     let candidates = Tensor::cat(vec![out.z[0].clone(), out.z[1].clone()], 0);
@@ -322,6 +312,79 @@ pub fn robult_loss(
     (total, parts)
 }
 
+/// Mean losses of one training epoch.
+#[derive(Debug, Clone, Serialize)]
+pub struct RobultEpoch {
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Mean of each term over the epoch's batches.
+    pub losses: RobultLosses,
+}
+
+/// Trains Robult's heads on the training latents; returns the heads for inference and the
+/// per-epoch losses.
+pub fn train_robult(
+    train: Labelled<'_>,
+    shape: &TaskShape,
+    cfg: &RobultConfig,
+    schedule: &HeadSchedule,
+    seed: u64,
+) -> (Robult, Vec<RobultEpoch>) {
+    let device = Device::flex().autodiff();
+    let mut model = mmguard_train::seeded(&device, seed, |d| cfg.init(shape, d));
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x20b);
+    let mut log = Vec::new();
+    for epoch in 1..=schedule.epochs {
+        let step_cfg = RobultConfig {
+            confidence: if epoch <= cfg.warmup_epochs { f64::INFINITY } else { cfg.confidence },
+            ..cfg.clone()
+        };
+        let mut sum = RobultLosses::default();
+        let all = batches(train.labelled, schedule, &mut rng);
+        for rows in &all {
+            let b = rows.len();
+            let (cam, sen) = train.set.rows(rows);
+            let present = if cfg.modality_dropout > 0.0 {
+                let keep: Vec<f32> = (0..b)
+                    .flat_map(|_| match (rng.random::<f64>() < cfg.modality_dropout, rng.random::<bool>()) {
+                        (false, _) => [1.0, 1.0],
+                        (true, true) => [0.0, 1.0],
+                        (true, false) => [1.0, 0.0],
+                    })
+                    .collect();
+                Tensor::from_data(TensorData::new(keep, [b, 2]), &device)
+            } else {
+                presence(b, [true, true], &device)
+            };
+            let out = model.forward(
+                Tensor::from_data(TensorData::new(cam, [b, train.set.camera_dim]), &device),
+                Tensor::from_data(TensorData::new(sen, [b, train.set.sensor_dim]), &device),
+                present,
+            );
+            let (loss, parts) =
+                robult_loss(&out, &BatchTargets::of(train.set, rows, train.labelled), &step_cfg, &device);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(schedule.learning_rate, model, grads);
+            sum.total += parts.total;
+            sum.supervised += parts.supervised;
+            sum.labelled += parts.labelled;
+            sum.unlabelled += parts.unlabelled;
+            sum.reconstruction += parts.reconstruction;
+        }
+        let n = all.len().max(1) as f64;
+        let losses = RobultLosses {
+            total: sum.total / n,
+            supervised: sum.supervised / n,
+            labelled: sum.labelled / n,
+            unlabelled: sum.unlabelled / n,
+            reconstruction: sum.reconstruction / n,
+        };
+        log.push(RobultEpoch { epoch, losses });
+    }
+    (model.valid(), log)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,7 +417,7 @@ mod tests {
         // 3 unlabelled near the labelled ones; 4 unlabelled far away; both 3 and 4 look class 0
         let codes = [0.0, 0.0, 0.1, 0.0, 0.05, 0.05, 0.0, 0.1, 3.0, 3.0];
         let probs = [0.9, 0.1, 0.9, 0.1, 0.9, 0.1, 0.8, 0.2, 0.8, 0.2];
-        let targets = Targets {
+        let targets = BatchTargets {
             labelled: vec![true, true, false, false, false],
             class: vec![0, 0, 0, 0, 0],
             value: vec![0.0; 5],
@@ -376,7 +439,7 @@ mod tests {
             t((0..10).map(|v| v as f32 / 10.0).collect(), [2, 5]),
             t(vec![1.0; 4], [2, 2]),
         );
-        let targets = Targets { labelled: vec![true, false], class: vec![2, 0], value: vec![0.5, 9.0] };
+        let targets = BatchTargets { labelled: vec![true, false], class: vec![2, 0], value: vec![0.5, 9.0] };
         let (_, parts) = robult_loss(&out, &targets, &cfg, &Device::flex());
         let logits = host(out.logits.clone());
         let row = &logits[0..3];

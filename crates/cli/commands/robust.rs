@@ -1,0 +1,39 @@
+//! `mmguard robust`: downstream heads on a run's frozen encoders.
+
+use anyhow::Context;
+use burn::tensor::Device;
+use mmguard_model::Run;
+use mmguard_robust::{run_study, task_description, write_report, write_results, HeadMethod, StudyConfig};
+
+use crate::args::RobustArgs;
+
+pub fn run(a: RobustArgs) -> anyhow::Result<()> {
+    let run = Run::load(&a.run, &Device::flex())?;
+    let path = a.data.clone().unwrap_or_else(|| run.config.data.path.clone().into());
+    let data = super::load_dataset(&path)?;
+    let mut cfg: StudyConfig = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+        }
+        None => StudyConfig::default(),
+    };
+    cfg.task.label_key = a.label_key;
+    cfg.task.regression_column = a.regression_column;
+    cfg.methods = HeadMethod::parse_list(&a.methods)?;
+    cfg.seeds = a.seeds;
+    cfg.label_fractions = a.label_fractions;
+    if let Some(e) = a.epochs {
+        cfg.schedule.epochs = e;
+    }
+    if let Some(f) = cfg.label_fractions.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
+        anyhow::bail!("--label-fractions: {f} is not a share in (0, 1]");
+    }
+    let task = task_description(&data, &cfg)?;
+    let results = run_study(&run, &data, &cfg)?;
+    write_results(&a.out, &cfg, &results)?;
+    let source = format!("run {} on {}", a.run.display(), path.display());
+    println!("{}", write_report(&a.out, &results, &task, &source)?);
+    tracing::info!("report written to {}", a.out.display());
+    Ok(())
+}

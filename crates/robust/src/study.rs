@@ -1,0 +1,427 @@
+//! The downstream study: Robult, ModalImmune and their ablations as heads on one trained MMSSL
+//! run's frozen encoders, every method × label fraction × seed scored on the same test windows
+//! with both modalities, with one missing, and under the fault catalogue — straight, and behind
+//! MMSSL's gate (drop the flagged modality, or let MMSSL correct it first).
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::tensor::Device;
+use mmguard_data::Dataset;
+use mmguard_eval::Cells;
+use mmguard_faults::Compound;
+use mmguard_model::{host_batch, Gated, HostBatch, Repair, Run};
+use serde::{Deserialize, Serialize};
+
+use crate::modalimmune::{train_modalimmune, Masking, ModalImmuneConfig};
+use crate::robult::{train_robult, RobultConfig, RobultWeights};
+use crate::score::{score, TaskScore};
+use crate::task::{encode, labelled_mask, Labelled, Standardizer, Targets, TaskConfig, TaskSet, TaskShape};
+use crate::{Error, HeadSchedule, Result, TaskHead};
+
+/// A head and how it is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeadMethod {
+    /// Robult with all four losses.
+    Robult,
+    /// Robult's heads with the supervised loss only (its reference: the same head without
+    /// Robult's losses).
+    RobultSupervised,
+    /// ModalImmune with every component.
+    Modalimmune,
+    /// ModalImmune's network trained on both modalities with the task loss only (its reference).
+    ModalimmuneSupervised,
+    /// Modality dropout: a uniformly drawn modality left out of the second pass, no regulariser.
+    ModalimmuneDropout,
+    /// ModalImmune without curvature-aware masking.
+    ModalimmuneNoMasking,
+    /// ModalImmune with Fisher-diagonal masking instead of the Hessian test.
+    ModalimmuneFisher,
+    /// ModalImmune without the meta step (λ, κ fixed).
+    ModalimmuneNoMeta,
+}
+
+impl HeadMethod {
+    /// Every method, in report order.
+    pub const ALL: [HeadMethod; 8] = [
+        HeadMethod::Robult,
+        HeadMethod::RobultSupervised,
+        HeadMethod::Modalimmune,
+        HeadMethod::ModalimmuneSupervised,
+        HeadMethod::ModalimmuneDropout,
+        HeadMethod::ModalimmuneNoMasking,
+        HeadMethod::ModalimmuneFisher,
+        HeadMethod::ModalimmuneNoMeta,
+    ];
+
+    /// Command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            HeadMethod::Robult => "robult",
+            HeadMethod::RobultSupervised => "robult-supervised",
+            HeadMethod::Modalimmune => "modalimmune",
+            HeadMethod::ModalimmuneSupervised => "modalimmune-supervised",
+            HeadMethod::ModalimmuneDropout => "modalimmune-dropout",
+            HeadMethod::ModalimmuneNoMasking => "modalimmune-no-masking",
+            HeadMethod::ModalimmuneFisher => "modalimmune-fisher",
+            HeadMethod::ModalimmuneNoMeta => "modalimmune-no-meta",
+        }
+    }
+
+    /// `all` or a comma list of names.
+    pub fn parse_list(s: &str) -> Result<Vec<HeadMethod>> {
+        if s == "all" {
+            return Ok(Self::ALL.to_vec());
+        }
+        s.split(',')
+            .map(|n| {
+                Self::ALL.into_iter().find(|m| m.name() == n.trim()).ok_or_else(|| {
+                    let names: Vec<&str> = Self::ALL.iter().map(|m| m.name()).collect();
+                    Error::Task(format!("unknown head method '{n}' (known: all, {})", names.join(", ")))
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the label-fraction sweep applies (the semi-supervised method and its reference).
+    pub fn semi_supervised(self) -> bool {
+        matches!(self, HeadMethod::Robult | HeadMethod::RobultSupervised)
+    }
+
+    fn robult(self, base: &RobultConfig) -> RobultConfig {
+        let mut cfg = base.clone();
+        if self == HeadMethod::RobultSupervised {
+            cfg.weights = RobultWeights { labelled: 0.0, unlabelled: 0.0, reconstruction: 0.0, ..base.weights };
+        }
+        cfg
+    }
+
+    fn immune(self, base: &ModalImmuneConfig) -> ModalImmuneConfig {
+        let mut cfg = base.clone();
+        match self {
+            HeadMethod::ModalimmuneSupervised => {
+                cfg.collapse.enabled = false;
+                cfg.controller.none_share = 1.0;
+                cfg.reconstruction = 0.0;
+            }
+            HeadMethod::ModalimmuneDropout => {
+                cfg.collapse.enabled = false;
+                cfg.controller.uniform = true;
+            }
+            HeadMethod::ModalimmuneNoMasking => cfg.masking.kind = Masking::Off,
+            HeadMethod::ModalimmuneFisher => cfg.masking.kind = Masking::Fisher,
+            HeadMethod::ModalimmuneNoMeta => cfg.meta.enabled = false,
+            _ => {}
+        }
+        cfg
+    }
+}
+
+/// What the study runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StudyConfig {
+    /// Targets.
+    pub task: TaskConfig,
+    /// Training schedule of every head.
+    pub schedule: HeadSchedule,
+    /// Robult's settings.
+    pub robult: RobultConfig,
+    /// ModalImmune's settings.
+    pub modalimmune: ModalImmuneConfig,
+    /// Heads.
+    pub methods: Vec<HeadMethod>,
+    /// Seeds 0..seeds of every head.
+    pub seeds: usize,
+    /// Shares of training labels kept for the semi-supervised methods (the others use all).
+    pub label_fractions: Vec<f64>,
+    /// Faults of the test copies (catalogue names).
+    pub faults: Vec<String>,
+    /// Their severities.
+    pub severities: Vec<f32>,
+    /// Seed of the faulty copies.
+    pub fault_seed: u64,
+}
+
+impl Default for StudyConfig {
+    fn default() -> Self {
+        let faults = ["camera/noise", "camera/blur", "camera/occlusion", "sensor/gain", "sensor/drift", "sensor/stuck"]
+            .map(String::from)
+            .to_vec();
+        Self {
+            task: TaskConfig::default(),
+            schedule: HeadSchedule::default(),
+            robult: RobultConfig::default(),
+            modalimmune: ModalImmuneConfig::default(),
+            methods: HeadMethod::ALL.to_vec(),
+            seeds: 3,
+            label_fractions: vec![0.01, 0.05, 0.5, 1.0],
+            faults,
+            severities: vec![0.25, 0.5, 1.0],
+            fault_seed: 0,
+        }
+    }
+}
+
+/// What the head sees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Input {
+    /// Clean test windows, both modalities.
+    Clean,
+    /// Clean windows, camera absent.
+    CameraMissing,
+    /// Clean windows, sensor absent.
+    SensorMissing,
+    /// Faulty copies.
+    Fault {
+        /// Catalogue name.
+        fault: String,
+        /// Severity.
+        severity: f32,
+    },
+}
+
+/// How the input reaches the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Route {
+    /// As it is.
+    Direct,
+    /// MMSSL's gate first; a flagged modality is left out.
+    GateDrop,
+    /// MMSSL's gate first; a flagged modality is replaced by MMSSL's correction.
+    GateCorrect,
+}
+
+/// One score of one trained head.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConditionScore {
+    /// Input.
+    pub input: Input,
+    /// Route.
+    pub route: Route,
+    /// Scores.
+    pub score: TaskScore,
+}
+
+/// One trained head and its scores.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeadResult {
+    /// Method.
+    pub method: HeadMethod,
+    /// Share of training labels.
+    pub label_fraction: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Training wall time, seconds.
+    pub train_seconds: f64,
+    /// Every condition.
+    pub scores: Vec<ConditionScore>,
+    /// The method's training log (ModalImmune: controller, curvature checks, certificates).
+    pub log: serde_json::Value,
+}
+
+/// Latents of one faulty test copy, as the head sees it on each route.
+struct FaultCell {
+    input: Input,
+    faulty: TaskSet,
+    corrected: TaskSet,
+    flags: Vec<[bool; 2]>,
+}
+
+/// Everything the heads are trained and scored on, encoded once.
+struct Prepared {
+    shape: TaskShape,
+    range: f32,
+    train: TaskSet,
+    val: TaskSet,
+    test: TaskSet,
+    cells: Vec<FaultCell>,
+}
+
+fn prepare(run: &Run, data: &Dataset, cfg: &StudyConfig) -> Result<Prepared> {
+    run.check_compatible(data)?;
+    if !run.config.data.is_from(data) {
+        return Err(Error::Task(format!(
+            "{}: the run in {} was trained on {}; the heads need the run's own training/test split, so \
+             train a run on this file first",
+            data.path.display(),
+            run.dir.display(),
+            run.config.data.path
+        )));
+    }
+    let targets = Targets::read(data, &cfg.task)?;
+    let s1 = &run.config.model.stage1;
+    let norm = &run.config.normalization;
+    let split = &run.config.data.split;
+    let device = Device::flex();
+    let stage1 = &run.model.stage1;
+    let set = |episodes: &[i32]| -> Result<(Vec<usize>, HostBatch)> {
+        let ends = data.windows(s1.window, episodes)?.ends;
+        let batch = host_batch(data, &ends, s1.window, norm);
+        Ok((ends, batch))
+    };
+    let encoded = |ends: &[usize], b: &HostBatch| {
+        let (camera, sensor) = encode(stage1, s1, b, &device);
+        let (class, value) = targets.of_windows(data, ends, norm);
+        let (camera_dim, sensor_dim) = (s1.camera_latent(), s1.sensor_latent());
+        TaskSet { camera, sensor, camera_dim, sensor_dim, class, value }
+    };
+    let (train_ends, train_batch) = set(&split.train)?;
+    let (val_ends, val_batch) = set(&split.val)?;
+    let (test_ends, test_batch) = set(&split.test)?;
+    let specs: Vec<Compound> = cfg
+        .faults
+        .iter()
+        .map(|n| Compound::from_name(n).map_err(|e| Error::Task(format!("study faults: {e}"))))
+        .collect::<Result<_>>()?;
+    let gate = Gated { model: &run.model, cfg: &run.config.model, threshold: run.config.gate.threshold };
+    let mut cells = Vec::new();
+    Cells::new(&specs, &cfg.severities, cfg.fault_seed).corrupt_each(
+        data,
+        &test_ends,
+        &test_batch,
+        s1,
+        |_, spec, faulty| {
+            let repaired = gate.repair(faulty, &device);
+            let corrected = HostBatch { len: faulty.len, camera: repaired.camera, sensor: repaired.sensor };
+            cells.push((spec.name(), encoded(&test_ends, faulty), encoded(&test_ends, &corrected), repaired.flags));
+        },
+    );
+    let severities = cfg.specs_severities(specs.len());
+    let cells = cells
+        .into_iter()
+        .zip(severities)
+        .map(|((fault, faulty, corrected, flags), severity)| FaultCell {
+            input: Input::Fault { fault, severity },
+            faulty,
+            corrected,
+            flags,
+        })
+        .collect();
+    let column = targets.column;
+    let mut p = Prepared {
+        shape: TaskShape {
+            camera_latent: s1.camera_latent(),
+            sensor_latent: s1.sensor_latent(),
+            classes: targets.classes,
+        },
+        range: norm.max[column] - norm.min[column],
+        train: encoded(&train_ends, &train_batch),
+        val: encoded(&val_ends, &val_batch),
+        test: encoded(&test_ends, &test_batch),
+        cells,
+    };
+    let standard = Standardizer::fit(&p.train);
+    let cell_sets = p.cells.iter_mut().flat_map(|c| [&mut c.faulty, &mut c.corrected]);
+    for set in [&mut p.train, &mut p.val, &mut p.test].into_iter().chain(cell_sets) {
+        standard.apply(set);
+    }
+    Ok(p)
+}
+
+impl StudyConfig {
+    /// The severity of every cell, faults outer (the order of [`Cells`]).
+    fn specs_severities(&self, faults: usize) -> Vec<f32> {
+        (0..faults).flat_map(|_| self.severities.iter().copied()).collect()
+    }
+}
+
+fn scores_of(head: &dyn TaskHead, p: &Prepared) -> Vec<ConditionScore> {
+    let classes = p.shape.classes;
+    let clean = |input: Input, keep: [bool; 2]| ConditionScore {
+        input,
+        route: Route::Direct,
+        score: score(head, &p.test, keep, None, classes, p.range),
+    };
+    let mut out = vec![
+        clean(Input::Clean, [true, true]),
+        clean(Input::CameraMissing, [false, true]),
+        clean(Input::SensorMissing, [true, false]),
+    ];
+    for cell in &p.cells {
+        // a sample with both modalities flagged keeps both: the head needs one
+        let keep: Vec<[bool; 2]> =
+            cell.flags.iter().map(|f| if f[0] && f[1] { [true, true] } else { [!f[0], !f[1]] }).collect();
+        let all = [true, true];
+        for (route, set, per_window) in [
+            (Route::Direct, &cell.faulty, None),
+            (Route::GateDrop, &cell.faulty, Some(keep.as_slice())),
+            (Route::GateCorrect, &cell.corrected, None),
+        ] {
+            out.push(ConditionScore {
+                input: cell.input.clone(),
+                route,
+                score: score(head, set, all, per_window, classes, p.range),
+            });
+        }
+    }
+    out
+}
+
+/// Trains and scores every method × label fraction × seed on the run's frozen encoders.
+pub fn run_study(run: &Run, data: &Dataset, cfg: &StudyConfig) -> Result<Vec<HeadResult>> {
+    let p = prepare(run, data, cfg)?;
+    let mut results = Vec::new();
+    for &method in &cfg.methods {
+        let fractions = if method.semi_supervised() { cfg.label_fractions.clone() } else { vec![1.0] };
+        for &fraction in &fractions {
+            for seed in 0..cfg.seeds as u64 {
+                let labelled = labelled_mask(&p.train.class, p.shape.classes, fraction, seed);
+                let val_labelled = labelled_mask(&p.val.class, p.shape.classes, fraction, seed ^ 0xa1);
+                let start = Instant::now();
+                let (head, log): (Box<dyn TaskHead>, serde_json::Value) = match method {
+                    HeadMethod::Robult | HeadMethod::RobultSupervised => {
+                        let rc = method.robult(&cfg.robult);
+                        let train = Labelled { set: &p.train, labelled: &labelled };
+                        let (h, log) = train_robult(train, &p.shape, &rc, &cfg.schedule, seed);
+                        (Box::new(h), serde_json::to_value(log).expect("serialisable"))
+                    }
+                    _ => {
+                        let mc = method.immune(&cfg.modalimmune);
+                        let train = Labelled { set: &p.train, labelled: &labelled };
+                        let val = Labelled { set: &p.val, labelled: &val_labelled };
+                        let (h, log) = train_modalimmune(train, val, &p.shape, &mc, &cfg.schedule, seed);
+                        (Box::new(h), serde_json::to_value(log).expect("serialisable"))
+                    }
+                };
+                let train_seconds = start.elapsed().as_secs_f64();
+                let scores = scores_of(head.as_ref(), &p);
+                let clean = &scores[0].score;
+                tracing::info!(
+                    "{} labels {:.0}% seed {seed}: accuracy {:.3}, camera missing {:.3}, sensor missing {:.3} ({train_seconds:.1} s)",
+                    method.name(),
+                    fraction * 100.0,
+                    clean.accuracy,
+                    scores[1].score.accuracy,
+                    scores[2].score.accuracy
+                );
+                results.push(HeadResult { method, label_fraction: fraction, seed, train_seconds, scores, log });
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// The class names and regression column of a study, for the report.
+pub fn task_description(data: &Dataset, cfg: &StudyConfig) -> Result<String> {
+    let t = Targets::read(data, &cfg.task)?;
+    Ok(format!(
+        "classes of `{}` ({}: {}); regression: next reading of `{}`",
+        cfg.task.label_key,
+        t.classes,
+        t.names.join(", "),
+        t.column_name
+    ))
+}
+
+/// Writes `results.json` into `dir`.
+pub fn write_results(dir: &Path, cfg: &StudyConfig, results: &[HeadResult]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.into(), source })?;
+    let path = dir.join("results.json");
+    let text =
+        serde_json::to_string_pretty(&serde_json::json!({ "config": cfg, "results": results })).expect("serialisable");
+    std::fs::write(&path, text).map_err(|source| Error::Io { path, source })
+}
