@@ -229,6 +229,27 @@ fn the_welding_cell_trains_and_evaluates_and_its_data_goes_out_and_back_in() {
         assert!(ungated < faulty, "{m}: correction {ungated} not below the faulty input {faulty}");
     }
 
+    // downstream heads on the run's frozen encoders: the four phases of the weld, with the
+    // controller, Hessian checks and meta steps frequent enough to happen on a tiny file
+    let study = r#"{ "modalimmune": { "control_every": 2, "masking": { "every": 3 }, "meta": { "every": 4 } },
+                     "faults": ["camera/blur"], "severities": [1.0] }"#;
+    std::fs::write(dir.path().join("study.json"), study).unwrap();
+    let robust = ["robust", "--run", &d("run"), "--seeds", "1", "--epochs", "2", "--label-fractions", "0.5,1"];
+    let flags = ["--methods", "robult,modalimmune", "--config", &d("study.json"), "--out", &d("robust")];
+    let md = ok(&[&robust[..], &flags[..]].concat());
+    assert!(md.contains("| robult | 50 % |") && md.contains("| modalimmune |"), "{md}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d("robust/results.json")).unwrap()).unwrap();
+    let immune = results["results"].as_array().unwrap().iter().find(|r| r["method"] == "modalimmune").unwrap();
+    assert!(!immune["log"]["meta"].as_array().unwrap().is_empty(), "{}", immune["log"]);
+    for png in ["robust/missing.png", "robust/faults.png"] {
+        assert!(std::fs::metadata(d(png)).unwrap().len() > 5_000, "{png}");
+    }
+    let out = mmguard(&[&robust[..], &["--label-key", "quality", "--out", &d("robust2")][..]].concat());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("quality") && err.contains("phase"), "{err}");
+
     // export → import gives the same file back; pictures of the faults come out of the same data
     ok(&["export", "--data", &d("weld.npz"), "--out", &d("export")]);
     let out = ok(&[
@@ -357,6 +378,24 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
     let summary = read()["summary"][0].clone();
     assert_eq!(summary["method"], "mmae");
     assert!(json_at(&summary, "combined.std") > 0.0);
+
+    // downstream heads on the (reused) MMSSL encoders, appended to the report
+    let (data, config, out) = (d("arm.npz"), d("tiny.json"), d("report"));
+    let heads = ["--heads", "robult,modalimmune-supervised", "--quiet"];
+    let md = ok(&[
+        &["bench", "--data", &data, "--config", &config, "--methods", "mmssl", "--seeds", "1", "--out", &out][..],
+        &heads[..],
+    ]
+    .concat());
+    assert!(
+        md.contains("Downstream heads") && md.contains("| robult | 1 % |") && md.contains("| modalimmune-supervised |"),
+        "{md}"
+    );
+    let report = std::fs::read_to_string(dir.path().join("report/report.md")).unwrap();
+    assert!(report.contains("### Missing modality"), "{report}");
+    assert!(
+        dir.path().join("report/heads/results.json").exists() || dir.path().join("report/heads/report.md").exists()
+    );
 
     let out = mmguard(&["bench", "--data", &d("arm.npz"), "--methods", "mmssl,vae", "--out", &d("r2")]);
     assert_eq!(out.status.code(), Some(2));

@@ -62,7 +62,7 @@ pub struct RobustArgs {
     pub regression_column: Option<String>,
     /// Heads: `all` or a comma list (robult, robult-supervised, modalimmune,
     /// modalimmune-supervised, modalimmune-dropout, modalimmune-no-masking, modalimmune-fisher,
-    /// modalimmune-no-meta).
+    /// modalimmune-no-meta, modalimmune-paper).
     #[arg(long, default_value = "all")]
     pub methods: String,
     /// Seeds per head.
@@ -392,6 +392,11 @@ pub struct BenchArgs {
     /// Report folder; finished method × seed runs in it are reused.
     #[arg(long, default_value = "report")]
     pub out: PathBuf,
+    /// Downstream heads on each seed's MMSSL encoders, scored with a modality missing, under
+    /// faults and behind MMSSL's gate (as `mmguard robust`): `all` or a comma list; the task is
+    /// the `phase` key and the next reading of the first column. Report in `heads/`.
+    #[arg(long)]
+    pub heads: Option<String>,
     /// Training configuration JSON shared by all methods (as `train --config`); without it, the
     /// benchmark budget (5 + 5 epochs, stage-1 learning rate 3·10⁻³).
     #[arg(long)]

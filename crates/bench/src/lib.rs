@@ -10,6 +10,7 @@
 //!   errors.png                bars with ±1 std: MMSSL and the baselines, then MMSSL and its ablations
 //!   curves.png                output error against severity per fault, every method's seed 0
 //!   training.png              validation loss per epoch, seed 0 of each method
+//!   heads/                    with --heads: downstream heads on each seed's MMSSL encoders
 //! ```
 
 mod method;
@@ -17,8 +18,8 @@ mod report;
 mod run;
 
 pub use method::Method;
-pub use report::{summarize, write_report, Summary, PAPER_TABLE};
-pub use run::{bench_budget, run_bench, BenchConfig, CurveConfig, SeedResult};
+pub use report::{summarize, write_heads_report, write_report, Summary, PAPER_TABLE};
+pub use run::{bench_budget, run_bench, run_heads, BenchConfig, CurveConfig, SeedResult};
 
 use std::path::PathBuf;
 
@@ -34,6 +35,9 @@ pub enum Error {
     /// Evaluation failed.
     #[error(transparent)]
     Eval(#[from] mmguard_eval::Error),
+    /// The downstream heads failed.
+    #[error(transparent)]
+    Robust(#[from] mmguard_robust::Error),
     /// Drawing a chart failed.
     #[error(transparent)]
     Plot(#[from] mmguard_plot::Error),

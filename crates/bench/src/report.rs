@@ -10,6 +10,8 @@ use serde::Serialize;
 use mmguard_eval::{CurvePoint, Stat};
 use mmguard_faults::Modality;
 
+use mmguard_robust::HeadResult;
+
 use crate::run::{run_dir, SeedResult};
 use crate::{io, Method, Result};
 
@@ -371,4 +373,23 @@ pub fn write_report(
         panels_png(&out.join("training.png"), &training, Grid { columns: 3, panel_width: 360, panel_height: 260 })?;
     }
     Ok(md)
+}
+
+/// Writes the downstream heads' report into `out/heads/` and appends it to `out/report.md`
+/// (headings one level down); returns the appended Markdown.
+pub fn write_heads_report(out: &Path, results: &[HeadResult], task: &str, source: &str) -> Result<String> {
+    let md = mmguard_robust::write_report(&out.join("heads"), results, task, source)?;
+    let section = format!(
+        "\n## Downstream heads on each seed's MMSSL encoders (`heads/`)\n\n{}",
+        md.lines()
+            .skip(1)
+            .map(|l| if l.starts_with('#') { format!("#{l}") } else { l.to_string() })
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let path = out.join("report.md");
+    let mut text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    text.push_str(&section);
+    std::fs::write(&path, text).map_err(io(&path))?;
+    Ok(section)
 }

@@ -8,6 +8,7 @@ use mmguard_data::Dataset;
 use mmguard_eval::{protocol, severity_curves, CurvePoint, EvalConfig, ProtocolResult};
 use mmguard_faults::Compound;
 use mmguard_model::{EncoderKind, Gated, Repair, Run, Stage1Config, LOG_FILE};
+use mmguard_robust::{run_study, HeadMethod, HeadResult, StudyConfig};
 use mmguard_train::{
     prepare, train, train_mmae, train_mmcf, train_mmfr, train_mmgan, train_mmugan, BaselineReport, CsvLog, Modulation,
     Prepared, StageSchedule, TrainConfig,
@@ -29,6 +30,10 @@ pub struct BenchConfig {
     pub eval: EvalConfig,
     /// Severity curves, measured on every method's seed-0 model.
     pub curves: CurveConfig,
+    /// Downstream heads trained on every seed's MMSSL encoders (none: no downstream rows).
+    pub heads: Vec<HeadMethod>,
+    /// Their task, schedule, label fractions and faults.
+    pub study: StudyConfig,
 }
 
 /// Which faults and severities the severity curves of the report show.
@@ -75,6 +80,9 @@ impl BenchConfig {
         self.train.stage1.epochs = 1;
         self.train.stage2.schedule.epochs = 1;
         self.curves.severities = vec![1.0];
+        self.study.schedule.epochs = 5;
+        self.study.label_fractions = vec![0.05, 1.0];
+        self.study.severities = vec![1.0];
         self
     }
 }
@@ -144,6 +152,21 @@ pub fn run_bench(data: &Dataset, cfg: &BenchConfig, out: &Path) -> Result<Vec<Se
         for seed in 0..cfg.seeds as u64 {
             results.push(bench.seed_result(method, seed)?);
         }
+    }
+    Ok(results)
+}
+
+/// Trains and scores the downstream heads on the encoders of each seed's MMSSL run (which
+/// [`run_bench`] must have trained into `out`): head seed k sits on MMSSL seed k.
+pub fn run_heads(data: &Dataset, cfg: &BenchConfig, out: &Path) -> Result<Vec<HeadResult>> {
+    if !cfg.methods.contains(&Method::Mmssl) {
+        return Err(Error::Config("downstream heads sit on MMSSL's encoders: add mmssl to --methods".into()));
+    }
+    let study = StudyConfig { methods: cfg.heads.clone(), ..cfg.study.clone() };
+    let mut results = Vec::new();
+    for seed in 0..cfg.seeds as u64 {
+        let run = Run::load(&run_dir(out, Method::Mmssl, seed), &Device::flex())?;
+        results.extend(run_study(&run, data, &study, &[seed])?);
     }
     Ok(results)
 }

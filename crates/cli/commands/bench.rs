@@ -1,8 +1,11 @@
 //! `mmguard bench`: the method comparison, or `--speed`.
 
 use anyhow::Context;
-use mmguard_bench::{bench_budget, run_bench, write_report, BenchConfig, CurveConfig, Method};
+use mmguard_bench::{
+    bench_budget, run_bench, run_heads, write_heads_report, write_report, BenchConfig, CurveConfig, Method,
+};
 use mmguard_eval::EvalConfig;
+use mmguard_robust::{task_description, write_results, HeadMethod, StudyConfig};
 use mmguard_train::speed::{measure, SpeedConfig};
 
 use crate::args::BenchArgs;
@@ -26,13 +29,25 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         train,
         eval: EvalConfig::default(),
         curves: CurveConfig::default(),
+        heads: match &a.heads {
+            Some(list) => HeadMethod::parse_list(list)?,
+            None => Vec::new(),
+        },
+        study: StudyConfig::default(),
     };
     let cfg = if a.quick { cfg.quick() } else { cfg };
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let start = std::time::Instant::now();
     let results = run_bench(&data, &cfg, &a.out)?;
-    let md = write_report(&a.out, &cfg.methods, &results, &path.display().to_string(), start.elapsed().as_secs_f64())?;
+    let source = path.display().to_string();
+    let md = write_report(&a.out, &cfg.methods, &results, &source, start.elapsed().as_secs_f64())?;
     println!("{md}");
+    if !cfg.heads.is_empty() {
+        let heads = run_heads(&data, &cfg, &a.out)?;
+        let task = task_description(&data, &cfg.study)?;
+        write_results(&a.out.join("heads"), &StudyConfig { methods: cfg.heads.clone(), ..cfg.study.clone() }, &heads)?;
+        println!("{}", write_heads_report(&a.out, &heads, &task, &source)?);
+    }
     tracing::info!("report written to {}", a.out.display());
     Ok(())
 }

@@ -21,7 +21,6 @@ pub fn run(a: RobustArgs) -> anyhow::Result<()> {
     cfg.task.label_key = a.label_key;
     cfg.task.regression_column = a.regression_column;
     cfg.methods = HeadMethod::parse_list(&a.methods)?;
-    cfg.seeds = a.seeds;
     cfg.label_fractions = a.label_fractions;
     if let Some(e) = a.epochs {
         cfg.schedule.epochs = e;
@@ -30,7 +29,8 @@ pub fn run(a: RobustArgs) -> anyhow::Result<()> {
         anyhow::bail!("--label-fractions: {f} is not a share in (0, 1]");
     }
     let task = task_description(&data, &cfg)?;
-    let results = run_study(&run, &data, &cfg)?;
+    let seeds: Vec<u64> = (0..a.seeds as u64).collect();
+    let results = run_study(&run, &data, &cfg, &seeds)?;
     write_results(&a.out, &cfg, &results)?;
     let source = format!("run {} on {}", a.run.display(), path.display());
     println!("{}", write_report(&a.out, &results, &task, &source)?);

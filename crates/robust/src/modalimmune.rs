@@ -70,6 +70,11 @@ pub enum Masking {
     /// Fisher diagonal (b.4 B): drop it on the elements whose task-gradient EMA lies above a
     /// quantile (the task is sensitive there).
     Fisher,
+    /// The paper's rule (§3.8 as read in the note): freeze the branch while the smallest
+    /// eigenvalue of its empirical Fisher (1/B) Σ g_i g_iᵀ of per-sample gradients is below −τ.
+    /// A Fisher matrix is positive semi-definite, so the test cannot fire; kept as an option to
+    /// show it (the log records λ_min ≥ 0 at every check).
+    Paper,
     /// No masking.
     Off,
 }
@@ -516,6 +521,37 @@ impl Trainer<'_> {
         extreme_eigenvalues(&mut hvp, &start, self.cfg.masking.iterations)
     }
 
+    /// Extreme eigenvalues of the branch's empirical Fisher (1/B) Σ g_i g_iᵀ, from the
+    /// per-sample gradients of L_in.
+    fn fisher_spectrum(&self, c: usize, theta: &[f64], b: &Batch, state: &CollapseState) -> Spectrum {
+        let n = b.targets.labelled.len();
+        let e = self.cfg.embed;
+        let per_sample: Vec<Vec<f64>> = (0..n)
+            .map(|i| {
+                let one = Batch {
+                    latent: [b.latent[0].clone().narrow(0, i, 1), b.latent[1].clone().narrow(0, i, 1)],
+                    targets: BatchTargets {
+                        labelled: vec![b.targets.labelled[i]],
+                        class: vec![b.targets.class[i]],
+                        value: vec![b.targets.value[i]],
+                    },
+                };
+                let row = CollapseState { target: state.target[i * e..(i + 1) * e].to_vec(), ..state.clone() };
+                self.inner_gradient(c, theta, &one, &row)
+            })
+            .collect();
+        let mut fisher = |v: &[f64]| -> Vec<f64> {
+            let mut out = vec![0.0; v.len()];
+            for g in &per_sample {
+                let w = dot(g, v) / n as f64;
+                out.iter_mut().zip(g).for_each(|(o, x)| *o += w * x);
+            }
+            out
+        };
+        let start: Vec<f64> = (0..theta.len()).map(|i| if i % 3 == 0 { 1.0 } else { -0.5 }).collect();
+        extreme_eigenvalues(&mut fisher, &start, self.cfg.masking.iterations)
+    }
+
     /// One optimisation step on a training batch.
     fn step(&mut self, b: &Batch) -> (f64, Option<f64>) {
         self.step += 1;
@@ -530,8 +566,8 @@ impl Trainer<'_> {
             self.last_modality = c;
         }
         let rows = b.targets.labelled.len();
-        let hessian_due =
-            self.cfg.masking.kind == Masking::Hessian && self.step.is_multiple_of(self.cfg.masking.every as u64);
+        let hessian_due = matches!(self.cfg.masking.kind, Masking::Hessian | Masking::Paper)
+            && self.step.is_multiple_of(self.cfg.masking.every as u64);
         if let (Some(c), true, true) = (c, self.cfg.collapse.enabled, hessian_due) {
             let e = host(self.model().projector(c).forward(b.latent[c].clone()).detach());
             let state = self.collapse_state(&e, rows, c);
@@ -588,7 +624,7 @@ impl Trainer<'_> {
         let p = model.projector(c);
         let (mask_w, mask_b): (Option<Tensor<2>>, Option<Tensor<1>>) = match self.cfg.masking.kind {
             Masking::Off => (None, None),
-            Masking::Hessian => {
+            Masking::Hessian | Masking::Paper => {
                 if self.masked[c] {
                     self.log.masked_steps += 1;
                     return;
@@ -624,9 +660,16 @@ impl Trainer<'_> {
     /// Hessian mode: refresh the mask of branch c from its extreme eigenvalues.
     fn check_curvature(&mut self, c: usize, b: &Batch, state: &CollapseState) {
         let theta = self.theta(c);
-        let s = self.branch_spectrum(c, &theta, b, state);
+        let s = if self.cfg.masking.kind == Masking::Paper {
+            self.fisher_spectrum(c, &theta, b, state)
+        } else {
+            self.branch_spectrum(c, &theta, b, state)
+        };
         let tau = self.cfg.masking.tau_share * s.max.abs();
-        self.masked[c] = s.min < -tau || s.max > 2.0 / self.lr;
+        self.masked[c] = match self.cfg.masking.kind {
+            Masking::Paper => s.min < -tau,
+            _ => s.min < -tau || s.max > 2.0 / self.lr,
+        };
         self.log.curvature.push(CurvatureRecord {
             step: self.step,
             modality: Arm::MODALITIES[c],

@@ -13,6 +13,7 @@ use mmguard_faults::Compound;
 use mmguard_model::{host_batch, Gated, HostBatch, Repair, Run};
 use serde::{Deserialize, Serialize};
 
+use crate::linalg::NeumannMode;
 use crate::modalimmune::{train_modalimmune, Masking, ModalImmuneConfig};
 use crate::robult::{train_robult, RobultConfig, RobultWeights};
 use crate::score::{score, TaskScore};
@@ -40,11 +41,14 @@ pub enum HeadMethod {
     ModalimmuneFisher,
     /// ModalImmune without the meta step (λ, κ fixed).
     ModalimmuneNoMeta,
+    /// ModalImmune with the paper's rules: the Fisher negative-eigenvalue test for masking and
+    /// the Neumann series of (I − αH)⁻¹ for the meta step.
+    ModalimmunePaper,
 }
 
 impl HeadMethod {
     /// Every method, in report order.
-    pub const ALL: [HeadMethod; 8] = [
+    pub const ALL: [HeadMethod; 9] = [
         HeadMethod::Robult,
         HeadMethod::RobultSupervised,
         HeadMethod::Modalimmune,
@@ -53,6 +57,7 @@ impl HeadMethod {
         HeadMethod::ModalimmuneNoMasking,
         HeadMethod::ModalimmuneFisher,
         HeadMethod::ModalimmuneNoMeta,
+        HeadMethod::ModalimmunePaper,
     ];
 
     /// Command-line name.
@@ -66,6 +71,7 @@ impl HeadMethod {
             HeadMethod::ModalimmuneNoMasking => "modalimmune-no-masking",
             HeadMethod::ModalimmuneFisher => "modalimmune-fisher",
             HeadMethod::ModalimmuneNoMeta => "modalimmune-no-meta",
+            HeadMethod::ModalimmunePaper => "modalimmune-paper",
         }
     }
 
@@ -112,6 +118,10 @@ impl HeadMethod {
             HeadMethod::ModalimmuneNoMasking => cfg.masking.kind = Masking::Off,
             HeadMethod::ModalimmuneFisher => cfg.masking.kind = Masking::Fisher,
             HeadMethod::ModalimmuneNoMeta => cfg.meta.enabled = false,
+            HeadMethod::ModalimmunePaper => {
+                cfg.masking.kind = Masking::Paper;
+                cfg.meta.neumann.mode = NeumannMode::Paper;
+            }
             _ => {}
         }
         cfg
@@ -132,8 +142,6 @@ pub struct StudyConfig {
     pub modalimmune: ModalImmuneConfig,
     /// Heads.
     pub methods: Vec<HeadMethod>,
-    /// Seeds 0..seeds of every head.
-    pub seeds: usize,
     /// Shares of training labels kept for the semi-supervised methods (the others use all).
     pub label_fractions: Vec<f64>,
     /// Faults of the test copies (catalogue names).
@@ -155,7 +163,6 @@ impl Default for StudyConfig {
             robult: RobultConfig::default(),
             modalimmune: ModalImmuneConfig::default(),
             methods: HeadMethod::ALL.to_vec(),
-            seeds: 3,
             label_fractions: vec![0.01, 0.05, 0.5, 1.0],
             faults,
             severities: vec![0.25, 0.5, 1.0],
@@ -362,13 +369,13 @@ fn scores_of(head: &dyn TaskHead, p: &Prepared) -> Vec<ConditionScore> {
 }
 
 /// Trains and scores every method × label fraction × seed on the run's frozen encoders.
-pub fn run_study(run: &Run, data: &Dataset, cfg: &StudyConfig) -> Result<Vec<HeadResult>> {
+pub fn run_study(run: &Run, data: &Dataset, cfg: &StudyConfig, seeds: &[u64]) -> Result<Vec<HeadResult>> {
     let p = prepare(run, data, cfg)?;
     let mut results = Vec::new();
     for &method in &cfg.methods {
         let fractions = if method.semi_supervised() { cfg.label_fractions.clone() } else { vec![1.0] };
         for &fraction in &fractions {
-            for seed in 0..cfg.seeds as u64 {
+            for &seed in seeds {
                 let labelled = labelled_mask(&p.train.class, p.shape.classes, fraction, seed);
                 let val_labelled = labelled_mask(&p.val.class, p.shape.classes, fraction, seed ^ 0xa1);
                 let start = Instant::now();

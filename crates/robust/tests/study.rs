@@ -38,8 +38,8 @@ fn study() -> StudyConfig {
             HeadMethod::Modalimmune,
             HeadMethod::ModalimmuneFisher,
             HeadMethod::ModalimmuneSupervised,
+            HeadMethod::ModalimmunePaper,
         ],
-        seeds: 1,
         label_fractions: vec![0.05, 1.0],
         schedule: HeadSchedule { epochs: 3, batch_size: 32, ..HeadSchedule::default() },
         faults: vec!["camera/noise".into(), "sensor/gain".into()],
@@ -58,25 +58,25 @@ fn heads_are_scored_under_every_condition_modalimmune_logs_its_decisions_and_bad
     let (run, data) = tiny_run(dir.path());
     let mut cfg = study();
     cfg.task.label_key = "quality".into();
-    let err = run_study(&run, &data, &cfg).unwrap_err().to_string();
+    let err = run_study(&run, &data, &cfg, &[0]).unwrap_err().to_string();
     assert!(err.contains("quality") && err.contains("phase"), "{err}");
 
     let other = dir.path().join("other.npz");
     let twin =
         TwinConfig { episodes: 10, samples_per_episode: 60, height: 32, width: 32, seed: 6, ..Default::default() };
     mmguard_twin::write(&twin, &other).unwrap();
-    let err = run_study(&run, &Dataset::load(&other).unwrap(), &study()).unwrap_err().to_string();
+    let err = run_study(&run, &Dataset::load(&other).unwrap(), &study(), &[0]).unwrap_err().to_string();
     assert!(err.contains("other.npz") && err.contains("trained on"), "{err}");
 
     let mut cfg = study();
     cfg.task.regression_column = Some("j9_angle".into());
-    let err = run_study(&run, &data, &cfg).unwrap_err().to_string();
+    let err = run_study(&run, &data, &cfg, &[0]).unwrap_err().to_string();
     assert!(err.contains("j9_angle") && err.contains("j0_angle"), "{err}");
 
     let cfg = study();
-    let results = run_study(&run, &data, &cfg).unwrap();
+    let results = run_study(&run, &data, &cfg, &[0]).unwrap();
     // Robult and its reference at two label fractions, the ModalImmune heads at all labels
-    assert_eq!(results.len(), 2 * 2 + 3);
+    assert_eq!(results.len(), 2 * 2 + 4);
     for r in &results {
         assert_eq!(r.scores.len(), 3 + 2 * 3, "{:?}", r.method);
         for s in &r.scores {
@@ -118,13 +118,25 @@ fn heads_are_scored_under_every_condition_modalimmune_logs_its_decisions_and_bad
     assert!(!log["curvature"].as_array().unwrap().is_empty(), "Hessian checks every 4 steps");
     let fisher = results.iter().find(|r| r.method == HeadMethod::ModalimmuneFisher).unwrap();
     assert!(fisher.log["curvature"].as_array().unwrap().is_empty(), "Fisher masking takes no Hessian");
+    // the paper's masking rule looks for a negative eigenvalue of a Fisher matrix: there is none
+    let paper = results.iter().find(|r| r.method == HeadMethod::ModalimmunePaper).unwrap();
+    let checks = paper.log["curvature"].as_array().unwrap();
+    assert!(!checks.is_empty());
+    for c in checks {
+        let (min, max) = (c["spectrum"][0].as_f64().unwrap(), c["spectrum"][1].as_f64().unwrap());
+        assert!(min >= -1e-6 * max.abs().max(1e-12) && c["masked"] == false, "{c}");
+    }
     let plain = results.iter().find(|r| r.method == HeadMethod::ModalimmuneSupervised).unwrap();
     assert!(plain.log["meta"].as_array().unwrap().is_empty(), "the reference has no regulariser to adapt");
 
     // the same configuration and seed give the same scores
-    let again =
-        run_study(&run, &data, &StudyConfig { methods: vec![HeadMethod::Robult, HeadMethod::Modalimmune], ..cfg })
-            .unwrap();
+    let again = run_study(
+        &run,
+        &data,
+        &StudyConfig { methods: vec![HeadMethod::Robult, HeadMethod::Modalimmune], ..cfg },
+        &[0],
+    )
+    .unwrap();
     for r in &again {
         let first = results.iter().find(|x| x.method == r.method && x.label_fraction == r.label_fraction).unwrap();
         assert_eq!(
