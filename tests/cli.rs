@@ -232,7 +232,7 @@ fn the_welding_cell_trains_and_evaluates_and_its_data_goes_out_and_back_in() {
     // downstream heads on the run's frozen encoders: the four phases of the weld, with the
     // controller, Hessian checks and meta steps frequent enough to happen on a tiny file
     let study = r#"{ "modalimmune": { "control_every": 2, "masking": { "every": 3 }, "meta": { "every": 4 } },
-                     "faults": ["camera/blur"], "severities": [1.0] }"#;
+                     "faults": { "faults": ["camera/blur"], "severities": [1.0] } }"#;
     std::fs::write(dir.path().join("study.json"), study).unwrap();
     let robust = ["robust", "--run", &d("run"), "--seeds", "1", "--epochs", "2", "--label-fractions", "0.5,1"];
     let flags = ["--methods", "robult,modalimmune", "--config", &d("study.json"), "--out", &d("robust")];

@@ -18,8 +18,9 @@ mod report;
 mod run;
 
 pub use method::Method;
+pub use mmguard_eval::CurveConfig;
 pub use report::{summarize, write_heads_report, write_report, Summary, PAPER_TABLE};
-pub use run::{bench_budget, run_bench, run_heads, BenchConfig, CurveConfig, SeedResult};
+pub use run::{bench_budget, run_bench, run_heads, BenchConfig, SeedResult};
 
 use std::path::PathBuf;
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use mmguard_baselines::{AdversaryConfig, FuzzyConfig, Trained};
 use mmguard_data::Dataset;
-use mmguard_eval::{protocol, severity_curves, CurvePoint, EvalConfig, ProtocolResult};
+use mmguard_eval::{protocol, severity_curves, CurveConfig, CurvePoint, EvalConfig, ProtocolResult};
 use mmguard_faults::Compound;
 use mmguard_model::{EncoderKind, Gated, Repair, Run, Stage1Config, LOG_FILE};
 use mmguard_robust::{run_study, HeadMethod, HeadResult, StudyConfig};
@@ -36,28 +36,6 @@ pub struct BenchConfig {
     pub study: StudyConfig,
 }
 
-/// Which faults and severities the severity curves of the report show.
-#[derive(Debug, Clone, Serialize)]
-pub struct CurveConfig {
-    /// Faults (catalogue names, compounds with `+`).
-    pub faults: Vec<String>,
-    /// Severities in [0, 1].
-    pub severities: Vec<f32>,
-    /// Seed of the faulty copies.
-    pub seed: u64,
-}
-
-impl Default for CurveConfig {
-    /// Three camera and three sensor faults of the training mix at three severities: the curves
-    /// cost every method the same 18 passes over the test windows.
-    fn default() -> Self {
-        let faults = ["camera/noise", "camera/blur", "camera/occlusion", "sensor/gain", "sensor/drift", "sensor/stuck"]
-            .map(String::from)
-            .to_vec();
-        Self { faults, severities: vec![0.25, 0.5, 1.0], seed: 0 }
-    }
-}
-
 /// The training budget of a benchmark: every method gets the same epochs (the baselines and the
 /// single-stage ablation the sum of MMSSL's two stages) at the same learning rate. Smaller than
 /// `train`'s defaults so that ten methods × three seeds fit in 90 minutes on two cores (6 + 6
@@ -82,7 +60,7 @@ impl BenchConfig {
         self.curves.severities = vec![1.0];
         self.study.schedule.epochs = 5;
         self.study.label_fractions = vec![0.05, 1.0];
-        self.study.severities = vec![1.0];
+        self.study.faults.severities = vec![1.0];
         self
     }
 }
@@ -139,12 +117,7 @@ pub fn run_bench(data: &Dataset, cfg: &BenchConfig, out: &Path) -> Result<Vec<Se
     if cfg.seeds == 0 {
         return Err(Error::Config("--seeds must be at least 1".into()));
     }
-    let curve_faults = cfg
-        .curves
-        .faults
-        .iter()
-        .map(|n| Compound::from_name(n).map_err(|e| Error::Config(format!("severity curves: {e}"))))
-        .collect::<Result<Vec<_>>>()?;
+    let curve_faults = cfg.curves.specs().map_err(|e| Error::Config(format!("severity curves: {e}")))?;
     let prep = prepare(data, cfg.train.window, &cfg.train.split)?;
     let bench = Bench { data, cfg, out, prep, curve_faults };
     let mut results = Vec::new();

@@ -13,7 +13,7 @@ pub use evaluate::{
     corrupt, eval_windows, evaluate, test_copies, DetectionReport, EvalConfig, EvalReport, MissingModality, Mse,
 };
 pub use metrics::{aupr, auroc, Detection, Stat};
-pub use protocol::{protocol, severity_curves, CurvePoint, ProtocolResult};
+pub use protocol::{protocol, severity_curves, CurveConfig, CurvePoint, ProtocolResult};
 pub use stream::{evaluate_stream, StreamDetection, StreamReport};
 pub use sweep::{sweep, to_csv, write_curves, Cells, SweepRow};
 

@@ -150,3 +150,34 @@ pub fn severity_curves(
     }
     points
 }
+
+/// Which faults at which severities a per-method severity curve runs (the bench's curves, the
+/// downstream study's faulty copies).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CurveConfig {
+    /// Faults (catalogue names, compounds with `+`).
+    pub faults: Vec<String>,
+    /// Severities in [0, 1].
+    pub severities: Vec<f32>,
+    /// Seed of the faulty copies.
+    pub seed: u64,
+}
+
+impl Default for CurveConfig {
+    /// Three camera and three sensor faults of the training mix at three severities: the curves
+    /// cost every method the same 18 passes over the test windows.
+    fn default() -> Self {
+        let faults = ["camera/noise", "camera/blur", "camera/occlusion", "sensor/gain", "sensor/drift", "sensor/stuck"]
+            .map(String::from)
+            .to_vec();
+        Self { faults, severities: vec![0.25, 0.5, 1.0], seed: 0 }
+    }
+}
+
+impl CurveConfig {
+    /// The faults, parsed.
+    pub fn specs(&self) -> std::result::Result<Vec<Compound>, mmguard_faults::UnknownFault> {
+        self.faults.iter().map(|n| Compound::from_name(n)).collect()
+    }
+}

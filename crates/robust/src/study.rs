@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use mmguard_data::Dataset;
-use mmguard_eval::Cells;
-use mmguard_faults::Compound;
+use mmguard_eval::{Cells, CurveConfig};
 use mmguard_model::{host_batch, Gated, HostBatch, Repair, Run};
 use serde::{Deserialize, Serialize};
 
@@ -144,19 +143,13 @@ pub struct StudyConfig {
     pub methods: Vec<HeadMethod>,
     /// Shares of training labels kept for the semi-supervised methods (the others use all).
     pub label_fractions: Vec<f64>,
-    /// Faults of the test copies (catalogue names).
-    pub faults: Vec<String>,
-    /// Their severities.
-    pub severities: Vec<f32>,
-    /// Seed of the faulty copies.
-    pub fault_seed: u64,
+    /// Faults, severities and seed of the faulty test copies (the bench's severity-curve
+    /// copies by default).
+    pub faults: CurveConfig,
 }
 
 impl Default for StudyConfig {
     fn default() -> Self {
-        let faults = ["camera/noise", "camera/blur", "camera/occlusion", "sensor/gain", "sensor/drift", "sensor/stuck"]
-            .map(String::from)
-            .to_vec();
         Self {
             task: TaskConfig::default(),
             schedule: HeadSchedule::default(),
@@ -164,9 +157,7 @@ impl Default for StudyConfig {
             modalimmune: ModalImmuneConfig::default(),
             methods: HeadMethod::ALL.to_vec(),
             label_fractions: vec![0.01, 0.05, 0.5, 1.0],
-            faults,
-            severities: vec![0.25, 0.5, 1.0],
-            fault_seed: 0,
+            faults: CurveConfig::default(),
         }
     }
 }
@@ -224,6 +215,9 @@ pub struct HeadResult {
     pub seed: u64,
     /// Training wall time, seconds.
     pub train_seconds: f64,
+    /// Accuracy of always answering the test windows' most common class (the floor a head
+    /// must beat).
+    pub majority_share: f64,
     /// Every condition.
     pub scores: Vec<ConditionScore>,
     /// The method's training log (ModalImmune: controller, curvature checks, certificates).
@@ -279,25 +273,16 @@ fn prepare(run: &Run, data: &Dataset, cfg: &StudyConfig) -> Result<Prepared> {
     let (train_ends, train_batch) = set(&split.train)?;
     let (val_ends, val_batch) = set(&split.val)?;
     let (test_ends, test_batch) = set(&split.test)?;
-    let specs: Vec<Compound> = cfg
-        .faults
-        .iter()
-        .map(|n| Compound::from_name(n).map_err(|e| Error::Task(format!("study faults: {e}"))))
-        .collect::<Result<_>>()?;
+    let specs = cfg.faults.specs().map_err(|e| Error::Task(format!("study faults: {e}")))?;
     let gate = Gated { model: &run.model, cfg: &run.config.model, threshold: run.config.gate.threshold };
     let mut cells = Vec::new();
-    Cells::new(&specs, &cfg.severities, cfg.fault_seed).corrupt_each(
-        data,
-        &test_ends,
-        &test_batch,
-        s1,
-        |_, spec, faulty| {
-            let repaired = gate.repair(faulty, &device);
-            let corrected = HostBatch { len: faulty.len, camera: repaired.camera, sensor: repaired.sensor };
-            cells.push((spec.name(), encoded(&test_ends, faulty), encoded(&test_ends, &corrected), repaired.flags));
-        },
-    );
-    let severities = cfg.specs_severities(specs.len());
+    let mut grid = Cells::new(&specs, &cfg.faults.severities, cfg.faults.seed);
+    let severities: Vec<f32> = grid.cells.iter().map(|&(_, s)| s).collect();
+    grid.corrupt_each(data, &test_ends, &test_batch, s1, |_, spec, faulty| {
+        let repaired = gate.repair(faulty, &device);
+        let corrected = HostBatch { len: faulty.len, camera: repaired.camera, sensor: repaired.sensor };
+        cells.push((spec.name(), encoded(&test_ends, faulty), encoded(&test_ends, &corrected), repaired.flags));
+    });
     let cells = cells
         .into_iter()
         .zip(severities)
@@ -327,13 +312,6 @@ fn prepare(run: &Run, data: &Dataset, cfg: &StudyConfig) -> Result<Prepared> {
         standard.apply(set);
     }
     Ok(p)
-}
-
-impl StudyConfig {
-    /// The severity of every cell, faults outer (the order of [`Cells`]).
-    fn specs_severities(&self, faults: usize) -> Vec<f32> {
-        (0..faults).flat_map(|_| self.severities.iter().copied()).collect()
-    }
 }
 
 fn scores_of(head: &dyn TaskHead, p: &Prepared) -> Vec<ConditionScore> {
@@ -371,6 +349,11 @@ fn scores_of(head: &dyn TaskHead, p: &Prepared) -> Vec<ConditionScore> {
 /// Trains and scores every method × label fraction × seed on the run's frozen encoders.
 pub fn run_study(run: &Run, data: &Dataset, cfg: &StudyConfig, seeds: &[u64]) -> Result<Vec<HeadResult>> {
     let p = prepare(run, data, cfg)?;
+    let mut counts = vec![0usize; p.shape.classes];
+    for &c in &p.test.class {
+        counts[c as usize] += 1;
+    }
+    let majority_share = counts.iter().copied().max().unwrap_or(0) as f64 / p.test.len().max(1) as f64;
     let mut results = Vec::new();
     for &method in &cfg.methods {
         let fractions = if method.semi_supervised() { cfg.label_fractions.clone() } else { vec![1.0] };
@@ -405,7 +388,15 @@ pub fn run_study(run: &Run, data: &Dataset, cfg: &StudyConfig, seeds: &[u64]) ->
                     scores[1].score.accuracy,
                     scores[2].score.accuracy
                 );
-                results.push(HeadResult { method, label_fraction: fraction, seed, train_seconds, scores, log });
+                results.push(HeadResult {
+                    method,
+                    label_fraction: fraction,
+                    seed,
+                    train_seconds,
+                    majority_share,
+                    scores,
+                    log,
+                });
             }
         }
     }

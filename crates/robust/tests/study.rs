@@ -4,6 +4,7 @@
 
 use burn::tensor::Device;
 use mmguard_data::Dataset;
+use mmguard_eval::CurveConfig;
 use mmguard_model::Run;
 use mmguard_robust::study::{Input, Route};
 use mmguard_robust::{run_study, HeadMethod, HeadSchedule, StudyConfig};
@@ -42,8 +43,11 @@ fn study() -> StudyConfig {
         ],
         label_fractions: vec![0.05, 1.0],
         schedule: HeadSchedule { epochs: 3, batch_size: 32, ..HeadSchedule::default() },
-        faults: vec!["camera/noise".into(), "sensor/gain".into()],
-        severities: vec![1.0],
+        faults: CurveConfig {
+            faults: vec!["camera/noise".into(), "sensor/gain".into()],
+            severities: vec![1.0],
+            seed: 0,
+        },
         ..StudyConfig::default()
     };
     cfg.modalimmune.control_every = 3;
