@@ -242,7 +242,7 @@ fn the_welding_cell_trains_and_evaluates_and_its_data_goes_out_and_back_in() {
         serde_json::from_str(&std::fs::read_to_string(d("robust/results.json")).unwrap()).unwrap();
     let immune = results["results"].as_array().unwrap().iter().find(|r| r["method"] == "modalimmune").unwrap();
     assert!(!immune["log"]["meta"].as_array().unwrap().is_empty(), "{}", immune["log"]);
-    for png in ["robust/missing.png", "robust/faults.png"] {
+    for png in ["robust/missing.png", "robust/faults.png", "robust/labels.png"] {
         assert!(std::fs::metadata(d(png)).unwrap().len() > 5_000, "{png}");
     }
     let out = mmguard(&[&robust[..], &["--label-key", "quality", "--out", &d("robust2")][..]].concat());

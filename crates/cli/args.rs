@@ -77,7 +77,7 @@ pub struct RobustArgs {
     /// Study configuration JSON (every option of the heads; flags given here override it).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Report folder: report.md, results.json (with every training log), missing.png,
+    /// Report folder: report.md, results.json (with every training log), missing.png, labels.png,
     /// faults.png.
     #[arg(long, default_value = "report-robust")]
     pub out: PathBuf,

@@ -40,6 +40,14 @@ fn group(results: &[HeadResult], method: HeadMethod, fraction: f64) -> Vec<&Head
     results.iter().filter(|r| r.method == method && r.label_fraction == fraction).collect()
 }
 
+/// The label shares the semi-supervised heads ran at, ascending.
+fn label_fractions(results: &[HeadResult]) -> Vec<f64> {
+    let mut f: Vec<f64> = results.iter().filter(|r| r.method.semi_supervised()).map(|r| r.label_fraction).collect();
+    f.sort_by(f64::total_cmp);
+    f.dedup();
+    f
+}
+
 fn methods(results: &[HeadResult]) -> Vec<HeadMethod> {
     HeadMethod::ALL.into_iter().filter(|m| results.iter().any(|r| r.method == *m)).collect()
 }
@@ -82,12 +90,7 @@ pub fn write_report(dir: &Path, results: &[HeadResult], task: &str, source: &str
             secs.mean
         );
     }
-    let fractions: Vec<f64> = {
-        let mut f: Vec<f64> = results.iter().filter(|r| r.method.semi_supervised()).map(|r| r.label_fraction).collect();
-        f.sort_by(f64::total_cmp);
-        f.dedup();
-        f
-    };
+    let fractions = label_fractions(results);
     if !fractions.is_empty() {
         let _ = writeln!(md, "\n## Label fraction (accuracy; macro-F1 with both modalities)\n");
         let _ = writeln!(md, "| head | labels | accuracy | camera missing | sensor missing | macro-F1 |");
@@ -178,6 +181,34 @@ fn charts(dir: &Path, results: &[HeadResult], faults: &[(String, f32)]) -> Resul
         .collect();
     if !panels.is_empty() {
         bars_png(&dir.join("missing.png"), &panels, Grid { columns: 3, panel_width: 520, panel_height: 300 })?;
+    }
+    let fractions = label_fractions(results);
+    if fractions.len() > 1 {
+        let panels: Vec<Panel> = inputs
+            .iter()
+            .map(|(input, title)| Panel {
+                title: (*title).into(),
+                x_label: "share of training labels (log)".into(),
+                y_label: "accuracy".into(),
+                log_y: false,
+                y_range: Some((0.0, 1.0)),
+                series: methods(results)
+                    .into_iter()
+                    .filter(|m| m.semi_supervised())
+                    .map(|m| Series {
+                        label: m.name().into(),
+                        points: fractions
+                            .iter()
+                            .filter_map(|&f| {
+                                let c = cell(&group(results, m, f), input, Route::Direct)?;
+                                Some((f.log10(), c.accuracy.mean))
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        panels_png(&dir.join("labels.png"), &panels, Grid { columns: 3, panel_width: 420, panel_height: 300 })?;
     }
     let mut names: Vec<&str> = faults.iter().map(|f| f.0.as_str()).collect();
     names.dedup();
