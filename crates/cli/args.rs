@@ -62,7 +62,8 @@ pub struct RobustArgs {
     pub regression_column: Option<String>,
     /// Heads: `all` or a comma list (robult, robult-supervised, modalimmune,
     /// modalimmune-supervised, modalimmune-dropout, modalimmune-no-masking, modalimmune-fisher,
-    /// modalimmune-no-meta, modalimmune-paper).
+    /// modalimmune-no-meta, modalimmune-paper; robult-fine-tuned, not in `all`, tunes the encoders
+    /// too).
     #[arg(long, default_value = "all")]
     pub methods: String,
     /// Seeds per head.

@@ -49,7 +49,7 @@ fn label_fractions(results: &[HeadResult]) -> Vec<f64> {
 }
 
 fn methods(results: &[HeadResult]) -> Vec<HeadMethod> {
-    HeadMethod::ALL.into_iter().filter(|m| results.iter().any(|r| r.method == *m)).collect()
+    HeadMethod::ALL.into_iter().chain(HeadMethod::EXTRA).filter(|m| results.iter().any(|r| r.method == *m)).collect()
 }
 
 /// Writes `report.md`, `missing.png` and `faults.png` into `dir`; returns the Markdown.

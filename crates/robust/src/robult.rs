@@ -13,9 +13,9 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
-use mmguard_model::{lrelu, unit_rows};
+use mmguard_model::{lrelu, unit_rows, HostBatch, Stage1, Stage1Config};
 
-use crate::task::{presence, supervised_loss, BatchTargets, Labelled, TaskShape};
+use crate::task::{presence, select, supervised_loss, BatchTargets, Labelled, Standardizer, TaskShape};
 use crate::{batches, HeadSchedule, TaskHead};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -64,6 +64,9 @@ pub struct RobultConfig {
     /// Probability of dropping each modality of a training window from the fusion (never both).
     /// Off by default: the paper trains on full-modal data (note, Q7).
     pub modality_dropout: f64,
+    /// Learning rate of the stage-1 encoders when they are fine-tuned (the note's 10⁻⁴ for
+    /// pretrained encoders; the heads keep the schedule's rate).
+    pub encoder_learning_rate: f64,
 }
 
 impl Default for RobultConfig {
@@ -77,6 +80,7 @@ impl Default for RobultConfig {
             weights: RobultWeights::default(),
             warmup_epochs: 3,
             modality_dropout: 0.0,
+            encoder_learning_rate: 1e-4,
         }
     }
 }
@@ -321,18 +325,39 @@ pub struct RobultEpoch {
     pub losses: RobultLosses,
 }
 
-/// Trains Robult's heads on the training latents; returns the heads for inference and the
-/// per-epoch losses.
+/// Fine-tuning the stage-1 encoders with the heads: the training windows as scaled host
+/// batches (row k = window k of the training set), the run's autoencoder on the autodiff
+/// device, and the standardisation of the frozen latents, kept fixed.
+pub struct FineTune<'a> {
+    /// Training windows.
+    pub batch: &'a HostBatch,
+    /// The encoders to tune (the decoders get no gradient).
+    pub stage1: Stage1,
+    /// Their sizes.
+    pub s1: &'a Stage1Config,
+    /// Latent standardisation.
+    pub standard: &'a Standardizer,
+}
+
+/// Trains Robult's heads on the training latents, or with `fine` on the training windows through
+/// encoders tuned along; returns the heads for inference, the tuned encoders (for inference)
+/// and the per-epoch losses.
 pub fn train_robult(
     train: Labelled<'_>,
+    fine: Option<FineTune<'_>>,
     shape: &TaskShape,
     cfg: &RobultConfig,
     schedule: &HeadSchedule,
     seed: u64,
-) -> (Robult, Vec<RobultEpoch>) {
+) -> (Robult, Option<Stage1>, Vec<RobultEpoch>) {
     let device = Device::flex().autodiff();
     let mut model = mmguard_train::seeded(&device, seed, |d| cfg.init(shape, d));
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut encoder_optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let (mut encoder, tune) = match fine {
+        Some(FineTune { batch, stage1, s1, standard }) => (Some(stage1), Some((batch, s1, standard.tensors(&device)))),
+        None => (None, None),
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x20b);
     let mut log = Vec::new();
     for epoch in 1..=schedule.epochs {
@@ -344,7 +369,6 @@ pub fn train_robult(
         let all = batches(train.labelled, schedule, &mut rng);
         for rows in &all {
             let b = rows.len();
-            let (cam, sen) = train.set.rows(rows);
             let present = if cfg.modality_dropout > 0.0 {
                 let keep: Vec<f32> = (0..b)
                     .flat_map(|_| match (rng.random::<f64>() < cfg.modality_dropout, rng.random::<bool>()) {
@@ -357,15 +381,31 @@ pub fn train_robult(
             } else {
                 presence(b, [true, true], &device)
             };
-            let out = model.forward(
-                Tensor::from_data(TensorData::new(cam, [b, train.set.camera_dim]), &device),
-                Tensor::from_data(TensorData::new(sen, [b, train.set.sensor_dim]), &device),
-                present,
-            );
+            let (camera, sensor) = match (&encoder, &tune) {
+                (Some(enc), Some((batch, s1, [cm, cs, sm, ss]))) => {
+                    let windows = select(batch, rows);
+                    let cam = enc.encode_camera(windows.camera_tensor(s1, &device));
+                    let sen = enc.encode_sensor(windows.sensor_tensor(s1, &device));
+                    ((cam - cm.clone()) / cs.clone(), (sen - sm.clone()) / ss.clone())
+                }
+                _ => {
+                    let (cam, sen) = train.set.rows(rows);
+                    (
+                        Tensor::from_data(TensorData::new(cam, [b, train.set.camera_dim]), &device),
+                        Tensor::from_data(TensorData::new(sen, [b, train.set.sensor_dim]), &device),
+                    )
+                }
+            };
+            let out = model.forward(camera, sensor, present);
             let (loss, parts) =
                 robult_loss(&out, &BatchTargets::of(train.set, rows, train.labelled), &step_cfg, &device);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(schedule.learning_rate, model, grads);
+            let mut grads = loss.backward();
+            let heads = GradientsParams::from_module(&mut grads, &model);
+            model = optim.step(schedule.learning_rate, model, heads);
+            if let Some(enc) = encoder.take() {
+                let g = GradientsParams::from_module(&mut grads, &enc);
+                encoder = Some(encoder_optim.step(cfg.encoder_learning_rate, enc, g));
+            }
             sum.total += parts.total;
             sum.supervised += parts.supervised;
             sum.labelled += parts.labelled;
@@ -382,7 +422,7 @@ pub fn train_robult(
         };
         log.push(RobultEpoch { epoch, losses });
     }
-    (model.valid(), log)
+    (model.valid(), encoder.map(|e| e.valid()), log)
 }
 
 #[cfg(test)]

@@ -9,12 +9,12 @@ use std::time::Instant;
 use burn::tensor::Device;
 use mmguard_data::Dataset;
 use mmguard_eval::{Cells, CurveConfig};
-use mmguard_model::{host_batch, Gated, HostBatch, Repair, Run};
+use mmguard_model::{host_batch, Gated, HostBatch, Repair, Run, Stage1};
 use serde::{Deserialize, Serialize};
 
 use crate::linalg::NeumannMode;
 use crate::modalimmune::{train_modalimmune, Masking, ModalImmuneConfig};
-use crate::robult::{train_robult, RobultConfig, RobultWeights};
+use crate::robult::{train_robult, FineTune, RobultConfig, RobultWeights};
 use crate::score::{score, TaskScore};
 use crate::task::{encode, labelled_mask, Labelled, Standardizer, Targets, TaskConfig, TaskSet, TaskShape};
 use crate::{Error, HeadSchedule, Result, TaskHead};
@@ -43,6 +43,9 @@ pub enum HeadMethod {
     /// ModalImmune with the paper's rules: the Fisher negative-eigenvalue test for masking and
     /// the Neumann series of (I − αH)⁻¹ for the meta step.
     ModalimmunePaper,
+    /// Robult with the stage-1 encoders fine-tuned along (all labels; not in `all`: it trains
+    /// through the conv encoders, minutes per seed instead of seconds).
+    RobultFineTuned,
 }
 
 impl HeadMethod {
@@ -59,6 +62,9 @@ impl HeadMethod {
         HeadMethod::ModalimmunePaper,
     ];
 
+    /// Methods that `all` leaves out for their cost.
+    pub const EXTRA: [HeadMethod; 1] = [HeadMethod::RobultFineTuned];
+
     /// Command-line name.
     pub fn name(self) -> &'static str {
         match self {
@@ -71,6 +77,7 @@ impl HeadMethod {
             HeadMethod::ModalimmuneFisher => "modalimmune-fisher",
             HeadMethod::ModalimmuneNoMeta => "modalimmune-no-meta",
             HeadMethod::ModalimmunePaper => "modalimmune-paper",
+            HeadMethod::RobultFineTuned => "robult-fine-tuned",
         }
     }
 
@@ -81,8 +88,8 @@ impl HeadMethod {
         }
         s.split(',')
             .map(|n| {
-                Self::ALL.into_iter().find(|m| m.name() == n.trim()).ok_or_else(|| {
-                    let names: Vec<&str> = Self::ALL.iter().map(|m| m.name()).collect();
+                Self::ALL.into_iter().chain(Self::EXTRA).find(|m| m.name() == n.trim()).ok_or_else(|| {
+                    let names: Vec<&str> = Self::ALL.iter().chain(&Self::EXTRA).map(|m| m.name()).collect();
                     Error::Task(format!("unknown head method '{n}' (known: all, {})", names.join(", ")))
                 })
             })
@@ -232,7 +239,7 @@ struct FaultCell {
     flags: Vec<[bool; 2]>,
 }
 
-/// Everything the heads are trained and scored on, encoded once.
+/// Everything the heads are trained and scored on, encoded by one encoder.
 struct Prepared {
     shape: TaskShape,
     range: f32,
@@ -242,76 +249,103 @@ struct Prepared {
     cells: Vec<FaultCell>,
 }
 
-fn prepare(run: &Run, data: &Dataset, cfg: &StudyConfig) -> Result<Prepared> {
-    run.check_compatible(data)?;
-    if !run.config.data.is_from(data) {
-        return Err(Error::Task(format!(
-            "{}: the run in {} was trained on {}; the heads need the run's own training/test split, so \
-             train a run on this file first",
-            data.path.display(),
-            run.dir.display(),
-            run.config.data.path
-        )));
-    }
-    let targets = Targets::read(data, &cfg.task)?;
-    let s1 = &run.config.model.stage1;
-    let norm = &run.config.normalization;
-    let split = &run.config.data.split;
-    let device = Device::flex();
-    let stage1 = &run.model.stage1;
-    let set = |episodes: &[i32]| -> Result<(Vec<usize>, HostBatch)> {
-        let ends = data.windows(s1.window, episodes)?.ends;
-        let batch = host_batch(data, &ends, s1.window, norm);
-        Ok((ends, batch))
-    };
-    let encoded = |ends: &[usize], b: &HostBatch| {
-        let (camera, sensor) = encode(stage1, s1, b, &device);
-        let (class, value) = targets.of_windows(data, ends, norm);
-        let (camera_dim, sensor_dim) = (s1.camera_latent(), s1.sensor_latent());
-        TaskSet { camera, sensor, camera_dim, sensor_dim, class, value }
-    };
-    let (train_ends, train_batch) = set(&split.train)?;
-    let (val_ends, val_batch) = set(&split.val)?;
-    let (test_ends, test_batch) = set(&split.test)?;
-    let specs = cfg.faults.specs().map_err(|e| Error::Task(format!("study faults: {e}")))?;
-    let gate = Gated { model: &run.model, cfg: &run.config.model, threshold: run.config.gate.threshold };
-    let mut cells = Vec::new();
-    let mut grid = Cells::new(&specs, &cfg.faults.severities, cfg.faults.seed);
-    let severities: Vec<f32> = grid.cells.iter().map(|&(_, s)| s).collect();
-    grid.corrupt_each(data, &test_ends, &test_batch, s1, |_, spec, faulty| {
-        let repaired = gate.repair(faulty, &device);
-        let corrected = HostBatch { len: faulty.len, camera: repaired.camera, sensor: repaired.sensor };
-        cells.push((spec.name(), encoded(&test_ends, faulty), encoded(&test_ends, &corrected), repaired.flags));
-    });
-    let cells = cells
-        .into_iter()
-        .zip(severities)
-        .map(|((fault, faulty, corrected, flags), severity)| FaultCell {
-            input: Input::Fault { fault, severity },
-            faulty,
-            corrected,
-            flags,
+/// The study's windows before encoding: each split as scaled host batches, the targets, and
+/// what the faulty test copies are made of (regenerated for every encoder: the copies of 18
+/// cells would take gigabytes to keep).
+struct Sources<'a> {
+    run: &'a Run,
+    data: &'a Dataset,
+    targets: Targets,
+    specs: Vec<mmguard_faults::Compound>,
+    train: (Vec<usize>, HostBatch),
+    val: (Vec<usize>, HostBatch),
+    test: (Vec<usize>, HostBatch),
+}
+
+impl<'a> Sources<'a> {
+    fn new(run: &'a Run, data: &'a Dataset, cfg: &StudyConfig) -> Result<Self> {
+        run.check_compatible(data)?;
+        if !run.config.data.is_from(data) {
+            return Err(Error::Task(format!(
+                "{}: the run in {} was trained on {}; the heads need the run's own training/test split, so \
+                 train a run on this file first",
+                data.path.display(),
+                run.dir.display(),
+                run.config.data.path
+            )));
+        }
+        let targets = Targets::read(data, &cfg.task)?;
+        let s1 = &run.config.model.stage1;
+        let set = |episodes: &[i32]| -> Result<(Vec<usize>, HostBatch)> {
+            let ends = data.windows(s1.window, episodes)?.ends;
+            let batch = host_batch(data, &ends, s1.window, &run.config.normalization);
+            Ok((ends, batch))
+        };
+        let split = &run.config.data.split;
+        Ok(Self {
+            run,
+            data,
+            specs: cfg.faults.specs().map_err(|e| Error::Task(format!("study faults: {e}")))?,
+            train: set(&split.train)?,
+            val: set(&split.val)?,
+            test: set(&split.test)?,
+            targets,
         })
-        .collect();
-    let column = targets.column;
-    let mut p = Prepared {
-        shape: TaskShape {
-            camera_latent: s1.camera_latent(),
-            sensor_latent: s1.sensor_latent(),
-            classes: targets.classes,
-        },
-        range: norm.max[column] - norm.min[column],
-        train: encoded(&train_ends, &train_batch),
-        val: encoded(&val_ends, &val_batch),
-        test: encoded(&test_ends, &test_batch),
-        cells,
-    };
-    let standard = Standardizer::fit(&p.train);
-    let cell_sets = p.cells.iter_mut().flat_map(|c| [&mut c.faulty, &mut c.corrected]);
-    for set in [&mut p.train, &mut p.val, &mut p.test].into_iter().chain(cell_sets) {
-        standard.apply(set);
     }
-    Ok(p)
+
+    /// Every set encoded by `stage1` and standardised (with `standard`, or with the statistics
+    /// of its own training latents), with the standardisation used.
+    fn encode_with(
+        &self,
+        stage1: &Stage1,
+        cfg: &StudyConfig,
+        standard: Option<&Standardizer>,
+    ) -> (Prepared, Standardizer) {
+        let (run, data) = (self.run, self.data);
+        let s1 = &run.config.model.stage1;
+        let norm = &run.config.normalization;
+        let device = Device::flex();
+        let encoded = |ends: &[usize], b: &HostBatch| {
+            let (camera, sensor) = encode(stage1, s1, b, &device);
+            let (class, value) = self.targets.of_windows(data, ends, norm);
+            let (camera_dim, sensor_dim) = (s1.camera_latent(), s1.sensor_latent());
+            TaskSet { camera, sensor, camera_dim, sensor_dim, class, value }
+        };
+        let gate = Gated { model: &run.model, cfg: &run.config.model, threshold: run.config.gate.threshold };
+        let (test_ends, test_batch) = &self.test;
+        let mut cells = Vec::new();
+        let mut grid = Cells::new(&self.specs, &cfg.faults.severities, cfg.faults.seed);
+        let severities: Vec<f32> = grid.cells.iter().map(|&(_, s)| s).collect();
+        grid.corrupt_each(data, test_ends, test_batch, s1, |k, spec, faulty| {
+            let repaired = gate.repair(faulty, &device);
+            let corrected = HostBatch { len: faulty.len, camera: repaired.camera, sensor: repaired.sensor };
+            cells.push(FaultCell {
+                input: Input::Fault { fault: spec.name(), severity: severities[k] },
+                faulty: encoded(test_ends, faulty),
+                corrected: encoded(test_ends, &corrected),
+                flags: repaired.flags,
+            });
+        });
+        let column = self.targets.column;
+        let mut p = Prepared {
+            shape: TaskShape {
+                camera_latent: s1.camera_latent(),
+                sensor_latent: s1.sensor_latent(),
+                classes: self.targets.classes,
+            },
+            range: norm.max[column] - norm.min[column],
+            train: encoded(&self.train.0, &self.train.1),
+            val: encoded(&self.val.0, &self.val.1),
+            test: encoded(test_ends, test_batch),
+            cells,
+        };
+        let standard = standard.cloned().unwrap_or_else(|| Standardizer::fit(&p.train));
+        let cell_sets = p.cells.iter_mut().flat_map(|c| [&mut c.faulty, &mut c.corrected]);
+        for set in [&mut p.train, &mut p.val, &mut p.test].into_iter().chain(cell_sets) {
+            standard.apply(set);
+        }
+        (p, standard)
+    }
 }
 
 fn scores_of(head: &dyn TaskHead, p: &Prepared) -> Vec<ConditionScore> {
@@ -348,7 +382,8 @@ fn scores_of(head: &dyn TaskHead, p: &Prepared) -> Vec<ConditionScore> {
 
 /// Trains and scores every method × label fraction × seed on the run's frozen encoders.
 pub fn run_study(run: &Run, data: &Dataset, cfg: &StudyConfig, seeds: &[u64]) -> Result<Vec<HeadResult>> {
-    let p = prepare(run, data, cfg)?;
+    let sources = Sources::new(run, data, cfg)?;
+    let (p, standard) = sources.encode_with(&run.model.stage1, cfg, None);
     let mut counts = vec![0usize; p.shape.classes];
     for &c in &p.test.class {
         counts[c as usize] += 1;
@@ -362,23 +397,37 @@ pub fn run_study(run: &Run, data: &Dataset, cfg: &StudyConfig, seeds: &[u64]) ->
                 let labelled = labelled_mask(&p.train.class, p.shape.classes, fraction, seed);
                 let val_labelled = labelled_mask(&p.val.class, p.shape.classes, fraction, seed ^ 0xa1);
                 let start = Instant::now();
-                let (head, log): (Box<dyn TaskHead>, serde_json::Value) = match method {
-                    HeadMethod::Robult | HeadMethod::RobultSupervised => {
+                let train = Labelled { set: &p.train, labelled: &labelled };
+                let (head, log, tuned): (Box<dyn TaskHead>, serde_json::Value, Option<Stage1>) = match method {
+                    HeadMethod::Robult | HeadMethod::RobultSupervised | HeadMethod::RobultFineTuned => {
                         let rc = method.robult(&cfg.robult);
-                        let train = Labelled { set: &p.train, labelled: &labelled };
-                        let (h, log) = train_robult(train, &p.shape, &rc, &cfg.schedule, seed);
-                        (Box::new(h), serde_json::to_value(log).expect("serialisable"))
+                        let fine = if method == HeadMethod::RobultFineTuned {
+                            let ad = Device::flex().autodiff();
+                            Some(FineTune {
+                                batch: &sources.train.1,
+                                stage1: Run::load(&run.dir, &ad)?.model.stage1,
+                                s1: &run.config.model.stage1,
+                                standard: &standard,
+                            })
+                        } else {
+                            None
+                        };
+                        let (h, tuned, log) = train_robult(train, fine, &p.shape, &rc, &cfg.schedule, seed);
+                        (Box::new(h), serde_json::to_value(log).expect("serialisable"), tuned)
                     }
                     _ => {
                         let mc = method.immune(&cfg.modalimmune);
-                        let train = Labelled { set: &p.train, labelled: &labelled };
                         let val = Labelled { set: &p.val, labelled: &val_labelled };
                         let (h, log) = train_modalimmune(train, val, &p.shape, &mc, &cfg.schedule, seed);
-                        (Box::new(h), serde_json::to_value(log).expect("serialisable"))
+                        (Box::new(h), serde_json::to_value(log).expect("serialisable"), None)
                     }
                 };
                 let train_seconds = start.elapsed().as_secs_f64();
-                let scores = scores_of(head.as_ref(), &p);
+                // a tuned encoder sees every set anew, standardised as in training
+                let scores = match tuned {
+                    Some(stage1) => scores_of(head.as_ref(), &sources.encode_with(&stage1, cfg, Some(&standard)).0),
+                    None => scores_of(head.as_ref(), &p),
+                };
                 let clean = &scores[0].score;
                 tracing::info!(
                     "{} labels {:.0}% seed {seed}: accuracy {:.3}, camera missing {:.3}, sensor missing {:.3} ({train_seconds:.1} s)",

@@ -114,6 +114,13 @@ impl Standardizer {
         Self { camera: moments(&set.camera, set.camera_dim), sensor: moments(&set.sensor, set.sensor_dim) }
     }
 
+    /// The statistics as [1, d] tensors (camera mean, std; sensor mean, std), to standardise
+    /// latents inside a graph (fine-tuned encoders).
+    pub fn tensors(&self, device: &Device) -> [Tensor<2>; 4] {
+        let t = |v: &[f32]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [1, v.len()]), device);
+        [t(&self.camera.0), t(&self.camera.1), t(&self.sensor.0), t(&self.sensor.1)]
+    }
+
     /// Standardises a set in place.
     pub fn apply(&self, set: &mut TaskSet) {
         apply(&mut set.camera, set.camera_dim, &self.camera);
@@ -262,6 +269,16 @@ pub fn supervised_loss(logits: &Tensor<2>, value: &Tensor<2>, targets: &BatchTar
     let mask = tensor(targets.labelled.iter().map(|&l| f32::from(u8::from(l))).collect(), [b, 1]);
     let l1 = ((value.clone() - tensor(targets.value.clone(), [b, 1])).abs() * mask).sum().div_scalar(n);
     ce + l1
+}
+
+/// The samples `rows` of a host batch.
+pub fn select(batch: &HostBatch, rows: &[usize]) -> HostBatch {
+    let (frame, win) = (batch.camera.len() / batch.len.max(1), batch.sensor.len() / batch.len.max(1));
+    HostBatch {
+        len: rows.len(),
+        camera: rows.iter().flat_map(|&r| batch.camera[r * frame..(r + 1) * frame].iter().copied()).collect(),
+        sensor: rows.iter().flat_map(|&r| batch.sensor[r * win..(r + 1) * win].iter().copied()).collect(),
+    }
 }
 
 /// Which training windows keep their label: a seeded share `fraction` of each class (at least

@@ -40,6 +40,7 @@ fn study() -> StudyConfig {
             HeadMethod::ModalimmuneFisher,
             HeadMethod::ModalimmuneSupervised,
             HeadMethod::ModalimmunePaper,
+            HeadMethod::RobultFineTuned,
         ],
         label_fractions: vec![0.05, 1.0],
         schedule: HeadSchedule { epochs: 3, batch_size: 32, ..HeadSchedule::default() },
@@ -79,8 +80,9 @@ fn heads_are_scored_under_every_condition_modalimmune_logs_its_decisions_and_bad
 
     let cfg = study();
     let results = run_study(&run, &data, &cfg, &[0]).unwrap();
-    // Robult and its reference at two label fractions, the ModalImmune heads at all labels
-    assert_eq!(results.len(), 2 * 2 + 4);
+    // Robult and its reference at two label fractions, the ModalImmune heads and Robult with
+    // tuned encoders at all labels
+    assert_eq!(results.len(), 2 * 2 + 4 + 1);
     for r in &results {
         assert_eq!(r.scores.len(), 3 + 2 * 3, "{:?}", r.method);
         for s in &r.scores {
