@@ -42,6 +42,25 @@ pub enum Command {
     /// their ablations) on a run's frozen encoders, and score them with a modality missing,
     /// under faults, and behind MMSSL's gate.
     Robust(RobustArgs),
+    /// Serve a run over HTTP: rule checks, MMSSL's gate and corrector, a status per channel.
+    Serve(ServeArgs),
+}
+
+/// `mmguard serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The run directory to serve.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Address to listen on (loopback unless told otherwise).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Largest request body, bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub max_body_bytes: usize,
+    /// Most samples in one request.
+    #[arg(long, default_value_t = 256)]
+    pub max_batch: usize,
 }
 
 /// `mmguard robust`

@@ -10,6 +10,7 @@ mod generate;
 mod import;
 mod inspect;
 mod robust;
+mod serve;
 mod train;
 
 use crate::args::{Cli, Command};
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Robust(a) => robust::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }
 

@@ -1,0 +1,205 @@
+//! One batch of samples through the production path: rule checks, then MMSSL's gated model on
+//! the samples the rules let through, and a status per channel. Pure and synchronous, shared by
+//! every way in (HTTP now, MQTT later).
+//!
+//! A sample a rule flags is not given to the model (a NaN would poison the joint latent): the
+//! flagged channels are Bad_SensorFailure, the rest of the sample passes through unchanged, and
+//! the path is `rule`. Otherwise the gate decides: nothing flagged → `bypass`, the input is the
+//! output and every status is Good; a flagged modality → `corrected`, it is replaced by the
+//! corrector's output and its channels are Uncertain_SubstituteValue.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use burn::tensor::Device;
+use mmguard_model::{HostBatch, Run};
+use serde::Serialize;
+
+use crate::rules::{check_frame, check_sensor, Limits, RuleConfig, Violation};
+
+/// OPC UA status Good.
+pub const GOOD: u32 = 0x0000_0000;
+/// OPC UA status Uncertain_SubstituteValue: the corrector's output stands in for the input.
+pub const UNCERTAIN_SUBSTITUTE: u32 = 0x4091_0000;
+/// OPC UA status Bad_SensorFailure: a rule fired that the corrector cannot repair.
+pub const BAD_SENSOR_FAILURE: u32 = 0x808C_0000;
+
+/// One sample as it arrives: a frame and a sensor window in physical units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Frame [3, H, W], uint8.
+    pub camera: Vec<u8>,
+    /// Window [T, D], row-major, physical units.
+    pub sensor: Vec<f32>,
+    /// Device id (frozen-frame rule: compared with this device's previous frame).
+    pub device: Option<String>,
+    /// Time stamp, passed back.
+    pub timestamp: Option<f64>,
+}
+
+/// Which way a sample went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    /// A rule fired; the model was not asked.
+    Rule,
+    /// The gate flagged nothing; the input passes through.
+    Bypass,
+    /// The gate flagged a modality; it was replaced by the correction.
+    Corrected,
+}
+
+/// The answer for one sample.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Answer {
+    /// Fault probability per modality (camera, sensor); absent on the rule path.
+    pub scores: Option<[f32; 2]>,
+    /// Whether each modality was flagged (by a rule or the gate).
+    pub flags: [bool; 2],
+    /// The way the sample went.
+    pub route: Route,
+    /// Rules that fired.
+    pub violations: Vec<Violation>,
+    /// OPC UA status of the camera.
+    pub camera_status: u32,
+    /// OPC UA status per sensor column.
+    pub sensor_status: Vec<u32>,
+    /// The output frame [3, H, W] as uint8 when it was substituted (otherwise the input is the
+    /// output and is not sent back).
+    pub camera: Option<Vec<u8>>,
+    /// The output window [T, D] in physical units.
+    pub sensor: Vec<f32>,
+    /// Time stamp of the request.
+    pub timestamp: Option<f64>,
+}
+
+/// A loaded run ready to answer.
+#[derive(Debug)]
+pub struct Pipeline {
+    run: Run,
+    limits: Limits,
+    rules: RuleConfig,
+    threshold: f32,
+    version: String,
+    frames: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+/// Frame from the model's [0, 1] scale to uint8.
+pub fn to_u8(v: f32) -> u8 {
+    (v * 255.0).round().clamp(0.0, 255.0) as u8
+}
+
+impl Pipeline {
+    /// Loads the run in `dir`.
+    pub fn load(dir: &Path, rules: RuleConfig) -> Result<Self, mmguard_model::Error> {
+        let run = Run::load(dir, &Device::flex())?;
+        let text = std::fs::read(dir.join("config.json")).unwrap_or_default();
+        // FNV-1a of the configuration: changes with every retrained or recalibrated run
+        let hash = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let name = dir.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
+        let version = format!("{name}@{:012x}", hash & 0xffff_ffff_ffff);
+        let limits = Limits {
+            names: run.config.columns.iter().map(|c| c.name.clone()).collect(),
+            min: run.config.normalization.min.clone(),
+            max: run.config.normalization.max.clone(),
+        };
+        let threshold = run.config.gate.threshold;
+        Ok(Self { run, limits, rules, threshold, version, frames: Mutex::new(HashMap::new()) })
+    }
+
+    /// The run's identity: directory name and a hash of its configuration.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Frame height and width, window length and sensor columns the model takes.
+    pub fn geometry(&self) -> (usize, usize, usize, usize) {
+        let s1 = &self.run.config.model.stage1;
+        (s1.height, s1.width, s1.window, s1.sensor_dim)
+    }
+
+    /// Sensor column names.
+    pub fn columns(&self) -> &[String] {
+        &self.limits.names
+    }
+
+    /// The gate threshold in use.
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
+    /// Answers a batch (shapes already checked against [`Pipeline::geometry`]); the model runs
+    /// once, on all samples the rules let through.
+    pub fn infer(&self, samples: &[Sample]) -> Vec<Answer> {
+        let d = self.limits.names.len();
+        let mut answers: Vec<Answer> = samples
+            .iter()
+            .map(|s| {
+                let previous = s.device.as_ref().and_then(|dev| {
+                    let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+                    frames.insert(dev.clone(), s.camera.clone())
+                });
+                let mut violations = check_frame(&s.camera, previous.as_deref(), &self.rules);
+                violations.extend(check_sensor(&s.sensor, &self.limits, &self.rules));
+                let camera_bad = violations.iter().any(|v| v.channel == "camera");
+                let sensor_status: Vec<u32> = self
+                    .limits
+                    .names
+                    .iter()
+                    .map(|n| if violations.iter().any(|v| &v.channel == n) { BAD_SENSOR_FAILURE } else { GOOD })
+                    .collect();
+                Answer {
+                    scores: None,
+                    flags: [camera_bad, sensor_status.iter().any(|&s| s != GOOD)],
+                    route: if violations.is_empty() { Route::Bypass } else { Route::Rule },
+                    camera_status: if camera_bad { BAD_SENSOR_FAILURE } else { GOOD },
+                    sensor_status,
+                    violations,
+                    camera: None,
+                    sensor: s.sensor.clone(),
+                    timestamp: s.timestamp,
+                }
+            })
+            .collect();
+        let model_rows: Vec<usize> = (0..samples.len()).filter(|&i| answers[i].route != Route::Rule).collect();
+        if model_rows.is_empty() {
+            return answers;
+        }
+        let batch = self.host_batch(samples, &model_rows);
+        let out = self.run.model.infer(&self.run.config.model, &batch, self.threshold, &Device::flex());
+        let (frame, win) = (samples[0].camera.len(), samples[0].sensor.len());
+        for (k, &i) in model_rows.iter().enumerate() {
+            let a = &mut answers[i];
+            a.scores = Some(out.scores[k]);
+            a.flags = out.flags[k];
+            if a.flags[0] {
+                a.camera = Some(out.camera[k * frame..(k + 1) * frame].iter().map(|&v| to_u8(v)).collect());
+                a.camera_status = UNCERTAIN_SUBSTITUTE;
+            }
+            if a.flags[1] {
+                let mut sensor = out.sensor[k * win..(k + 1) * win].to_vec();
+                self.run.config.normalization.unscale(&mut sensor);
+                a.sensor = sensor;
+                a.sensor_status = vec![UNCERTAIN_SUBSTITUTE; d];
+            }
+            if a.flags.iter().any(|&f| f) {
+                a.route = Route::Corrected;
+            }
+        }
+        answers
+    }
+
+    /// The model's input for samples `rows`: frames to [0, 1], windows scaled as in training.
+    fn host_batch(&self, samples: &[Sample], rows: &[usize]) -> HostBatch {
+        let norm = &self.run.config.normalization;
+        let mut camera = Vec::with_capacity(rows.len() * samples[0].camera.len());
+        let mut sensor = vec![0.0; rows.len() * samples[0].sensor.len()];
+        let win = samples[0].sensor.len();
+        for (k, &i) in rows.iter().enumerate() {
+            camera.extend(samples[i].camera.iter().map(|&p| f32::from(p) / 255.0));
+            norm.scale_into(&samples[i].sensor, &mut sensor[k * win..(k + 1) * win]);
+        }
+        HostBatch { len: rows.len(), camera, sensor }
+    }
+}
