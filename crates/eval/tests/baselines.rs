@@ -8,15 +8,6 @@ use mmguard_model::Gated;
 use mmguard_train::{prepare, train, train_mmae, CsvLog, TrainConfig};
 use mmguard_twin::TwinConfig;
 
-const TINY: &str = r#"{
-  "window": 8,
-  "batch_size": 32,
-  "progress": false,
-  "architecture": { "camera_channels": [8, 16, 16, 8], "sensor_channels": [16, 16, 8], "hidden": 64, "detector_hidden": 16 },
-  "stage1": { "epochs": 12, "learning_rate": 0.003, "patience": 12 },
-  "stage2": { "schedule": { "epochs": 15, "learning_rate": 0.002, "patience": 15 } }
-}"#;
-
 #[test]
 fn mmae_and_mmssl_are_scored_on_the_same_copies() {
     let dir = tempfile::tempdir().unwrap();
@@ -25,7 +16,11 @@ fn mmae_and_mmssl_are_scored_on_the_same_copies() {
         TwinConfig { episodes: 10, samples_per_episode: 60, height: 32, width: 32, seed: 3, ..Default::default() };
     mmguard_twin::write(&twin, &path).unwrap();
     let data = Dataset::load(&path).unwrap();
-    let cfg: TrainConfig = serde_json::from_str(TINY).unwrap();
+    let mut cfg = TrainConfig::tiny();
+    cfg.stage1.epochs = 12;
+    cfg.stage1.patience = 12;
+    cfg.stage2.schedule.epochs = 15;
+    cfg.stage2.schedule.patience = 15;
     let prep = prepare(&data, cfg.window, &cfg.split).unwrap();
     let mut log = CsvLog::create(&dir.path().join("mmae.csv")).unwrap();
     let (mmae, report) = train_mmae(&data, &cfg, &prep, &mut log).unwrap();

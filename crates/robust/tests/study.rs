@@ -11,22 +11,13 @@ use mmguard_robust::{run_study, HeadMethod, HeadSchedule, StudyConfig};
 use mmguard_train::{train, TrainConfig};
 use mmguard_twin::TwinConfig;
 
-const TINY: &str = r#"{
-  "window": 8,
-  "batch_size": 32,
-  "progress": false,
-  "architecture": { "camera_channels": [8, 16, 16, 8], "sensor_channels": [16, 16, 8], "hidden": 64, "detector_hidden": 16 },
-  "stage1": { "epochs": 3, "learning_rate": 0.003, "patience": 3 },
-  "stage2": { "schedule": { "epochs": 3, "learning_rate": 0.002, "patience": 3 } }
-}"#;
-
 fn tiny_run(dir: &std::path::Path) -> (Run, Dataset) {
     let path = dir.join("arm.npz");
     let twin =
         TwinConfig { episodes: 10, samples_per_episode: 60, height: 32, width: 32, seed: 5, ..Default::default() };
     mmguard_twin::write(&twin, &path).unwrap();
     let data = Dataset::load(&path).unwrap();
-    let cfg: TrainConfig = serde_json::from_str(TINY).unwrap();
+    let cfg = TrainConfig::tiny();
     train(&data, &cfg, &dir.join("run")).unwrap();
     (Run::load(&dir.join("run"), &Device::flex()).unwrap(), data)
 }

@@ -12,15 +12,6 @@ use mmguard_train::{train, TrainConfig};
 use mmguard_twin::TwinConfig;
 use serde_json::{json, Value};
 
-const TINY: &str = r#"{
-  "window": 8,
-  "batch_size": 32,
-  "progress": false,
-  "architecture": { "camera_channels": [8, 16, 16, 8], "sensor_channels": [16, 16, 8], "hidden": 64, "detector_hidden": 16 },
-  "stage1": { "epochs": 3, "learning_rate": 0.003, "patience": 3 },
-  "stage2": { "schedule": { "epochs": 3, "learning_rate": 0.002, "patience": 3 } }
-}"#;
-
 struct Server {
     url: String,
     _rt: tokio::runtime::Runtime,
@@ -70,7 +61,7 @@ fn the_server_answers_like_the_library_and_refuses_bad_requests_by_name() {
         TwinConfig { episodes: 8, samples_per_episode: 40, height: 32, width: 32, seed: 9, ..Default::default() };
     mmguard_twin::write(&twin, &path).unwrap();
     let data = Dataset::load(&path).unwrap();
-    let cfg: TrainConfig = serde_json::from_str(TINY).unwrap();
+    let cfg = TrainConfig::tiny();
     train(&data, &cfg, &dir.path().join("run")).unwrap();
     let pipeline = Arc::new(Pipeline::load(&dir.path().join("run"), RuleConfig::default()).unwrap());
     let server = serve(pipeline.clone(), Limits { max_body_bytes: 1 << 20, max_batch: 16 });

@@ -79,6 +79,29 @@ pub struct Architecture {
     pub encoder: mmguard_model::EncoderKind,
 }
 
+impl TrainConfig {
+    /// A configuration that trains in seconds (narrow layers, window 8, batch 32, 3 + 3 epochs,
+    /// no progress bars): for tests and first looks on small files, never for results.
+    pub fn tiny() -> Self {
+        let mut cfg = Self {
+            window: 8,
+            batch_size: 32,
+            architecture: Architecture {
+                camera_channels: [8, 16, 16, 8],
+                sensor_channels: [16, 16, 8],
+                hidden: 64,
+                detector_hidden: 16,
+                ..Architecture::default()
+            },
+            stage1: StageSchedule { epochs: 3, learning_rate: 3e-3, patience: 3 },
+            progress: false,
+            ..Self::default()
+        };
+        cfg.stage2.schedule = StageSchedule { epochs: 3, learning_rate: 2e-3, patience: 3 };
+        cfg
+    }
+}
+
 impl Default for Architecture {
     fn default() -> Self {
         Self {
