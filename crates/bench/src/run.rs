@@ -38,8 +38,8 @@ pub struct BenchConfig {
 
 /// The training budget of a benchmark: every method gets the same epochs (the baselines and the
 /// single-stage ablation the sum of MMSSL's two stages) at the same learning rate. Smaller than
-/// `train`'s defaults so that ten methods × three seeds fit in 90 minutes on two cores (6 + 6
-/// epochs took 94 min on the arm demo data, 93 of them training); stage 1 and the one-stage
+/// `train`'s defaults so that ten methods × three seeds fit in 90 minutes on two cores (on the
+/// arm demo data 5 + 5 epochs took 77 min, 6 + 6 took 94); stage 1 and the one-stage
 /// methods use a learning rate of 3·10⁻³, which reaches in 8 epochs the validation error that
 /// 10⁻³ reaches in about 20 (measured on the arm demo data).
 pub fn bench_budget() -> TrainConfig {
