@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// Most samples in one request.
     #[arg(long, default_value_t = 256)]
     pub max_batch: usize,
+    /// Bearer token the admin endpoints (`PUT /v1/threshold`) require; also read from
+    /// MMGUARD_ADMIN_TOKEN. Without one they are open (loopback only by default).
+    #[arg(long, env = "MMGUARD_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
 }
 
 /// `mmguard robust`

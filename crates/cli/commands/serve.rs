@@ -16,7 +16,8 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         let listener =
             tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("binding {}", a.listen))?;
         tracing::info!("serving {} ({}) on http://{}", a.run.display(), pipeline.version(), a.listen);
-        axum::serve(listener, app(AppState { pipeline, limits })).with_graceful_shutdown(shutdown()).await?;
+        let state = AppState { admin_token: a.admin_token.map(Into::into), ..AppState::new(pipeline, limits) };
+        axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
         tracing::info!("stopped");
         Ok(())
     })

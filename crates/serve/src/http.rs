@@ -19,6 +19,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::metrics::Metrics;
 use crate::pipeline::{Answer, Pipeline, Sample};
 
 /// Limits on what a request may hold.
@@ -44,6 +45,17 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     /// Request limits.
     pub limits: Limits,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Metrics,
+    /// Bearer token the admin endpoints require (none: open).
+    pub admin_token: Option<Arc<str>>,
+}
+
+impl AppState {
+    /// State with fresh metrics and open admin endpoints.
+    pub fn new(pipeline: Arc<Pipeline>, limits: Limits) -> Self {
+        Self { pipeline, limits, metrics: Metrics::new(), admin_token: None }
+    }
 }
 
 /// A request the server refuses, with what was wrong.
@@ -90,6 +102,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/v1/infer", post(infer))
+        .route("/v1/threshold", get(threshold).put(set_threshold))
+        .route("/metrics", get(|State(state): State<AppState>| async move { state.metrics.render() }))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -104,6 +118,13 @@ async fn infer(
     body: Bytes,
 ) -> Result<Json<InferResponse>, ApiError> {
     let start = Instant::now();
+    let answer = answer(&state, &headers, &body, start).await;
+    let status = answer.as_ref().map_or_else(|e| e.status.as_u16(), |_| 200);
+    state.metrics.request(status, start.elapsed().as_secs_f64());
+    answer.map(Json)
+}
+
+async fn answer(state: &AppState, headers: &HeaderMap, body: &[u8], start: Instant) -> Result<InferResponse, ApiError> {
     let kind = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !kind.starts_with("application/json") {
         return Err(ApiError {
@@ -113,17 +134,63 @@ async fn infer(
             found: if kind.is_empty() { "none".into() } else { kind.into() },
         });
     }
-    let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad("body", "JSON", e.to_string()))?;
-    let samples = decode(&value, &state)?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad("body", "JSON", e.to_string()))?;
+    let samples = decode(&value, state)?;
     let pipeline = state.pipeline.clone();
     let answers = tokio::task::spawn_blocking(move || pipeline.infer(&samples))
         .await
         .map_err(|e| ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, ..ApiError::bad("", "", e.to_string()) })?;
-    Ok(Json(InferResponse {
+    state.metrics.answers(&answers);
+    Ok(InferResponse {
         model_version: state.pipeline.version().into(),
         latency_ms: start.elapsed().as_secs_f64() * 1e3,
         answers,
+    })
+}
+
+async fn threshold(State(state): State<AppState>) -> Json<Value> {
+    Json(serde_json::json!({
+        "threshold": state.pipeline.threshold(),
+        "calibrated": state.pipeline.calibrated_threshold(),
+        "model_version": state.pipeline.version(),
     }))
+}
+
+/// `PUT /v1/threshold {"threshold": θ}`, θ in (0, 1); with a token configured the request
+/// needs `Authorization: Bearer <token>`. Every change is logged with who (`X-Operator`, else
+/// the anonymous token holder) and when.
+async fn set_threshold(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(token) = &state.admin_token {
+        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if given.strip_prefix("Bearer ") != Some(token.as_ref()) {
+            return Err(ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                ..ApiError::bad(
+                    "authorization",
+                    "Bearer <admin token>",
+                    if given.is_empty() { "none" } else { "a wrong token" },
+                )
+            });
+        }
+    }
+    let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad("body", "JSON", e.to_string()))?;
+    let new = match value.get("threshold") {
+        Some(Value::Number(n)) => n.as_f64().filter(|t| *t > 0.0 && *t < 1.0),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        ApiError::bad("threshold", "a number in (0, 1)", value.get("threshold").map_or("nothing".into(), kind_of))
+    })?;
+    let old = state.pipeline.threshold();
+    state.pipeline.set_threshold(new as f32);
+    let who = headers.get("x-operator").and_then(|v| v.to_str().ok()).unwrap_or("anonymous");
+    let when = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    tracing::info!(who, when, old, new, "gate threshold changed");
+    Ok(Json(serde_json::json!({ "threshold": state.pipeline.threshold(), "previous": old })))
 }
 
 fn kind_of(v: &Value) -> String {

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use burn::tensor::Device;
@@ -80,7 +81,7 @@ pub struct Pipeline {
     run: Run,
     limits: Limits,
     rules: RuleConfig,
-    threshold: f32,
+    threshold: AtomicU32,
     version: String,
     frames: Mutex<HashMap<String, Vec<u8>>>,
 }
@@ -104,7 +105,7 @@ impl Pipeline {
             min: run.config.normalization.min.clone(),
             max: run.config.normalization.max.clone(),
         };
-        let threshold = run.config.gate.threshold;
+        let threshold = AtomicU32::new(run.config.gate.threshold.to_bits());
         Ok(Self { run, limits, rules, threshold, version, frames: Mutex::new(HashMap::new()) })
     }
 
@@ -126,7 +127,17 @@ impl Pipeline {
 
     /// The gate threshold in use.
     pub fn threshold(&self) -> f32 {
-        self.threshold
+        f32::from_bits(self.threshold.load(Ordering::Relaxed))
+    }
+
+    /// The threshold the run was calibrated with.
+    pub fn calibrated_threshold(&self) -> f32 {
+        self.run.config.gate.threshold
+    }
+
+    /// Changes the gate at run time; requests already running keep the value they started with.
+    pub fn set_threshold(&self, threshold: f32) {
+        self.threshold.store(threshold.to_bits(), Ordering::Relaxed);
     }
 
     /// Answers a batch (shapes already checked against [`Pipeline::geometry`]); the model runs
@@ -167,7 +178,7 @@ impl Pipeline {
             return answers;
         }
         let batch = self.host_batch(samples, &model_rows);
-        let out = self.run.model.infer(&self.run.config.model, &batch, self.threshold, &Device::flex());
+        let out = self.run.model.infer(&self.run.config.model, &batch, self.threshold(), &Device::flex());
         let (frame, win) = (samples[0].camera.len(), samples[0].sensor.len());
         for (k, &i) in model_rows.iter().enumerate() {
             let a = &mut answers[i];

@@ -21,7 +21,8 @@ fn serve(pipeline: Arc<Pipeline>, limits: Limits) -> Server {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    rt.spawn(async move { axum::serve(listener, app(AppState { pipeline, limits })).await });
+    let state = AppState { admin_token: Some("s3cret".into()), ..AppState::new(pipeline, limits) };
+    rt.spawn(async move { axum::serve(listener, app(state)).await });
     Server { url, _rt: rt }
 }
 
@@ -153,8 +154,48 @@ fn the_server_answers_like_the_library_and_refuses_bad_requests_by_name() {
         assert_eq!(status, code, "{field}: {got}");
         assert_eq!(got["error"]["field"], field, "{got}");
     }
-    let (status, _) = post(&infer, "application/json", &vec![b' '; 2 << 20]);
-    assert_eq!(status, 413, "a body over the limit");
+    // the gate at run time: only with the token; a threshold near 0 flags every modality
+    let url = format!("{}/v1/threshold", server.url);
+    let put = |token: Option<&str>, body: Value| -> (u16, Value) {
+        let mut req = client().put(&url).header("content-type", "application/json").header("x-operator", "test");
+        if let Some(t) = token {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        let mut resp = req.send(body.to_string().as_bytes()).unwrap();
+        let status = resp.status().as_u16();
+        (status, serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap())
+    };
+    let calibrated = pipeline.threshold();
+    assert_eq!(put(None, json!({ "threshold": 0.5 })).0, 401);
+    let (status, got) = put(Some("wrong"), json!({ "threshold": 0.5 }));
+    assert_eq!((status, got["error"]["field"].as_str()), (401, Some("authorization")));
+    let (status, got) = put(Some("s3cret"), json!({ "threshold": 1.5 }));
+    assert_eq!((status, got["error"]["field"].as_str()), (400, Some("threshold")));
+    assert_eq!(pipeline.threshold(), calibrated, "refused changes change nothing");
+    let (status, got) = put(Some("s3cret"), json!({ "threshold": 1e-6 }));
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["previous"].as_f64().unwrap() as f32, calibrated);
+    let (_, got) = post(&infer, "application/json", body.to_string().as_bytes());
+    assert!(got["answers"].as_array().unwrap().iter().all(|a| a["route"] != "bypass"), "{got}");
+    let want: Value = serde_json::from_str(&serde_json::to_string(&pipeline.infer(&batch)).unwrap()).unwrap();
+    assert_eq!(got["answers"], want);
+    let mut read = client().get(&url).call().unwrap();
+    let now: Value = serde_json::from_str(&read.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(now["calibrated"].as_f64().unwrap() as f32, calibrated);
+
+    // the metrics counted what happened
+    let mut m = client().get(&format!("{}/metrics", server.url)).call().unwrap();
+    let text = m.body_mut().read_to_string().unwrap();
+    for line in [
+        "mmguard_requests_total{status=\"200\"}",
+        "mmguard_requests_total{status=\"400\"}",
+        "mmguard_requests_total{status=\"415\"}",
+        "mmguard_samples_total{route=\"corrected\"}",
+        "mmguard_faults_total{by=\"not-finite\",modality=\"sensor\"} 1",
+        "mmguard_batch_size_count",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
     let mut ready = client().get(&format!("{}/readyz", server.url)).call().unwrap();
     assert_eq!(ready.status().as_u16(), 200);
     let r: Value = serde_json::from_str(&ready.body_mut().read_to_string().unwrap()).unwrap();
