@@ -419,6 +419,12 @@ fn outer_objective(model: &ModalImmune, embed: [Tensor<2>; 2], b: &Batch) -> Ten
         .div_scalar(3.0)
 }
 
+/// A fixed start vector of the power iterations on a branch's curvature (no zero entries, not
+/// aligned with any axis), so both checks start alike and runs repeat.
+fn probe_start(n: usize) -> Vec<f64> {
+    (0..n).map(|i| if i % 3 == 0 { 1.0 } else { -0.5 }).collect()
+}
+
 /// The trainer: network, optimiser, controller and the regulariser's meta-parameters.
 struct Trainer<'a> {
     model: Option<ModalImmune>,
@@ -517,8 +523,7 @@ impl Trainer<'_> {
     fn branch_spectrum(&self, c: usize, theta: &[f64], b: &Batch, state: &CollapseState) -> Spectrum {
         let mut grad = |t: &[f64]| self.inner_gradient(c, t, b, state);
         let mut hvp = |v: &[f64]| hvp_by_differences(&mut grad, theta, v, self.cfg.hvp_step);
-        let start: Vec<f64> = (0..theta.len()).map(|i| if i % 3 == 0 { 1.0 } else { -0.5 }).collect();
-        extreme_eigenvalues(&mut hvp, &start, self.cfg.masking.iterations)
+        extreme_eigenvalues(&mut hvp, &probe_start(theta.len()), self.cfg.masking.iterations)
     }
 
     /// Extreme eigenvalues of the branch's empirical Fisher (1/B) Σ g_i g_iᵀ, from the
@@ -548,8 +553,7 @@ impl Trainer<'_> {
             }
             out
         };
-        let start: Vec<f64> = (0..theta.len()).map(|i| if i % 3 == 0 { 1.0 } else { -0.5 }).collect();
-        extreme_eigenvalues(&mut fisher, &start, self.cfg.masking.iterations)
+        extreme_eigenvalues(&mut fisher, &probe_start(theta.len()), self.cfg.masking.iterations)
     }
 
     /// One optimisation step on a training batch.
