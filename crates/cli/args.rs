@@ -52,17 +52,28 @@ pub struct ServeArgs {
     /// The run directory to serve.
     #[arg(long)]
     pub run: PathBuf,
-    /// Address to listen on (loopback unless told otherwise).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: std::net::SocketAddr,
-    /// Largest request body, bytes.
-    #[arg(long, default_value_t = 16 << 20)]
-    pub max_body_bytes: usize,
-    /// Most samples in one request.
-    #[arg(long, default_value_t = 256)]
-    pub max_batch: usize,
-    /// Bearer token the admin endpoints (`PUT /v1/threshold`) require; also read from
-    /// MMGUARD_ADMIN_TOKEN. Without one they are open (loopback only by default).
+    /// A TOML file with the service's settings (listen, [limits], [batching], [rules]); the
+    /// options below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080: loopback unless told otherwise).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Largest request body, bytes (default 16 MiB).
+    #[arg(long)]
+    pub max_body_bytes: Option<usize>,
+    /// Most samples in one request (default 256).
+    #[arg(long)]
+    pub max_batch: Option<usize>,
+    /// Longest a model batch waits for more requests, microseconds (default 0: run what is
+    /// queued).
+    #[arg(long)]
+    pub max_wait_us: Option<u64>,
+    /// Threads running model calls (default 1).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Bearer token the admin endpoints (`PUT /v1/threshold`, `POST /v1/reload`) require; also
+    /// read from MMGUARD_ADMIN_TOKEN. Without one they are open (loopback only by default).
     #[arg(long, env = "MMGUARD_ADMIN_TOKEN")]
     pub admin_token: Option<String>,
 }

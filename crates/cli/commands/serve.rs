@@ -2,21 +2,43 @@
 //! and exit 0.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
-use mmguard_serve::{app, AppState, Limits, Pipeline, RuleConfig};
+use mmguard_serve::{app, AppState, Pipeline, ServeConfig, Service};
 
 use crate::args::ServeArgs;
 
+/// The configuration file, if any, with the command line's options over it.
+fn config(a: &ServeArgs) -> anyhow::Result<ServeConfig> {
+    let mut cfg = a.config.as_deref().map(ServeConfig::read).transpose()?.unwrap_or_default();
+    cfg.listen = a.listen.unwrap_or(cfg.listen);
+    cfg.limits.max_body_bytes = a.max_body_bytes.unwrap_or(cfg.limits.max_body_bytes);
+    cfg.limits.max_batch = a.max_batch.unwrap_or(cfg.limits.max_batch);
+    cfg.batching.max_wait_us = a.max_wait_us.unwrap_or(cfg.batching.max_wait_us);
+    cfg.batching.workers = a.workers.unwrap_or(cfg.batching.workers);
+    cfg.admin_token = a.admin_token.clone().or(cfg.admin_token);
+    Ok(cfg)
+}
+
 pub fn run(a: ServeArgs) -> anyhow::Result<()> {
-    let pipeline = Arc::new(Pipeline::load(&a.run, RuleConfig::default())?);
-    let limits = Limits { max_body_bytes: a.max_body_bytes, max_batch: a.max_batch };
+    let start = Instant::now();
+    let cfg = config(&a)?;
+    let pipeline = Pipeline::load(&a.run, cfg.rules)?;
+    let version = pipeline.version().to_string();
+    let service = Arc::new(Service::new(pipeline, cfg.rules, cfg.batching));
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let listener =
-            tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("binding {}", a.listen))?;
-        tracing::info!("serving {} ({}) on http://{}", a.run.display(), pipeline.version(), a.listen);
-        let state = AppState { admin_token: a.admin_token.map(Into::into), ..AppState::new(pipeline, limits) };
+            tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+        tracing::info!(config = %serde_json::to_string(&cfg)?, "settings (admin token not shown)");
+        tracing::info!(
+            "serving {} ({version}) on http://{}, ready {:.2} s after start",
+            a.run.display(),
+            cfg.listen,
+            start.elapsed().as_secs_f64()
+        );
+        let state = AppState { service, limits: cfg.limits, admin_token: cfg.admin_token.map(Into::into) };
         axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
         tracing::info!("stopped");
         Ok(())

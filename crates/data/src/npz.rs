@@ -51,13 +51,16 @@ pub struct ArrayInfo {
 /// One array of an archive, read into memory, header parsed.
 type InMemoryNpy = NpyFile<std::io::Cursor<Vec<u8>>>;
 
-/// An open `.npz` archive.
-pub struct NpzReader {
+/// An open `.npz` archive: a file, or bytes in memory (a request body).
+pub struct NpzReader<R = BufReader<File>> {
+    /// The file, or a label such as `request body`, for error messages.
     path: PathBuf,
-    archive: zip::ZipArchive<BufReader<File>>,
+    archive: zip::ZipArchive<R>,
+    /// Most bytes one array may decompress to: a small deflated body can claim gigabytes.
+    max_array_bytes: u64,
 }
 
-impl std::fmt::Debug for NpzReader {
+impl<R> std::fmt::Debug for NpzReader<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NpzReader").field("path", &self.path).finish()
     }
@@ -92,9 +95,17 @@ impl NpzReader {
     /// Opens an archive; fails with [`Error::Archive`] when it is not a readable zip.
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|source| Error::Io { path: path.into(), source })?;
-        let archive = zip::ZipArchive::new(BufReader::new(file))
-            .map_err(|e| Error::Archive { path: path.into(), reason: e.to_string() })?;
-        Ok(Self { path: path.into(), archive })
+        Self::from_reader(path, BufReader::new(file), u64::MAX)
+    }
+}
+
+impl<R: Read + std::io::Seek> NpzReader<R> {
+    /// Reads an archive from any seekable source, `label` naming it in errors; an array that
+    /// decompresses to more than `max_array_bytes` is refused.
+    pub fn from_reader(label: &Path, reader: R, max_array_bytes: u64) -> Result<Self> {
+        let archive =
+            zip::ZipArchive::new(reader).map_err(|e| Error::Archive { path: label.into(), reason: e.to_string() })?;
+        Ok(Self { path: label.into(), archive, max_array_bytes })
     }
 
     /// The keys of the archive, in archive order.
@@ -113,10 +124,14 @@ impl NpzReader {
             return Ok(None);
         }
         let mut bytes = Vec::new();
+        let limit = self.max_array_bytes;
         self.archive
             .by_name(&name)
-            .and_then(|mut f| f.read_to_end(&mut bytes).map_err(zip::result::ZipError::Io))
+            .and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(zip::result::ZipError::Io))
             .map_err(|e| self.array_error(key, e))?;
+        if bytes.len() as u64 > limit {
+            return Err(self.array_error(key, format!("larger than the limit of {limit} bytes")));
+        }
         let mut cursor = std::io::Cursor::new(bytes);
         let header = npyz::NpyHeader::from_reader(&mut cursor).map_err(|e| self.array_error(key, e))?;
         let data_bytes = cursor.get_ref().len() as u64 - cursor.position();
@@ -179,20 +194,27 @@ pub fn write_npz(path: &Path, arrays: &[(&str, &Array)]) -> Result<()> {
     let io_err = |source| Error::Io { path: path.into(), source };
     let tmp = path.with_extension("npz.partial");
     let file = File::create(&tmp).map_err(io_err)?;
-    let mut zip = zip::ZipWriter::new(BufWriter::new(file));
+    let mut inner = write_npz_to(path, BufWriter::new(file), arrays)?;
+    inner.flush().map_err(io_err)?;
+    drop(inner);
+    std::fs::rename(&tmp, path).map_err(io_err)
+}
+
+/// Writes arrays as an `.npz` archive into `w` (a file, or a buffer for a request body), `label`
+/// naming it in errors; gives the writer back.
+pub fn write_npz_to<W: Write + std::io::Seek>(label: &Path, w: W, arrays: &[(&str, &Array)]) -> Result<W> {
+    let io_err = |source| Error::Io { path: label.into(), source };
+    let mut zip = zip::ZipWriter::new(w);
     let options =
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).large_file(true);
-    let zip_err = |e: zip::result::ZipError| Error::Archive { path: path.into(), reason: e.to_string() };
+    let zip_err = |e: zip::result::ZipError| Error::Archive { path: label.into(), reason: e.to_string() };
     for (key, array) in arrays {
         zip.start_file(format!("{key}.npy"), options).map_err(zip_err)?;
         let mut bytes = Vec::new();
         write_npy(&mut std::io::Cursor::new(&mut bytes), array).map_err(io_err)?;
         zip.write_all(&bytes).map_err(io_err)?;
     }
-    let mut inner = zip.finish().map_err(zip_err)?;
-    inner.flush().map_err(io_err)?;
-    drop(inner);
-    std::fs::rename(&tmp, path).map_err(io_err)
+    zip.finish().map_err(zip_err)
 }
 
 fn write_npy<W: Write + std::io::Seek>(w: W, array: &Array) -> std::io::Result<()> {
@@ -244,6 +266,19 @@ mod tests {
         let infos = r.infos().unwrap();
         assert_eq!(infos[0].dtype, "float32");
         assert_eq!(infos[1].shape, vec![4]);
+    }
+
+    #[test]
+    fn an_archive_in_memory_reads_like_a_file_and_its_arrays_are_capped() {
+        let a = Array { shape: vec![1000], data: ArrayData::F32(vec![0.0; 1000]) };
+        let label = Path::new("request body");
+        let bytes = write_npz_to(label, std::io::Cursor::new(Vec::new()), &[("a", &a)]).unwrap().into_inner();
+        assert!(bytes.len() < 1000, "zeros deflate: {} bytes", bytes.len());
+        let mut r = NpzReader::from_reader(label, std::io::Cursor::new(&bytes), 8192).unwrap();
+        assert_eq!(r.read("a").unwrap().unwrap(), a);
+        let mut capped = NpzReader::from_reader(label, std::io::Cursor::new(&bytes), 1000).unwrap();
+        let err = capped.read("a").unwrap_err().to_string();
+        assert!(err.contains("request body") && err.contains("limit of 1000 bytes"), "{err}");
     }
 
     #[test]

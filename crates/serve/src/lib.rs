@@ -1,12 +1,23 @@
-//! The online pipeline behind `mmguard serve`: rule checks, MMSSL's per-modality gate and
-//! corrector, an OPC UA status per channel ([`pipeline`]), over HTTP ([`http`]).
+//! The online pipeline behind `mmguard serve`: rule checks ([`rules`]), MMSSL's per-modality
+//! gate and corrector with an OPC UA status per channel ([`pipeline`]), micro-batching across
+//! requests ([`batcher`]), the run in use and its reload ([`service`]), over HTTP ([`http`],
+//! bodies in [`decode`], described by [`openapi`]).
 
+pub mod batcher;
+pub mod config;
+pub mod decode;
 pub mod http;
 pub mod metrics;
+pub mod openapi;
 pub mod pipeline;
 pub mod rules;
+pub mod service;
 
-pub use http::{app, AppState, Limits};
+pub use batcher::BatchConfig;
+pub use config::ServeConfig;
+pub use decode::{ApiError, Limits};
+pub use http::{app, AppState};
 pub use metrics::Metrics;
-pub use pipeline::{Answer, Pipeline, Route, Sample};
+pub use pipeline::{Answer, Geometry, Pipeline, Route, Sample};
 pub use rules::RuleConfig;
+pub use service::Service;

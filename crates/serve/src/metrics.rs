@@ -1,7 +1,7 @@
-//! Prometheus metrics of the service: requests and rejects, latency, batch sizes, routes, and
-//! faults by modality and rule.
+//! Prometheus metrics of the service: requests and rejects, latency, batch sizes, queue depth,
+//! routes and the bypass ratio, faults by modality and rule, resident memory.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 use crate::pipeline::{Answer, Route};
 
@@ -14,6 +14,10 @@ pub struct Metrics {
     batch: Histogram,
     samples: IntCounterVec,
     faults: IntCounterVec,
+    rejects: IntCounterVec,
+    queue: IntGauge,
+    bypass_ratio: Gauge,
+    memory: IntGauge,
 }
 
 impl Default for Metrics {
@@ -36,7 +40,19 @@ impl Metrics {
             registry.register(Box::new(h.clone())).expect("registered once");
             h
         };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("registered once");
+            g
+        };
+        let bypass_ratio = Gauge::new("mmguard_bypass_ratio", "Share of answered samples that bypassed correction")
+            .expect("valid metric");
+        registry.register(Box::new(bypass_ratio.clone())).expect("registered once");
         Self {
+            rejects: counter("mmguard_rejects_total", "Refused requests by the field at fault", &["field"]),
+            queue: gauge("mmguard_queue_depth", "Samples waiting for a model worker"),
+            memory: gauge("mmguard_resident_memory_bytes", "Resident set size of the server process"),
+            bypass_ratio,
             requests: counter("mmguard_requests_total", "Inference requests by HTTP status", &["status"]),
             latency: histogram(
                 "mmguard_request_latency_seconds",
@@ -60,6 +76,19 @@ impl Metrics {
         if status < 300 {
             self.latency.observe(seconds);
         }
+    }
+
+    /// Counts a refused request by the field its error names (`body`, `camera`, `queue`, …);
+    /// indices are dropped so that the label set stays small.
+    pub fn reject(&self, field: &str) {
+        let last = field.rsplit('.').next().unwrap_or(field);
+        let name: String = last.chars().take_while(|c| *c != '[').collect();
+        self.rejects.with_label_values(&[&name]).inc();
+    }
+
+    /// Samples now waiting for a worker.
+    pub fn queue_depth(&self, samples: usize) {
+        self.queue.set(samples as i64);
     }
 
     /// Counts the answers of one model call.
@@ -86,12 +115,27 @@ impl Metrics {
                 }
             }
         }
+        let count = |route| self.samples.with_label_values(&[route]).get();
+        let total = count("rule") + count("bypass") + count("corrected");
+        if total > 0 {
+            self.bypass_ratio.set(count("bypass") as f64 / total as f64);
+        }
     }
 
     /// The text exposition format.
     pub fn render(&self) -> String {
+        if let Some(bytes) = resident_bytes() {
+            self.memory.set(bytes as i64);
+        }
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding");
         String::from_utf8(out).expect("UTF-8")
     }
+}
+
+/// Resident set size from `/proc/self/statm` (Linux; elsewhere the gauge stays 0).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }

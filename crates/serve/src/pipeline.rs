@@ -15,9 +15,9 @@ use std::sync::Mutex;
 
 use burn::tensor::Device;
 use mmguard_model::{HostBatch, Run};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::rules::{check_frame, check_sensor, Limits, RuleConfig, Violation};
+use crate::rules::{check_frame, check_sensor, Ranges, RuleConfig, Violation};
 
 /// OPC UA status Good.
 pub const GOOD: u32 = 0x0000_0000;
@@ -75,11 +75,37 @@ pub struct Answer {
     pub timestamp: Option<f64>,
 }
 
+/// The shape of one sample: a frame [3, height, width] and a window of `window` readings of
+/// every column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Geometry {
+    /// Frame height, pixels.
+    pub height: usize,
+    /// Frame width, pixels.
+    pub width: usize,
+    /// Readings per window.
+    pub window: usize,
+    /// Sensor column names, in order.
+    pub columns: Vec<String>,
+}
+
+impl Geometry {
+    /// Values in one frame.
+    pub fn frame_len(&self) -> usize {
+        3 * self.height * self.width
+    }
+
+    /// Values in one window.
+    pub fn window_len(&self) -> usize {
+        self.window * self.columns.len()
+    }
+}
+
 /// A loaded run ready to answer.
 #[derive(Debug)]
 pub struct Pipeline {
     run: Run,
-    limits: Limits,
+    ranges: Ranges,
     rules: RuleConfig,
     threshold: AtomicU32,
     version: String,
@@ -100,13 +126,13 @@ impl Pipeline {
         let hash = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         let name = dir.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
         let version = format!("{name}@{:012x}", hash & 0xffff_ffff_ffff);
-        let limits = Limits {
+        let ranges = Ranges {
             names: run.config.columns.iter().map(|c| c.name.clone()).collect(),
             min: run.config.normalization.min.clone(),
             max: run.config.normalization.max.clone(),
         };
         let threshold = AtomicU32::new(run.config.gate.threshold.to_bits());
-        Ok(Self { run, limits, rules, threshold, version, frames: Mutex::new(HashMap::new()) })
+        Ok(Self { run, ranges, rules, threshold, version, frames: Mutex::new(HashMap::new()) })
     }
 
     /// The run's identity: directory name and a hash of its configuration.
@@ -114,15 +140,15 @@ impl Pipeline {
         &self.version
     }
 
-    /// Frame height and width, window length and sensor columns the model takes.
-    pub fn geometry(&self) -> (usize, usize, usize, usize) {
+    /// What one sample must look like for this run.
+    pub fn geometry(&self) -> Geometry {
         let s1 = &self.run.config.model.stage1;
-        (s1.height, s1.width, s1.window, s1.sensor_dim)
+        Geometry { height: s1.height, width: s1.width, window: s1.window, columns: self.ranges.names.clone() }
     }
 
     /// Sensor column names.
     pub fn columns(&self) -> &[String] {
-        &self.limits.names
+        &self.ranges.names
     }
 
     /// The gate threshold in use.
@@ -143,7 +169,7 @@ impl Pipeline {
     /// Answers a batch (shapes already checked against [`Pipeline::geometry`]); the model runs
     /// once, on all samples the rules let through.
     pub fn infer(&self, samples: &[Sample]) -> Vec<Answer> {
-        let d = self.limits.names.len();
+        let d = self.ranges.names.len();
         let mut answers: Vec<Answer> = samples
             .iter()
             .map(|s| {
@@ -152,10 +178,10 @@ impl Pipeline {
                     frames.insert(dev.clone(), s.camera.clone())
                 });
                 let mut violations = check_frame(&s.camera, previous.as_deref(), &self.rules);
-                violations.extend(check_sensor(&s.sensor, &self.limits, &self.rules));
+                violations.extend(check_sensor(&s.sensor, &self.ranges, &self.rules));
                 let camera_bad = violations.iter().any(|v| v.channel == "camera");
                 let sensor_status: Vec<u32> = self
-                    .limits
+                    .ranges
                     .names
                     .iter()
                     .map(|n| if violations.iter().any(|v| &v.channel == n) { BAD_SENSOR_FAILURE } else { GOOD })

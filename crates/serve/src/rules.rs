@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Thresholds of the rules.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RuleConfig {
     /// Out of range: beyond the training min/max by more than this share of the column's range.
     pub range_margin: f32,
@@ -73,7 +73,7 @@ pub struct Violation {
 
 /// What training saw of each sensor column.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Limits {
+pub struct Ranges {
     /// Column names.
     pub names: Vec<String>,
     /// Training minimum per column.
@@ -83,20 +83,20 @@ pub struct Limits {
 }
 
 /// The sensor rules on a window [T, D] (row-major, physical units).
-pub fn check_sensor(window: &[f32], limits: &Limits, cfg: &RuleConfig) -> Vec<Violation> {
-    let d = limits.names.len();
+pub fn check_sensor(window: &[f32], ranges: &Ranges, cfg: &RuleConfig) -> Vec<Violation> {
+    let d = ranges.names.len();
     let t = window.len() / d.max(1);
     let mut out = Vec::new();
     let mut flag =
-        |rule, j: usize, detail: String| out.push(Violation { rule, channel: limits.names[j].clone(), detail });
+        |rule, j: usize, detail: String| out.push(Violation { rule, channel: ranges.names[j].clone(), detail });
     for j in 0..d {
         let column: Vec<f32> = (0..t).map(|k| window[k * d + j]).collect();
         if let Some(k) = column.iter().position(|v| !v.is_finite()) {
             flag(Rule::NotFinite, j, format!("reading {k} is {}", column[k]));
             continue;
         }
-        let range = limits.max[j] - limits.min[j];
-        let (lo, hi) = (limits.min[j] - cfg.range_margin * range, limits.max[j] + cfg.range_margin * range);
+        let range = ranges.max[j] - ranges.min[j];
+        let (lo, hi) = (ranges.min[j] - cfg.range_margin * range, ranges.max[j] + cfg.range_margin * range);
         if let Some(&v) = column.iter().find(|&&v| v < lo || v > hi) {
             flag(Rule::OutOfRange, j, format!("{v} outside [{lo}, {hi}]"));
             continue;
@@ -137,12 +137,12 @@ pub fn check_frame(frame: &[u8], previous: Option<&[u8]>, cfg: &RuleConfig) -> V
 mod tests {
     use super::*;
 
-    fn limits() -> Limits {
-        Limits { names: vec!["a".into(), "b".into()], min: vec![0.0, -1.0], max: vec![1.0, 1.0] }
+    fn ranges() -> Ranges {
+        Ranges { names: vec!["a".into(), "b".into()], min: vec![0.0, -1.0], max: vec![1.0, 1.0] }
     }
 
     fn rules(window: &[f32]) -> Vec<(Rule, String)> {
-        check_sensor(window, &limits(), &RuleConfig { stuck_readings: 3, ..RuleConfig::default() })
+        check_sensor(window, &ranges(), &RuleConfig { stuck_readings: 3, ..RuleConfig::default() })
             .into_iter()
             .map(|v| (v.rule, v.channel))
             .collect()

@@ -1,13 +1,17 @@
 //! The real server on a loopback port, called with a real HTTP client: answers equal the
-//! library's for the same samples, PNG and raw frames give the same answer, rules name their
-//! channel, and malformed requests get a 4xx naming the field while the server stays ready.
+//! library's for the same samples (JSON with raw or PNG frames, npz batches, concurrent requests
+//! batched together), rules name their channel, malformed requests get a 4xx naming the field
+//! while the server stays ready, the admin endpoints need the token, a reload swaps the run.
 
-use std::sync::Arc;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
+use mmguard_data::npz::{write_npz_to, Array, ArrayData};
 use mmguard_data::Dataset;
 use mmguard_serve::pipeline::{Pipeline, Sample, BAD_SENSOR_FAILURE, GOOD};
-use mmguard_serve::{app, AppState, Limits, RuleConfig};
+use mmguard_serve::{app, AppState, BatchConfig, Limits, RuleConfig, Service};
 use mmguard_train::{train, TrainConfig};
 use mmguard_twin::TwinConfig;
 use serde_json::{json, Value};
@@ -17,11 +21,11 @@ struct Server {
     _rt: tokio::runtime::Runtime,
 }
 
-fn serve(pipeline: Arc<Pipeline>, limits: Limits) -> Server {
+fn serve(service: Arc<Service>, limits: Limits) -> Server {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState { admin_token: Some("s3cret".into()), ..AppState::new(pipeline, limits) };
+    let state = AppState { service, limits, admin_token: Some("s3cret".into()) };
     rt.spawn(async move { axum::serve(listener, app(state)).await });
     Server { url, _rt: rt }
 }
@@ -54,33 +58,86 @@ fn as_json(s: &Sample, d: usize) -> Value {
     json!({ "camera": { "raw": s.camera }, "sensor": rows, "timestamp": s.timestamp })
 }
 
+/// One tiny trained run for every test of this file (trained once).
+struct Fixture {
+    dir: tempfile::TempDir,
+    data: Dataset,
+}
+
+impl Fixture {
+    fn run(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("arm.npz");
+        let twin =
+            TwinConfig { episodes: 8, samples_per_episode: 40, height: 32, width: 32, seed: 9, ..Default::default() };
+        mmguard_twin::write(&twin, &path).unwrap();
+        let data = Dataset::load(&path).unwrap();
+        train(&data, &TrainConfig::tiny(), &dir.path().join("run")).unwrap();
+        Fixture { dir, data }
+    })
+}
+
+fn service(run: &Path, batching: BatchConfig) -> Arc<Service> {
+    Arc::new(Service::new(Pipeline::load(run, RuleConfig::default()).unwrap(), RuleConfig::default(), batching))
+}
+
+const LIMITS: Limits = Limits { max_body_bytes: 1 << 20, max_batch: 16, max_decoded_bytes: 1 << 20 };
+
+/// What the library answers, through the same serialisation as the server: equal text is
+/// equal f32 bits.
+fn library(pipeline: &Pipeline, samples: &[Sample]) -> Value {
+    serde_json::from_str(&serde_json::to_string(&pipeline.infer(samples)).unwrap()).unwrap()
+}
+
+fn npz_body(samples: &[Sample], t: usize, d: usize, h: usize, w: usize) -> Vec<u8> {
+    let n = samples.len() as u64;
+    let camera = Array {
+        shape: vec![n, 3, h as u64, w as u64],
+        data: ArrayData::U8(samples.iter().flat_map(|s| s.camera.iter().copied()).collect()),
+    };
+    let sensor = Array {
+        shape: vec![n, t as u64, d as u64],
+        data: ArrayData::F32(samples.iter().flat_map(|s| s.sensor.iter().copied()).collect()),
+    };
+    let stamps = Array { shape: vec![n], data: ArrayData::F64(samples.iter().map(|s| s.timestamp.unwrap()).collect()) };
+    let arrays = [("camera", &camera), ("sensor", &sensor), ("t", &stamps)];
+    write_npz_to(Path::new("body"), std::io::Cursor::new(Vec::new()), &arrays).unwrap().into_inner()
+}
+
 #[test]
-fn the_server_answers_like_the_library_and_refuses_bad_requests_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("arm.npz");
-    let twin =
-        TwinConfig { episodes: 8, samples_per_episode: 40, height: 32, width: 32, seed: 9, ..Default::default() };
-    mmguard_twin::write(&twin, &path).unwrap();
-    let data = Dataset::load(&path).unwrap();
-    let cfg = TrainConfig::tiny();
-    train(&data, &cfg, &dir.path().join("run")).unwrap();
-    let pipeline = Arc::new(Pipeline::load(&dir.path().join("run"), RuleConfig::default()).unwrap());
-    let server = serve(pipeline.clone(), Limits { max_body_bytes: 1 << 20, max_batch: 16 });
+fn the_server_answers_like_the_library_in_json_png_and_npz() {
+    let fx = fixture();
+    let data = &fx.data;
+    let service = service(&fx.run(), BatchConfig::default());
+    let pipeline = service.pipeline();
+    let server = serve(service, LIMITS);
     let infer = format!("{}/v1/infer", server.url);
-    let (_, _, t, d) = pipeline.geometry();
+    let g = pipeline.geometry();
+    let (t, d) = (g.window, g.columns.len());
 
     let mut ok = client().get(&format!("{}/healthz", server.url)).call().unwrap();
     assert_eq!(ok.body_mut().read_to_string().unwrap(), "ok");
 
     // a batch over HTTP equals the library on the same samples, bit for bit
-    let batch = samples(&data, &[20, 60, 100, 140, 200, 260], t);
+    let batch = samples(data, &[20, 60, 100, 140, 200, 260], t);
     let body = json!({ "samples": batch.iter().map(|s| as_json(s, d)).collect::<Vec<_>>() });
     let (status, got) = post(&infer, "application/json", body.to_string().as_bytes());
     assert_eq!(status, 200, "{got}");
-    // through the same serialisation as the server: equal text is equal f32 bits
-    let want: Value = serde_json::from_str(&serde_json::to_string(&pipeline.infer(&batch)).unwrap()).unwrap();
+    let want = library(&pipeline, &batch);
     assert_eq!(got["answers"], want);
     assert_eq!(got["model_version"], pipeline.version());
+
+    // the same batch as an npz body (the data contract's keys, windows [N, T, D])
+    let (status, got) = post(&infer, "application/x-npz", &npz_body(&batch, t, d, g.height, g.width));
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["answers"], want);
 
     // one sample, its frame as a PNG: the same answer as the raw frame
     let (h, w) = (32, 32);
@@ -111,6 +168,46 @@ fn the_server_answers_like_the_library_and_refuses_bad_requests_by_name() {
     assert_eq!(a["sensor_status"][2], BAD_SENSOR_FAILURE);
     assert_eq!(a["sensor_status"][0], GOOD);
 
+    // /readyz gives what a client needs to build a sample; /openapi.json lists every route
+    let ready: Value = serde_json::from_str(
+        &client().get(&format!("{}/readyz", server.url)).call().unwrap().body_mut().read_to_string().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ready["geometry"]["window"], t);
+    let doc: Value = serde_json::from_str(
+        &client().get(&format!("{}/openapi.json", server.url)).call().unwrap().body_mut().read_to_string().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    for route in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/infer", "/v1/threshold", "/v1/reload"] {
+        assert!(paths.contains_key(route), "{route} not documented");
+    }
+    for (route, methods) in paths {
+        for method in methods.as_object().unwrap().keys() {
+            let url = format!("{}{route}", server.url);
+            let status = match method.as_str() {
+                "get" => client().get(&url).call().unwrap().status().as_u16(),
+                "post" => client().post(&url).send(&b"{}"[..]).unwrap().status().as_u16(),
+                "put" => client().put(&url).send(&b"{}"[..]).unwrap().status().as_u16(),
+                other => panic!("undocumented method {other}"),
+            };
+            assert!(status != 404 && status != 405, "{method} {route} documented but not served: {status}");
+        }
+    }
+    assert_eq!(doc["components"]["schemas"]["Sample"]["properties"]["sensor"]["minItems"], t);
+}
+
+#[test]
+fn malformed_requests_get_a_4xx_naming_the_field_and_the_server_stays_ready() {
+    let fx = fixture();
+    let service = service(&fx.run(), BatchConfig::default());
+    let pipeline = service.pipeline();
+    let server = serve(service, LIMITS);
+    let infer = format!("{}/v1/infer", server.url);
+    let g = pipeline.geometry();
+    let (t, d) = (g.window, g.columns.len());
+    let batch = samples(&fx.data, &[20, 60], t);
     // malformed requests: 4xx naming the field, and the server keeps serving
     let sample = as_json(&batch[0], d);
     let mut short = sample.clone();
@@ -132,6 +229,9 @@ fn the_server_answers_like_the_library_and_refuses_bad_requests_by_name() {
     let mut bad_device = sample.clone();
     bad_device["device"] = json!(7);
     let too_many = json!({ "samples": vec![sample.clone(); 17] });
+    let nan = sample.to_string().replacen("[[", "[[NaN,", 1);
+    let mut bad_npz = npz_body(&batch, t, d, g.height, g.width);
+    bad_npz.truncate(bad_npz.len() / 2);
     let cases: Vec<(Vec<u8>, &str, u16, &str)> = vec![
         (b"{not json".to_vec(), "application/json", 400, "body"),
         (sample.to_string().into_bytes(), "text/plain", 415, "content-type"),
@@ -148,12 +248,56 @@ fn the_server_answers_like_the_library_and_refuses_bad_requests_by_name() {
         (no_camera.to_string().into_bytes(), "application/json", 400, "camera"),
         (bad_device.to_string().into_bytes(), "application/json", 400, "device"),
         (too_many.to_string().into_bytes(), "application/json", 413, "samples"),
+        (nan.into_bytes(), "application/json", 400, "body"),
+        (b"".to_vec(), "application/json", 400, "body"),
+        (bad_npz, "application/x-npz", 400, "body"),
+        (sample.to_string().into_bytes(), "application/x-npz", 400, "body"),
     ];
     for (body, kind, code, field) in cases {
         let (status, got) = post(&infer, kind, &body);
         assert_eq!(status, code, "{field}: {got}");
         assert_eq!(got["error"]["field"], field, "{got}");
     }
+
+    // a body over the limit: the whole body is sent (an early answer would race the writer),
+    // and the answer is a JSON 413 naming the body
+    let mut socket = std::net::TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
+    socket.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let size = LIMITS.max_body_bytes + 1;
+    write!(socket, "POST /v1/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n").unwrap();
+    socket.write_all(&vec![b' '; size]).unwrap();
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""field":"body""#), "{answer}");
+
+    let mut ready = client().get(&format!("{}/readyz", server.url)).call().unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    let r: Value = serde_json::from_str(&ready.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(r["ready"], true);
+    let (status, _) = post(&infer, "application/json", as_json(&batch[0], d).to_string().as_bytes());
+    assert_eq!(status, 200, "still serving");
+    let text = client().get(&format!("{}/metrics", server.url)).call().unwrap().body_mut().read_to_string().unwrap();
+    for line in ["mmguard_rejects_total{field=\"raw\"} 2", "mmguard_rejects_total{field=\"body\"} 7"] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+}
+
+#[test]
+fn the_threshold_needs_the_token_and_the_metrics_count_what_happened() {
+    let fx = fixture();
+    let service = service(&fx.run(), BatchConfig::default());
+    let pipeline = service.pipeline();
+    let server = serve(service, LIMITS);
+    let infer = format!("{}/v1/infer", server.url);
+    let (t, d) = (pipeline.geometry().window, pipeline.columns().len());
+    let batch = samples(&fx.data, &[20, 60, 100, 140, 200, 260], t);
+    let body = json!({ "samples": batch.iter().map(|s| as_json(s, d)).collect::<Vec<_>>() });
+    let mut broken = as_json(&batch[1], d);
+    broken["sensor"][3][2] = Value::Null;
+    assert_eq!(post(&infer, "application/json", broken.to_string().as_bytes()).0, 200);
+    assert_eq!(post(&infer, "text/plain", b"x").0, 415);
     // the gate at run time: only with the token; a threshold near 0 flags every modality
     let url = format!("{}/v1/threshold", server.url);
     let put = |token: Option<&str>, body: Value| -> (u16, Value) {
@@ -177,8 +321,7 @@ fn the_server_answers_like_the_library_and_refuses_bad_requests_by_name() {
     assert_eq!(got["previous"].as_f64().unwrap() as f32, calibrated);
     let (_, got) = post(&infer, "application/json", body.to_string().as_bytes());
     assert!(got["answers"].as_array().unwrap().iter().all(|a| a["route"] != "bypass"), "{got}");
-    let want: Value = serde_json::from_str(&serde_json::to_string(&pipeline.infer(&batch)).unwrap()).unwrap();
-    assert_eq!(got["answers"], want);
+    assert_eq!(got["answers"], library(&pipeline, &batch));
     let mut read = client().get(&url).call().unwrap();
     let now: Value = serde_json::from_str(&read.body_mut().read_to_string().unwrap()).unwrap();
     assert_eq!(now["calibrated"].as_f64().unwrap() as f32, calibrated);
@@ -188,16 +331,95 @@ fn the_server_answers_like_the_library_and_refuses_bad_requests_by_name() {
     let text = m.body_mut().read_to_string().unwrap();
     for line in [
         "mmguard_requests_total{status=\"200\"}",
-        "mmguard_requests_total{status=\"400\"}",
         "mmguard_requests_total{status=\"415\"}",
         "mmguard_samples_total{route=\"corrected\"}",
         "mmguard_faults_total{by=\"not-finite\",modality=\"sensor\"} 1",
         "mmguard_batch_size_count",
+        "mmguard_queue_depth 0",
+        "mmguard_bypass_ratio",
+        "mmguard_resident_memory_bytes",
     ] {
         assert!(text.contains(line), "{line} missing:\n{text}");
     }
-    let mut ready = client().get(&format!("{}/readyz", server.url)).call().unwrap();
-    assert_eq!(ready.status().as_u16(), 200);
-    let r: Value = serde_json::from_str(&ready.body_mut().read_to_string().unwrap()).unwrap();
-    assert_eq!(r["ready"], true);
+}
+
+#[test]
+fn requests_arriving_together_run_as_one_batch_and_equal_the_library() {
+    let fx = fixture();
+    // a long wait so that all requests of this test join the first one's batch
+    let batching = BatchConfig { max_wait_us: 2_000_000, ..BatchConfig::default() };
+    let service = service(&fx.run(), batching);
+    let pipeline = service.pipeline();
+    let server = serve(service, LIMITS);
+    let infer = format!("{}/v1/infer", server.url);
+    let (t, d) = (pipeline.geometry().window, pipeline.columns().len());
+    let batch = samples(&fx.data, &[20, 60, 100, 140, 200, 260], t);
+    let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = batch
+            .iter()
+            .map(|sample| {
+                let (infer, body) = (&infer, as_json(sample, d).to_string());
+                s.spawn(move || post(infer, "application/json", body.as_bytes()))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (k, (status, got)) in answers.iter().enumerate() {
+        assert_eq!(*status, 200, "{got}");
+        assert_eq!(got["answers"][0], library(&pipeline, &batch[k..=k])[0], "sample {k}");
+    }
+    let text = client().get(&format!("{}/metrics", server.url)).call().unwrap().body_mut().read_to_string().unwrap();
+    let calls: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("mmguard_batch_size_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(calls < batch.len() as f64, "{} requests in {calls} model calls:\n{text}", batch.len());
+}
+
+#[test]
+fn a_reload_swaps_the_run_and_a_bad_one_leaves_the_old_serving() {
+    let fx = fixture();
+    let service = service(&fx.run(), BatchConfig::default());
+    let before = service.pipeline();
+    let server = serve(service.clone(), LIMITS);
+    // the same weights under another name: a new version
+    let copy = tempfile::tempdir().unwrap();
+    let other = copy.path().join("retrained");
+    std::fs::create_dir(&other).unwrap();
+    for entry in std::fs::read_dir(fx.run()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), other.join(entry.file_name())).unwrap();
+        }
+    }
+    let url = format!("{}/v1/reload", server.url);
+    let reload = |token: &str, body: Value| -> (u16, Value) {
+        let mut resp = client()
+            .post(&url)
+            .header("authorization", &format!("Bearer {token}"))
+            .header("x-operator", "test")
+            .send(body.to_string().as_bytes())
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap())
+    };
+    assert_eq!(reload("wrong", json!({ "run": other })).0, 401);
+    let (status, got) = reload("s3cret", json!({ "run": copy.path().join("absent") }));
+    assert_eq!((status, got["error"]["field"].as_str()), (422, Some("run")), "{got}");
+    assert_eq!(reload("s3cret", json!({ "run": 3 })).0, 400);
+    assert_eq!(service.pipeline().version(), before.version(), "refused reloads change nothing");
+
+    let (status, got) = reload("s3cret", json!({ "run": other }));
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["previous"], before.version());
+    assert!(got["model_version"].as_str().unwrap().starts_with("retrained@"), "{got}");
+    let (t, d) = (before.geometry().window, before.columns().len());
+    let sample = samples(&fx.data, &[60], t);
+    let (_, answer) =
+        post(&format!("{}/v1/infer", server.url), "application/json", as_json(&sample[0], d).to_string().as_bytes());
+    assert_eq!(answer["model_version"], got["model_version"]);
+    // a request that picked the old run before the swap still answers on it
+    assert_eq!(before.infer(&sample)[0].route, service.pipeline().infer(&sample)[0].route);
+    assert!(!Arc::ptr_eq(&before, &service.pipeline()));
 }

@@ -1,0 +1,351 @@
+//! Request bodies to samples, checked against the run's [`Geometry`]: JSON (one sample or
+//! `{"samples": [...]}`, frames as raw uint8 or base64 PNG) and `application/x-npz` batches with
+//! the data contract's keys. Every way a body can be wrong is an [`ApiError`] naming the field
+//! (`samples[3].sensor[2][5]`, `camera`), what was expected and what was found; none panics
+//! (`tests/fuzz.rs` feeds them arbitrary bytes).
+
+use std::path::Path;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use mmguard_data::npz::{ArrayData, NpzReader};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::pipeline::{Geometry, Sample};
+
+/// Limits on what a request may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest body, bytes.
+    pub max_body_bytes: usize,
+    /// Most samples in one request.
+    pub max_batch: usize,
+    /// Most bytes a PNG frame or an npz array may decode to: a small compressed body can
+    /// claim gigabytes.
+    pub max_decoded_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_body_bytes: 16 << 20, max_batch: 256, max_decoded_bytes: 64 << 20 }
+    }
+}
+
+/// A request the server refuses, with what was wrong.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiError {
+    /// HTTP status.
+    #[serde(skip)]
+    pub status: StatusCode,
+    /// The offending field, as a path (`samples[3].sensor[2]`), or `body`.
+    pub field: String,
+    /// What was expected there.
+    pub expected: String,
+    /// What was found.
+    pub found: String,
+}
+
+impl ApiError {
+    /// A 400 Bad Request.
+    pub fn bad(field: impl Into<String>, expected: impl Into<String>, found: impl Into<String>) -> Self {
+        Self::with(StatusCode::BAD_REQUEST, field, expected, found)
+    }
+
+    /// Any status.
+    pub fn with(
+        status: StatusCode,
+        field: impl Into<String>,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+    ) -> Self {
+        Self { status, field: field.into(), expected: expected.into(), found: found.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(serde_json::json!({ "error": self }))).into_response()
+    }
+}
+
+/// A JSON value described for an error message.
+pub fn kind_of(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(_) => "a boolean".into(),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(_) => "a string".into(),
+        Value::Array(a) => format!("an array of {}", a.len()),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+fn too_many(n: usize, limits: &Limits) -> ApiError {
+    ApiError::with(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "samples",
+        format!("at most {} samples", limits.max_batch),
+        n.to_string(),
+    )
+}
+
+/// The samples of a JSON body.
+pub fn decode_json(body: &[u8], geometry: &Geometry, limits: &Limits) -> Result<Vec<Sample>, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad("body", "JSON", e.to_string()))?;
+    let (list, prefix): (Vec<&Value>, &str) = match value.get("samples") {
+        Some(Value::Array(a)) => (a.iter().collect(), "samples"),
+        Some(other) => return Err(ApiError::bad("samples", "an array of samples", kind_of(other))),
+        None if value.is_object() => (vec![&value], ""),
+        None => return Err(ApiError::bad("body", "a sample object or {\"samples\": [...]}", kind_of(&value))),
+    };
+    if list.is_empty() {
+        return Err(ApiError::bad("samples", "at least one sample", "an empty array"));
+    }
+    if list.len() > limits.max_batch {
+        return Err(too_many(list.len(), limits));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let at = if prefix.is_empty() { String::new() } else { format!("{prefix}[{i}].") };
+            sample(v, &at, geometry, limits)
+        })
+        .collect()
+}
+
+fn sample(v: &Value, at: &str, g: &Geometry, limits: &Limits) -> Result<Sample, ApiError> {
+    let (t, d) = (g.window, g.columns.len());
+    let Some(obj) = v.as_object() else {
+        return Err(ApiError::bad(at.trim_end_matches('.'), "a sample object", kind_of(v)));
+    };
+    let field = |name: &str| format!("{at}{name}");
+    let camera = match obj.get("camera") {
+        None => return Err(ApiError::bad(field("camera"), "{\"png\": base64} or {\"raw\": [uint8]}", "nothing")),
+        Some(c) => frame(c, &field("camera"), g, limits)?,
+    };
+    let rows = match obj.get("sensor") {
+        Some(Value::Array(rows)) => rows,
+        other => {
+            return Err(ApiError::bad(
+                field("sensor"),
+                format!("{t} rows of {d} numbers"),
+                other.map_or("nothing".into(), kind_of),
+            ))
+        }
+    };
+    if rows.len() != t {
+        return Err(ApiError::bad(
+            field("sensor"),
+            format!("{t} rows (the model's window)"),
+            format!("{} rows", rows.len()),
+        ));
+    }
+    let mut sensor = Vec::with_capacity(t * d);
+    for (k, row) in rows.iter().enumerate() {
+        let cells = row.as_array().filter(|r| r.len() == d).ok_or_else(|| {
+            ApiError::bad(format!("{at}sensor[{k}]"), format!("{d} numbers ({})", g.columns.join(", ")), kind_of(row))
+        })?;
+        for (j, c) in cells.iter().enumerate() {
+            // JSON has no NaN; `null` stands for a missing reading and reaches the NaN rule
+            let x = match c {
+                Value::Number(n) => n.as_f64().map(|x| x as f32),
+                Value::Null => Some(f32::NAN),
+                _ => None,
+            }
+            .ok_or_else(|| ApiError::bad(format!("{at}sensor[{k}][{j}]"), "a number or null", kind_of(c)))?;
+            sensor.push(x);
+        }
+    }
+    let device = match obj.get("device") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => return Err(ApiError::bad(field("device"), "a string", kind_of(other))),
+    };
+    let timestamp = match obj.get("timestamp") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(other) => return Err(ApiError::bad(field("timestamp"), "a number (seconds)", kind_of(other))),
+    };
+    Ok(Sample { camera, sensor, device, timestamp })
+}
+
+fn frame(v: &Value, at: &str, g: &Geometry, limits: &Limits) -> Result<Vec<u8>, ApiError> {
+    let (h, w) = (g.height, g.width);
+    let want = g.frame_len();
+    if let Some(raw) = v.get("raw") {
+        let list =
+            raw.as_array().ok_or_else(|| ApiError::bad(format!("{at}.raw"), "an array of uint8", kind_of(raw)))?;
+        if list.len() != want {
+            return Err(ApiError::bad(
+                format!("{at}.raw"),
+                format!("{want} values (3×{h}×{w})"),
+                format!("{}", list.len()),
+            ));
+        }
+        return list
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                p.as_u64()
+                    .filter(|&x| x <= 255)
+                    .map(|x| x as u8)
+                    .ok_or_else(|| ApiError::bad(format!("{at}.raw[{i}]"), "an integer 0–255", kind_of(p)))
+            })
+            .collect();
+    }
+    let Some(text) = v.get("png") else {
+        return Err(ApiError::bad(at, "{\"png\": base64} or {\"raw\": [uint8]}", kind_of(v)));
+    };
+    let text = text.as_str().ok_or_else(|| ApiError::bad(format!("{at}.png"), "a base64 string", kind_of(text)))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| ApiError::bad(format!("{at}.png"), "base64", e.to_string()))?;
+    decode_png(&bytes, h, w, limits.max_decoded_bytes)
+        .map_err(|found| ApiError::bad(format!("{at}.png"), format!("an RGB PNG of {w}×{h}"), found))
+}
+
+/// An 8-bit RGB (or RGBA, alpha dropped) PNG as a channel-first frame.
+fn decode_png(bytes: &[u8], h: usize, w: usize, max_bytes: usize) -> Result<Vec<u8>, String> {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_limits(png::Limits { bytes: max_bytes });
+    let mut reader = decoder.read_info().map_err(|e| format!("undecodable PNG: {e}"))?;
+    let info = reader.info();
+    let (pw, ph) = (info.width as usize, info.height as usize);
+    if (pw, ph) != (w, h) {
+        return Err(format!("{pw}×{ph}"));
+    }
+    let mut buf = vec![0; reader.output_buffer_size().ok_or("a PNG too large to decode")?];
+    let out = reader.next_frame(&mut buf).map_err(|e| format!("undecodable PNG: {e}"))?;
+    let channels = match (out.color_type, out.bit_depth) {
+        (png::ColorType::Rgb, png::BitDepth::Eight) => 3,
+        (png::ColorType::Rgba, png::BitDepth::Eight) => 4,
+        (c, b) => return Err(format!("{c:?} at {b:?}")),
+    };
+    let mut frame = vec![0; 3 * h * w];
+    for (p, px) in buf[..out.buffer_size()].chunks_exact(channels).take(h * w).enumerate() {
+        for c in 0..3 {
+            frame[c * h * w + p] = px[c];
+        }
+    }
+    Ok(frame)
+}
+
+/// The samples of an `application/x-npz` body: `camera` uint8 [N, 3, H, W] and `sensor` float32
+/// [N, T, D] (the data contract's ready-made windows; NaN is a missing reading), optionally `t`
+/// float32 or float64 [N] as the time stamps. Other keys are ignored, as in a dataset file.
+pub fn decode_npz(body: &[u8], geometry: &Geometry, limits: &Limits) -> Result<Vec<Sample>, ApiError> {
+    let label = Path::new("request body");
+    let mut npz = NpzReader::from_reader(label, std::io::Cursor::new(body), limits.max_decoded_bytes as u64)
+        .map_err(|e| ApiError::bad("body", "an npz archive", e.to_string()))?;
+    let (h, w, t, d) = (geometry.height, geometry.width, geometry.window, geometry.columns.len());
+    let mut read = |key: &str| npz.read(key).map_err(|e| ApiError::bad(key, "a readable array", e.to_string()));
+    let camera = read("camera")?.ok_or_else(|| ApiError::bad("camera", format!("uint8 [N, 3, {h}, {w}]"), "no key"))?;
+    let sensor = read("sensor")?.ok_or_else(|| ApiError::bad("sensor", format!("float32 [N, {t}, {d}]"), "no key"))?;
+    let time = read("t")?;
+    let n = camera.shape.first().copied().unwrap_or(0) as usize;
+    let ArrayData::U8(frames) = &camera.data else {
+        return Err(ApiError::bad("camera", "uint8", camera.data.dtype()));
+    };
+    if camera.shape != [n as u64, 3, h as u64, w as u64] || n == 0 {
+        return Err(ApiError::bad("camera", format!("shape [N ≥ 1, 3, {h}, {w}]"), format!("{:?}", camera.shape)));
+    }
+    if n > limits.max_batch {
+        return Err(too_many(n, limits));
+    }
+    let ArrayData::F32(windows) = &sensor.data else {
+        return Err(ApiError::bad("sensor", "float32", sensor.data.dtype()));
+    };
+    if sensor.shape != [n as u64, t as u64, d as u64] {
+        return Err(ApiError::bad("sensor", format!("shape [{n}, {t}, {d}]"), format!("{:?}", sensor.shape)));
+    }
+    let stamps: Option<Vec<f64>> = match time {
+        None => None,
+        Some(a) if a.shape != [n as u64] => {
+            return Err(ApiError::bad("t", format!("shape [{n}]"), format!("{:?}", a.shape)))
+        }
+        Some(a) => match a.data {
+            ArrayData::F32(v) => Some(v.into_iter().map(f64::from).collect()),
+            ArrayData::F64(v) => Some(v),
+            other => return Err(ApiError::bad("t", "float32 or float64", other.dtype())),
+        },
+    };
+    let (frame, win) = (geometry.frame_len(), geometry.window_len());
+    Ok((0..n)
+        .map(|i| Sample {
+            camera: frames[i * frame..(i + 1) * frame].to_vec(),
+            sensor: windows[i * win..(i + 1) * win].to_vec(),
+            device: None,
+            timestamp: stamps.as_ref().map(|s| s[i]),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use mmguard_data::npz::{write_npz_to, Array};
+
+    use super::*;
+
+    fn geometry() -> Geometry {
+        Geometry { height: 16, width: 16, window: 4, columns: vec!["a".into(), "b".into()] }
+    }
+
+    fn npz(arrays: &[(&str, &Array)]) -> Vec<u8> {
+        write_npz_to(Path::new("body"), std::io::Cursor::new(Vec::new()), arrays).unwrap().into_inner()
+    }
+
+    #[test]
+    fn an_npz_batch_decodes_to_its_samples_and_each_bad_key_is_named() {
+        let g = geometry();
+        let camera = Array { shape: vec![2, 3, 16, 16], data: ArrayData::U8((0..1536).map(|i| i as u8).collect()) };
+        let sensor = Array { shape: vec![2, 4, 2], data: ArrayData::F32((0..16).map(|i| i as f32).collect()) };
+        let t = Array { shape: vec![2], data: ArrayData::F64(vec![1.5, 2.5]) };
+        let samples =
+            decode_npz(&npz(&[("camera", &camera), ("sensor", &sensor), ("t", &t)]), &g, &Limits::default()).unwrap();
+        assert_eq!(samples.len(), 2);
+        assert_eq!(samples[1].camera, (768..1536).map(|i| i as u8).collect::<Vec<_>>());
+        assert_eq!(samples[1].sensor, (8..16).map(|i| i as f32).collect::<Vec<_>>());
+        assert_eq!(samples[1].timestamp, Some(2.5));
+
+        let wide = Array { shape: vec![2, 4, 3], data: ArrayData::F32(vec![0.0; 24]) };
+        let doubles = Array { shape: vec![2, 4, 2], data: ArrayData::F64(vec![0.0; 16]) };
+        let small = Array { shape: vec![2, 3, 8, 8], data: ArrayData::U8(vec![0; 384]) };
+        let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+            (b"PK not a zip".to_vec(), "body", "npz archive"),
+            (npz(&[("sensor", &sensor)]), "camera", "no key"),
+            (npz(&[("camera", &camera)]), "sensor", "no key"),
+            (npz(&[("camera", &camera), ("sensor", &wide)]), "sensor", "[2, 4, 3]"),
+            (npz(&[("camera", &camera), ("sensor", &doubles)]), "sensor", "float64"),
+            (npz(&[("camera", &small), ("sensor", &sensor)]), "camera", "[2, 3, 8, 8]"),
+            (npz(&[("camera", &camera), ("sensor", &sensor), ("t", &camera)]), "t", "[2, 3, 16, 16]"),
+        ];
+        for (body, field, found) in cases {
+            let e = decode_npz(&body, &g, &Limits::default()).unwrap_err();
+            assert_eq!(e.field, field, "{e:?}");
+            assert!(e.found.contains(found), "{e:?}");
+        }
+        let one = Limits { max_batch: 1, ..Limits::default() };
+        let e = decode_npz(&npz(&[("camera", &camera), ("sensor", &sensor)]), &g, &one).unwrap_err();
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn a_png_of_another_size_or_depth_is_named_before_its_pixels_are_decoded() {
+        let png_of = |w: u32, h: u32, depth: png::BitDepth| {
+            let mut bytes = Vec::new();
+            let mut enc = png::Encoder::new(&mut bytes, w, h);
+            enc.set_color(png::ColorType::Rgb);
+            enc.set_depth(depth);
+            let per = if depth == png::BitDepth::Sixteen { 6 } else { 3 };
+            enc.write_header().unwrap().write_image_data(&vec![7; (w * h) as usize * per]).unwrap();
+            bytes
+        };
+        assert_eq!(decode_png(&png_of(16, 8, png::BitDepth::Eight), 8, 16, 1 << 20).unwrap(), vec![7; 384]);
+        assert_eq!(decode_png(&png_of(4000, 4000, png::BitDepth::Eight), 8, 16, 1 << 20).unwrap_err(), "4000×4000");
+        assert!(decode_png(&png_of(16, 8, png::BitDepth::Sixteen), 8, 16, 1 << 20).unwrap_err().contains("Sixteen"));
+    }
+}
