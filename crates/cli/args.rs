@@ -44,6 +44,9 @@ pub enum Command {
     Robust(RobustArgs),
     /// Serve a run over HTTP: rule checks, MMSSL's gate and corrector, a status per channel.
     Serve(ServeArgs),
+    /// Drive a running server with real samples at fixed request rates; print and write
+    /// throughput, latency percentiles, errors and the server's memory.
+    Loadtest(LoadtestArgs),
 }
 
 /// `mmguard serve`
@@ -69,13 +72,53 @@ pub struct ServeArgs {
     /// queued).
     #[arg(long)]
     pub max_wait_us: Option<u64>,
-    /// Threads running model calls (default 1).
+    /// Threads running model calls (default one per core).
     #[arg(long)]
     pub workers: Option<usize>,
     /// Bearer token the admin endpoints (`PUT /v1/threshold`, `POST /v1/reload`) require; also
     /// read from MMGUARD_ADMIN_TOKEN. Without one they are open (loopback only by default).
     #[arg(long, env = "MMGUARD_ADMIN_TOKEN")]
     pub admin_token: Option<String>,
+}
+
+/// `mmguard loadtest`
+#[derive(Debug, Args)]
+pub struct LoadtestArgs {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// A dataset whose frames and windows fit the served run (e.g. the run's own data.npz).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Requests per second; a list runs one test per rate, in order.
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    pub rate: Vec<f64>,
+    /// Seconds of load per rate.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Samples per request.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Client threads, each with its own keep-alive connection.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Body encoding: json (raw uint8 frames), png (JSON with base64 PNG frames) or npz.
+    #[arg(long, value_enum, default_value = "json")]
+    pub body: BodyArg,
+    /// Where to write the reports (JSON).
+    #[arg(long, default_value = "loadtest.json")]
+    pub out: PathBuf,
+}
+
+/// `--body`
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BodyArg {
+    /// JSON with raw uint8 frames.
+    Json,
+    /// JSON with base64 PNG frames.
+    Png,
+    /// application/x-npz.
+    Npz,
 }
 
 /// `mmguard robust`

@@ -9,6 +9,7 @@ mod faults;
 mod generate;
 mod import;
 mod inspect;
+mod loadtest;
 mod robust;
 mod serve;
 mod train;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Robust(a) => robust::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Loadtest(a) => loadtest::run(a),
     }
 }
 

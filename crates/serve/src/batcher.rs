@@ -30,7 +30,9 @@ pub struct BatchConfig {
     /// Longest a batch waits for more requests after its first, microseconds (0: run what is
     /// queued at once).
     pub max_wait_us: u64,
-    /// Threads running model calls (the model call is single-threaded on the CPU backend).
+    /// Threads running model calls; default one per core: a model call is single-threaded on
+    /// the CPU backend, and two workers on two cores took the p99 at 500 requests/s from 13 to
+    /// 6 ms (`mmguard loadtest`, README).
     pub workers: usize,
     /// Most samples waiting; a request that would exceed it is refused.
     pub max_queue: usize,
@@ -38,7 +40,8 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self { max_batch: 64, max_wait_us: 0, workers: 1, max_queue: 1024 }
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Self { max_batch: 64, max_wait_us: 0, workers: cores, max_queue: 1024 }
     }
 }
 
