@@ -401,3 +401,69 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown method 'vae'"));
 }
+
+#[test]
+fn serve_answers_a_load_test_and_stops_cleanly_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    ok(&["generate", "--out", &d("arm.npz"), "--episodes", "6", "--samples", "40", "--height", "32", "--width", "32"]);
+    let fast = TINY.replace("\"epochs\": 12", "\"epochs\": 1").replace("\"epochs\": 15", "\"epochs\": 1");
+    std::fs::write(dir.path().join("tiny.json"), fast).unwrap();
+    ok(&["train", "--data", &d("arm.npz"), "--out", &d("run"), "--config", &d("tiny.json"), "--quiet"]);
+    std::fs::write(dir.path().join("serve.toml"), "listen = \"127.0.0.1:0\"\n[batching]\nmax_wait_us = 200\n").unwrap();
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_mmguard"))
+        .args(["serve", "--run", &d("run"), "--config", &d("serve.toml")])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut url = None;
+    let mut line = String::new();
+    while url.is_none() && log.read_line(&mut line).unwrap() > 0 {
+        url = line.split_whitespace().find(|w| w.starts_with("http://")).map(String::from);
+        line.clear();
+    }
+    let url = url.expect("the server names its address");
+
+    let out = ok(&[
+        "loadtest",
+        "--url",
+        &url,
+        "--data",
+        &d("arm.npz"),
+        "--rate",
+        "40",
+        "--duration",
+        "1",
+        "--out",
+        &d("lt.json"),
+    ]);
+    assert!(out.contains("p99"), "{out}");
+    let reports: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d("lt.json")).unwrap()).unwrap();
+    let r = &reports[0];
+    assert_eq!((r["sent"].as_u64(), r["ok"].as_u64()), (Some(40), Some(40)), "{r}");
+    assert_eq!(r["errors"], serde_json::json!({}));
+    assert!(json_at(r, "server.model_calls") >= 1.0, "{r}");
+    assert!(json_at(r, "latency_ms.p99") >= json_at(r, "latency_ms.p50"));
+
+    ok(&["request", "--url", &url, "--data", &d("arm.npz"), "--batch", "2", "--out", &d("body.json")]);
+    let body: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d("body.json")).unwrap()).unwrap();
+    assert_eq!(body["samples"].as_array().map(Vec::len), Some(2));
+    assert!(body["samples"][0]["camera"]["png"].is_string(), "{body}");
+    let early = mmguard(&["request", "--url", &url, "--data", &d("arm.npz"), "--index", "0"]);
+    assert_eq!(early.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&early.stderr).contains("--index 0"));
+
+    // SIGTERM: stop accepting, finish, exit 0
+    let status = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert!(server.wait().unwrap().success(), "the server did not exit 0 on SIGTERM");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
+    assert!(rest.contains("stopped"), "{rest}");
+    let gone = mmguard(&["loadtest", "--url", &url, "--data", &d("arm.npz"), "--duration", "1"]);
+    assert_eq!(gone.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("/readyz"));
+}

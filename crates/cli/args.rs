@@ -47,6 +47,9 @@ pub enum Command {
     /// Drive a running server with real samples at fixed request rates; print and write
     /// throughput, latency percentiles, errors and the server's memory.
     Loadtest(LoadtestArgs),
+    /// Write the body of an inference request for samples of a dataset, shaped for a running
+    /// server (for curl or your own client).
+    Request(RequestArgs),
 }
 
 /// `mmguard serve`
@@ -110,6 +113,30 @@ pub struct LoadtestArgs {
     pub out: PathBuf,
 }
 
+/// `mmguard request`
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// Base URL of the server (asked for the sample shape it takes).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// A dataset whose frames and windows fit the served run.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Sample (frame index) whose window ends the first sample of the request; default the
+    /// first sample with a full window.
+    #[arg(long)]
+    pub index: Option<usize>,
+    /// Samples in the request (consecutive windows from --index).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Body encoding: json (raw uint8 frames), png (JSON with base64 PNG frames) or npz.
+    #[arg(long, value_enum, default_value = "png")]
+    pub body: BodyArg,
+    /// Where to write the body (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
 /// `--body`
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum BodyArg {
@@ -119,6 +146,16 @@ pub enum BodyArg {
     Png,
     /// application/x-npz.
     Npz,
+}
+
+impl From<BodyArg> for mmguard_loadtest::BodyKind {
+    fn from(b: BodyArg) -> Self {
+        match b {
+            BodyArg::Json => Self::Json,
+            BodyArg::Png => Self::Png,
+            BodyArg::Npz => Self::Npz,
+        }
+    }
 }
 
 /// `mmguard robust`

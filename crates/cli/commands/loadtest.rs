@@ -2,9 +2,9 @@
 //! written as JSON.
 
 use anyhow::Context;
-use mmguard_loadtest::{BodyKind, LoadConfig};
+use mmguard_loadtest::LoadConfig;
 
-use crate::args::{BodyArg, LoadtestArgs};
+use crate::args::LoadtestArgs;
 
 pub fn run(a: LoadtestArgs) -> anyhow::Result<()> {
     let data = super::load_dataset(&a.data)?;
@@ -16,11 +16,7 @@ pub fn run(a: LoadtestArgs) -> anyhow::Result<()> {
             duration_s: a.duration,
             batch: a.batch,
             connections: a.connections,
-            body: match a.body {
-                BodyArg::Json => BodyKind::Json,
-                BodyArg::Png => BodyKind::Png,
-                BodyArg::Npz => BodyKind::Npz,
-            },
+            body: a.body.into(),
         };
         let report = mmguard_loadtest::run(&cfg, &data)?;
         println!("{report}");

@@ -10,6 +10,7 @@ mod generate;
 mod import;
 mod inspect;
 mod loadtest;
+mod request;
 mod robust;
 mod serve;
 mod train;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Robust(a) => robust::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Loadtest(a) => loadtest::run(a),
+        Command::Request(a) => request::run(a),
     }
 }
 

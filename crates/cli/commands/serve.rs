@@ -32,10 +32,11 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         let listener =
             tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
         tracing::info!(config = %serde_json::to_string(&cfg)?, "settings (admin token not shown)");
+        // the bound address, not the asked one: with port 0 the system picks it
+        let address = listener.local_addr().context("reading the bound address")?;
         tracing::info!(
-            "serving {} ({version}) on http://{}, ready {:.2} s after start",
+            "serving {} ({version}) on http://{address} , ready {:.2} s after start",
             a.run.display(),
-            cfg.listen,
             start.elapsed().as_secs_f64()
         );
         let state = AppState { service, limits: cfg.limits, admin_token: cfg.admin_token.map(Into::into) };

@@ -7,6 +7,7 @@
 //! that a saturated client could not start within 1 ms of their time are counted as `late`.
 //!
 //! Only HTTP: it needs nothing from the server's crates, so it measures what any client sees.
+//! [`request_body`] also writes single requests (`mmguard request`, for `curl`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -161,11 +162,15 @@ pub enum LoadError {
 
 /// The served model's sample shape, from `/readyz`.
 #[derive(Debug, Clone, Deserialize)]
-struct Geometry {
-    height: usize,
-    width: usize,
-    window: usize,
-    columns: Vec<String>,
+pub struct Geometry {
+    /// Frame height.
+    pub height: usize,
+    /// Frame width.
+    pub width: usize,
+    /// Readings per window.
+    pub window: usize,
+    /// Sensor columns.
+    pub columns: Vec<String>,
 }
 
 fn get(agent: &ureq::Agent, url: &str) -> Result<String, String> {
@@ -176,8 +181,8 @@ fn get(agent: &ureq::Agent, url: &str) -> Result<String, String> {
     resp.body_mut().read_to_string().map_err(|e| e.to_string())
 }
 
-/// Request bodies of `batch` consecutive windows each, cycling through the dataset's windows.
-fn bodies(data: &Dataset, g: &Geometry, batch: usize, kind: BodyKind, count: usize) -> Result<Vec<Vec<u8>>, LoadError> {
+/// The windows of `data` that fit the served model, or why none do.
+pub fn usable_windows(data: &Dataset, g: &Geometry) -> Result<Vec<usize>, LoadError> {
     let mismatch = |reason: String| LoadError::Mismatch { data: data.path.display().to_string(), reason };
     if (data.height, data.width, data.sensor_dim()) != (g.height, g.width, g.columns.len()) {
         return Err(mismatch(format!(
@@ -195,49 +200,82 @@ fn bodies(data: &Dataset, g: &Geometry, batch: usize, kind: BodyKind, count: usi
     if windows.ends.is_empty() {
         return Err(mismatch(format!("no window of {} readings", g.window)));
     }
+    Ok(windows.ends)
+}
+
+/// A request body with the windows ending at `ends` (from [`usable_windows`]).
+pub fn request_body(data: &Dataset, g: &Geometry, ends: &[usize], kind: BodyKind) -> Vec<u8> {
     let d = g.columns.len();
+    match kind {
+        BodyKind::Json | BodyKind::Png => {
+            let samples: Vec<Value> = ends
+                .iter()
+                .map(|&i| {
+                    let rows: Vec<&[f32]> = data.sensor_window(i, g.window).chunks(d).collect();
+                    let camera = if kind == BodyKind::Png {
+                        json!({ "png": png_base64(data.frame(i), g.height, g.width) })
+                    } else {
+                        json!({ "raw": data.frame(i) })
+                    };
+                    json!({ "camera": camera, "sensor": rows, "timestamp": i })
+                })
+                .collect();
+            json!({ "samples": samples }).to_string().into_bytes()
+        }
+        BodyKind::Npz => {
+            let n = ends.len() as u64;
+            let camera = Array {
+                shape: vec![n, 3, g.height as u64, g.width as u64],
+                data: ArrayData::U8(ends.iter().flat_map(|&i| data.frame(i).iter().copied()).collect()),
+            };
+            let sensor = Array {
+                shape: vec![n, g.window as u64, d as u64],
+                data: ArrayData::F32(
+                    ends.iter().flat_map(|&i| data.sensor_window(i, g.window).iter().copied()).collect(),
+                ),
+            };
+            let stamps = Array { shape: vec![n], data: ArrayData::F64(ends.iter().map(|&i| i as f64).collect()) };
+            // an in-memory writer fails only on a broken array, and these are built right here
+            write_npz_to(
+                std::path::Path::new("body"),
+                std::io::Cursor::new(Vec::new()),
+                &[("camera", &camera), ("sensor", &sensor), ("t", &stamps)],
+            )
+            .map(std::io::Cursor::into_inner)
+            .unwrap_or_default()
+        }
+    }
+}
+
+/// Request bodies of `batch` windows each, spread over the dataset.
+fn bodies(data: &Dataset, g: &Geometry, batch: usize, kind: BodyKind, count: usize) -> Result<Vec<Vec<u8>>, LoadError> {
+    let ends = usable_windows(data, g)?;
     Ok((0..count)
         .map(|k| {
-            let ends: Vec<usize> = (0..batch).map(|j| windows.ends[(k * batch + j) * 7 % windows.ends.len()]).collect();
-            match kind {
-                BodyKind::Json | BodyKind::Png => {
-                    let samples: Vec<Value> = ends
-                        .iter()
-                        .map(|&i| {
-                            let rows: Vec<&[f32]> = data.sensor_window(i, g.window).chunks(d).collect();
-                            let camera = if kind == BodyKind::Png {
-                                json!({ "png": png_base64(data.frame(i), g.height, g.width) })
-                            } else {
-                                json!({ "raw": data.frame(i) })
-                            };
-                            json!({ "camera": camera, "sensor": rows, "timestamp": i })
-                        })
-                        .collect();
-                    json!({ "samples": samples }).to_string().into_bytes()
-                }
-                BodyKind::Npz => {
-                    let n = ends.len() as u64;
-                    let camera = Array {
-                        shape: vec![n, 3, g.height as u64, g.width as u64],
-                        data: ArrayData::U8(ends.iter().flat_map(|&i| data.frame(i).iter().copied()).collect()),
-                    };
-                    let sensor = Array {
-                        shape: vec![n, g.window as u64, d as u64],
-                        data: ArrayData::F32(
-                            ends.iter().flat_map(|&i| data.sensor_window(i, g.window).iter().copied()).collect(),
-                        ),
-                    };
-                    write_npz_to(
-                        std::path::Path::new("body"),
-                        std::io::Cursor::new(Vec::new()),
-                        &[("camera", &camera), ("sensor", &sensor)],
-                    )
-                    .map(std::io::Cursor::into_inner)
-                    .unwrap_or_default()
-                }
-            }
+            let pick: Vec<usize> = (0..batch).map(|j| ends[(k * batch + j) * 7 % ends.len()]).collect();
+            request_body(data, g, &pick, kind)
         })
         .collect())
+}
+
+/// The model a server runs, from its `/readyz`.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// Shape of a sample.
+    pub geometry: Geometry,
+    /// Run identity.
+    pub model_version: String,
+}
+
+/// Asks the server at `url` what it serves.
+pub fn served(url: &str) -> Result<Served, LoadError> {
+    let url = url.trim_end_matches('/');
+    let unreachable = |reason: String| LoadError::Unreachable { url: url.to_string(), reason };
+    let text = get(&agent(Duration::from_secs(10)), &format!("{url}/readyz")).map_err(unreachable)?;
+    let ready: Value = serde_json::from_str(&text).map_err(|e| unreachable(format!("not an mmguard /readyz: {e}")))?;
+    let geometry = serde_json::from_value(ready["geometry"].clone())
+        .map_err(|e| unreachable(format!("no geometry in /readyz: {e}")))?;
+    Ok(Served { geometry, model_version: ready["model_version"].as_str().unwrap_or_default().to_string() })
 }
 
 /// One metric's value from the text exposition format.
@@ -269,13 +307,8 @@ pub fn run(cfg: &LoadConfig, data: &Dataset) -> Result<LoadReport, LoadError> {
     }
     let url = cfg.url.trim_end_matches('/').to_string();
     let admin = agent(Duration::from_secs(10));
-    let ready =
-        get(&admin, &format!("{url}/readyz")).map_err(|reason| LoadError::Unreachable { url: url.clone(), reason })?;
-    let ready: Value = serde_json::from_str(&ready)
-        .map_err(|e| LoadError::Unreachable { url: url.clone(), reason: format!("not an mmguard /readyz: {e}") })?;
-    let geometry: Geometry = serde_json::from_value(ready["geometry"].clone())
-        .map_err(|e| LoadError::Unreachable { url: url.clone(), reason: format!("no geometry in /readyz: {e}") })?;
-    let bodies = bodies(data, &geometry, cfg.batch, cfg.body, 64)?;
+    let served = served(&url)?;
+    let bodies = bodies(data, &served.geometry, cfg.batch, cfg.body, 64)?;
     let kind = match cfg.body {
         BodyKind::Json | BodyKind::Png => "application/json",
         BodyKind::Npz => "application/x-npz",
@@ -353,7 +386,7 @@ pub fn run(cfg: &LoadConfig, data: &Dataset) -> Result<LoadReport, LoadError> {
     });
     Ok(LoadReport {
         config: cfg.clone(),
-        model_version: ready["model_version"].as_str().unwrap_or_default().to_string(),
+        model_version: served.model_version,
         sent: total,
         ok,
         errors,
