@@ -88,6 +88,22 @@ fn service(run: &Path, batching: BatchConfig) -> Arc<Service> {
     Arc::new(Service::new(Pipeline::load(run, RuleConfig::default()).unwrap(), RuleConfig::default(), batching))
 }
 
+/// The fixture's run served on a loopback port, and the pipeline it started with.
+fn started(batching: BatchConfig) -> (Arc<Pipeline>, Server) {
+    let service = service(&fixture().run(), batching);
+    (service.pipeline(), serve(service, LIMITS))
+}
+
+impl Server {
+    fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    fn text(&self, path: &str) -> String {
+        client().get(&self.at(path)).call().unwrap().body_mut().read_to_string().unwrap()
+    }
+}
+
 const LIMITS: Limits = Limits { max_body_bytes: 1 << 20, max_batch: 16, max_decoded_bytes: 1 << 20 };
 
 /// What the library answers, through the same serialisation as the server: equal text is
@@ -113,17 +129,12 @@ fn npz_body(samples: &[Sample], t: usize, d: usize, h: usize, w: usize) -> Vec<u
 
 #[test]
 fn the_server_answers_like_the_library_in_json_png_and_npz() {
-    let fx = fixture();
-    let data = &fx.data;
-    let service = service(&fx.run(), BatchConfig::default());
-    let pipeline = service.pipeline();
-    let server = serve(service, LIMITS);
-    let infer = format!("{}/v1/infer", server.url);
+    let data = &fixture().data;
+    let (pipeline, server) = started(BatchConfig::default());
+    let infer = server.at("/v1/infer");
     let g = pipeline.geometry();
     let (t, d) = (g.window, g.columns.len());
-
-    let mut ok = client().get(&format!("{}/healthz", server.url)).call().unwrap();
-    assert_eq!(ok.body_mut().read_to_string().unwrap(), "ok");
+    assert_eq!(server.text("/healthz"), "ok");
 
     // a batch over HTTP equals the library on the same samples, bit for bit
     let batch = samples(data, &[20, 60, 100, 140, 200, 260], t);
@@ -169,15 +180,9 @@ fn the_server_answers_like_the_library_in_json_png_and_npz() {
     assert_eq!(a["sensor_status"][0], GOOD);
 
     // /readyz gives what a client needs to build a sample; /openapi.json lists every route
-    let ready: Value = serde_json::from_str(
-        &client().get(&format!("{}/readyz", server.url)).call().unwrap().body_mut().read_to_string().unwrap(),
-    )
-    .unwrap();
+    let ready: Value = serde_json::from_str(&server.text("/readyz")).unwrap();
     assert_eq!(ready["geometry"]["window"], t);
-    let doc: Value = serde_json::from_str(
-        &client().get(&format!("{}/openapi.json", server.url)).call().unwrap().body_mut().read_to_string().unwrap(),
-    )
-    .unwrap();
+    let doc: Value = serde_json::from_str(&server.text("/openapi.json")).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     for route in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/infer", "/v1/threshold", "/v1/reload"] {
@@ -185,7 +190,7 @@ fn the_server_answers_like_the_library_in_json_png_and_npz() {
     }
     for (route, methods) in paths {
         for method in methods.as_object().unwrap().keys() {
-            let url = format!("{}{route}", server.url);
+            let url = server.at(route);
             let status = match method.as_str() {
                 "get" => client().get(&url).call().unwrap().status().as_u16(),
                 "post" => client().post(&url).send(&b"{}"[..]).unwrap().status().as_u16(),
@@ -201,10 +206,8 @@ fn the_server_answers_like_the_library_in_json_png_and_npz() {
 #[test]
 fn malformed_requests_get_a_4xx_naming_the_field_and_the_server_stays_ready() {
     let fx = fixture();
-    let service = service(&fx.run(), BatchConfig::default());
-    let pipeline = service.pipeline();
-    let server = serve(service, LIMITS);
-    let infer = format!("{}/v1/infer", server.url);
+    let (pipeline, server) = started(BatchConfig::default());
+    let infer = server.at("/v1/infer");
     let g = pipeline.geometry();
     let (t, d) = (g.window, g.columns.len());
     let batch = samples(&fx.data, &[20, 60], t);
@@ -272,13 +275,11 @@ fn malformed_requests_get_a_4xx_naming_the_field_and_the_server_stays_ready() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains(r#""field":"body""#), "{answer}");
 
-    let mut ready = client().get(&format!("{}/readyz", server.url)).call().unwrap();
-    assert_eq!(ready.status().as_u16(), 200);
-    let r: Value = serde_json::from_str(&ready.body_mut().read_to_string().unwrap()).unwrap();
-    assert_eq!(r["ready"], true);
+    let ready: Value = serde_json::from_str(&server.text("/readyz")).unwrap();
+    assert_eq!(ready["ready"], true);
     let (status, _) = post(&infer, "application/json", as_json(&batch[0], d).to_string().as_bytes());
     assert_eq!(status, 200, "still serving");
-    let text = client().get(&format!("{}/metrics", server.url)).call().unwrap().body_mut().read_to_string().unwrap();
+    let text = server.text("/metrics");
     for line in ["mmguard_rejects_total{field=\"raw\"} 2", "mmguard_rejects_total{field=\"body\"} 7"] {
         assert!(text.contains(line), "{line} missing:\n{text}");
     }
@@ -287,10 +288,8 @@ fn malformed_requests_get_a_4xx_naming_the_field_and_the_server_stays_ready() {
 #[test]
 fn the_threshold_needs_the_token_and_the_metrics_count_what_happened() {
     let fx = fixture();
-    let service = service(&fx.run(), BatchConfig::default());
-    let pipeline = service.pipeline();
-    let server = serve(service, LIMITS);
-    let infer = format!("{}/v1/infer", server.url);
+    let (pipeline, server) = started(BatchConfig::default());
+    let infer = server.at("/v1/infer");
     let (t, d) = (pipeline.geometry().window, pipeline.columns().len());
     let batch = samples(&fx.data, &[20, 60, 100, 140, 200, 260], t);
     let body = json!({ "samples": batch.iter().map(|s| as_json(s, d)).collect::<Vec<_>>() });
@@ -299,7 +298,7 @@ fn the_threshold_needs_the_token_and_the_metrics_count_what_happened() {
     assert_eq!(post(&infer, "application/json", broken.to_string().as_bytes()).0, 200);
     assert_eq!(post(&infer, "text/plain", b"x").0, 415);
     // the gate at run time: only with the token; a threshold near 0 flags every modality
-    let url = format!("{}/v1/threshold", server.url);
+    let url = server.at("/v1/threshold");
     let put = |token: Option<&str>, body: Value| -> (u16, Value) {
         let mut req = client().put(&url).header("content-type", "application/json").header("x-operator", "test");
         if let Some(t) = token {
@@ -322,13 +321,11 @@ fn the_threshold_needs_the_token_and_the_metrics_count_what_happened() {
     let (_, got) = post(&infer, "application/json", body.to_string().as_bytes());
     assert!(got["answers"].as_array().unwrap().iter().all(|a| a["route"] != "bypass"), "{got}");
     assert_eq!(got["answers"], library(&pipeline, &batch));
-    let mut read = client().get(&url).call().unwrap();
-    let now: Value = serde_json::from_str(&read.body_mut().read_to_string().unwrap()).unwrap();
+    let now: Value = serde_json::from_str(&server.text("/v1/threshold")).unwrap();
     assert_eq!(now["calibrated"].as_f64().unwrap() as f32, calibrated);
 
     // the metrics counted what happened
-    let mut m = client().get(&format!("{}/metrics", server.url)).call().unwrap();
-    let text = m.body_mut().read_to_string().unwrap();
+    let text = server.text("/metrics");
     for line in [
         "mmguard_requests_total{status=\"200\"}",
         "mmguard_requests_total{status=\"415\"}",
@@ -347,11 +344,8 @@ fn the_threshold_needs_the_token_and_the_metrics_count_what_happened() {
 fn requests_arriving_together_run_as_one_batch_and_equal_the_library() {
     let fx = fixture();
     // a long wait so that all requests of this test join the first one's batch
-    let batching = BatchConfig { max_wait_us: 2_000_000, ..BatchConfig::default() };
-    let service = service(&fx.run(), batching);
-    let pipeline = service.pipeline();
-    let server = serve(service, LIMITS);
-    let infer = format!("{}/v1/infer", server.url);
+    let (pipeline, server) = started(BatchConfig { max_wait_us: 2_000_000, ..BatchConfig::default() });
+    let infer = server.at("/v1/infer");
     let (t, d) = (pipeline.geometry().window, pipeline.columns().len());
     let batch = samples(&fx.data, &[20, 60, 100, 140, 200, 260], t);
     let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
@@ -368,7 +362,7 @@ fn requests_arriving_together_run_as_one_batch_and_equal_the_library() {
         assert_eq!(*status, 200, "{got}");
         assert_eq!(got["answers"][0], library(&pipeline, &batch[k..=k])[0], "sample {k}");
     }
-    let text = client().get(&format!("{}/metrics", server.url)).call().unwrap().body_mut().read_to_string().unwrap();
+    let text = server.text("/metrics");
     let calls: f64 = text
         .lines()
         .find_map(|l| l.strip_prefix("mmguard_batch_size_count "))
@@ -393,7 +387,7 @@ fn a_reload_swaps_the_run_and_a_bad_one_leaves_the_old_serving() {
             std::fs::copy(entry.path(), other.join(entry.file_name())).unwrap();
         }
     }
-    let url = format!("{}/v1/reload", server.url);
+    let url = server.at("/v1/reload");
     let reload = |token: &str, body: Value| -> (u16, Value) {
         let mut resp = client()
             .post(&url)
@@ -416,8 +410,7 @@ fn a_reload_swaps_the_run_and_a_bad_one_leaves_the_old_serving() {
     assert!(got["model_version"].as_str().unwrap().starts_with("retrained@"), "{got}");
     let (t, d) = (before.geometry().window, before.columns().len());
     let sample = samples(&fx.data, &[60], t);
-    let (_, answer) =
-        post(&format!("{}/v1/infer", server.url), "application/json", as_json(&sample[0], d).to_string().as_bytes());
+    let (_, answer) = post(&server.at("/v1/infer"), "application/json", as_json(&sample[0], d).to_string().as_bytes());
     assert_eq!(answer["model_version"], got["model_version"]);
     // a request that picked the old run before the swap still answers on it
     assert_eq!(before.infer(&sample)[0].route, service.pipeline().infer(&sample)[0].route);
