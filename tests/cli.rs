@@ -411,7 +411,9 @@ fn serve_answers_a_load_test_and_stops_cleanly_on_sigterm() {
     let fast = TINY.replace("\"epochs\": 12", "\"epochs\": 1").replace("\"epochs\": 15", "\"epochs\": 1");
     std::fs::write(dir.path().join("tiny.json"), fast).unwrap();
     ok(&["train", "--data", &d("arm.npz"), "--out", &d("run"), "--config", &d("tiny.json"), "--quiet"]);
-    std::fs::write(dir.path().join("serve.toml"), "listen = \"127.0.0.1:0\"\n[batching]\nmax_wait_us = 200\n").unwrap();
+    // a batch waits up to 0.3 s for company: long enough to send SIGTERM while one is in flight
+    std::fs::write(dir.path().join("serve.toml"), "listen = \"127.0.0.1:0\"\n[batching]\nmax_wait_us = 300000\n")
+        .unwrap();
 
     let mut server = Command::new(env!("CARGO_BIN_EXE_mmguard"))
         .args(["serve", "--run", &d("run"), "--config", &d("serve.toml")])
@@ -456,9 +458,21 @@ fn serve_answers_a_load_test_and_stops_cleanly_on_sigterm() {
     assert_eq!(early.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&early.stderr).contains("--index 0"));
 
-    // SIGTERM: stop accepting, finish, exit 0
+    // SIGTERM with a request in flight: it is answered, then the server exits 0
+    let mut socket = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    let request = std::fs::read(d("body.json")).unwrap();
+    let head = format!(
+        "POST /v1/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        request.len()
+    );
+    std::io::Write::write_all(&mut socket, &[head.as_bytes(), &request].concat()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
     let status = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
     assert!(status.success());
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut socket, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(answer.matches("\"route\"").count(), 2, "{answer}");
     assert!(server.wait().unwrap().success(), "the server did not exit 0 on SIGTERM");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
