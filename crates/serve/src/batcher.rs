@@ -30,9 +30,10 @@ pub struct BatchConfig {
     /// Longest a batch waits for more requests after its first, microseconds (0: run what is
     /// queued at once).
     pub max_wait_us: u64,
-    /// Threads running model calls; default one per core: a model call is single-threaded on
-    /// the CPU backend, and two workers on two cores took the p99 at 500 requests/s from 13 to
-    /// 6 ms (`mmguard loadtest`, README).
+    /// Threads running model calls; default one per core: at these sizes a model call barely
+    /// spreads over burn-flex's threads (one sample: 1.5 ms on two threads, 1.7 ms on one), and
+    /// two workers on two cores took the p99 at 500 requests/s from 13 to 6 ms
+    /// (`mmguard loadtest`, README).
     pub workers: usize,
     /// Most samples waiting; a request that would exceed it is refused.
     pub max_queue: usize,

@@ -35,6 +35,9 @@ impl Default for Limits {
     }
 }
 
+/// Longest device id, bytes.
+pub const MAX_DEVICE_ID: usize = 128;
+
 /// A request the server refuses, with what was wrong.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiError {
@@ -157,6 +160,9 @@ mod fast {
             Camera { raw: None, png: None } => return None,
         };
         let d = g.columns.len();
+        if item.device.as_ref().is_some_and(|id| id.len() > super::MAX_DEVICE_ID) {
+            return None;
+        }
         if camera.len() != g.frame_len() || item.sensor.len() != g.window || item.sensor.iter().any(|r| r.len() != d) {
             return None;
         }
@@ -235,7 +241,10 @@ fn sample(v: &Value, at: &str, g: &Geometry, limits: &Limits) -> Result<Sample, 
     }
     let device = match obj.get("device") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) if s.len() <= MAX_DEVICE_ID => Some(s.clone()),
+        Some(Value::String(s)) => {
+            return Err(ApiError::bad(field("device"), format!("at most {MAX_DEVICE_ID} bytes"), s.len().to_string()))
+        }
         Some(other) => return Err(ApiError::bad(field("device"), "a string", kind_of(other))),
     };
     let timestamp = match obj.get("timestamp") {

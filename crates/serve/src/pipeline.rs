@@ -8,7 +8,7 @@
 //! output and every status is Good; a flagged modality → `corrected`, it is replaced by the
 //! corrector's output and its channels are Uncertain_SubstituteValue.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -109,7 +109,32 @@ pub struct Pipeline {
     rules: RuleConfig,
     threshold: AtomicU32,
     version: String,
-    frames: Mutex<HashMap<String, Vec<u8>>>,
+    frames: Mutex<LastFrames>,
+}
+
+/// The last frame of each device, at most `cap` devices, the one heard from longest ago
+/// forgotten first.
+#[derive(Debug, Default)]
+struct LastFrames {
+    frames: HashMap<String, Vec<u8>>,
+    order: VecDeque<String>,
+}
+
+impl LastFrames {
+    /// Stores `frame` as the device's last and gives back the one before.
+    fn replace(&mut self, device: &str, frame: &[u8], cap: usize) -> Option<Vec<u8>> {
+        if let Some(at) = self.order.iter().position(|d| d == device) {
+            self.order.remove(at);
+        }
+        self.order.push_back(device.to_string());
+        let previous = self.frames.insert(device.to_string(), frame.to_vec());
+        while self.order.len() > cap.max(1) {
+            if let Some(oldest) = self.order.pop_front() {
+                self.frames.remove(&oldest);
+            }
+        }
+        previous
+    }
 }
 
 /// Frame from the model's [0, 1] scale to uint8.
@@ -132,7 +157,7 @@ impl Pipeline {
             max: run.config.normalization.max.clone(),
         };
         let threshold = AtomicU32::new(run.config.gate.threshold.to_bits());
-        Ok(Self { run, ranges, rules, threshold, version, frames: Mutex::new(HashMap::new()) })
+        Ok(Self { run, ranges, rules, threshold, version, frames: Mutex::new(LastFrames::default()) })
     }
 
     /// The run's identity: directory name and a hash of its configuration.
@@ -175,7 +200,7 @@ impl Pipeline {
             .map(|s| {
                 let previous = s.device.as_ref().and_then(|dev| {
                     let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
-                    frames.insert(dev.clone(), s.camera.clone())
+                    frames.replace(dev, &s.camera, self.rules.max_devices)
                 });
                 let mut violations = check_frame(&s.camera, previous.as_deref(), &self.rules);
                 violations.extend(check_sensor(&s.sensor, &self.ranges, &self.rules));
@@ -238,5 +263,22 @@ impl Pipeline {
             norm.scale_into(&samples[i].sensor, &mut sensor[k * win..(k + 1) * win]);
         }
         HostBatch { len: rows.len(), camera, sensor }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LastFrames;
+
+    #[test]
+    fn last_frames_keep_at_most_cap_devices_forgetting_the_quietest() {
+        let mut last = LastFrames::default();
+        assert_eq!(last.replace("a", &[1], 2), None);
+        assert_eq!(last.replace("b", &[2], 2), None);
+        assert_eq!(last.replace("a", &[3], 2), Some(vec![1]));
+        assert_eq!(last.replace("c", &[4], 2), None, "b was heard from longest ago");
+        assert_eq!(last.frames.len(), 2);
+        assert_eq!(last.replace("b", &[5], 2), None, "b was forgotten");
+        assert_eq!(last.replace("c", &[6], 2), Some(vec![4]));
     }
 }

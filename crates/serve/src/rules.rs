@@ -24,6 +24,10 @@ pub struct RuleConfig {
     pub flat_std: f32,
     /// Frozen frame: identical to the previous frame of the same device.
     pub frozen_frame: bool,
+    /// Devices whose last frame is kept for the frozen-frame rule; past it the device heard
+    /// from longest ago is forgotten, so that clients inventing device ids cannot grow memory
+    /// without bound.
+    pub max_devices: usize,
 }
 
 impl Default for RuleConfig {
@@ -36,6 +40,7 @@ impl Default for RuleConfig {
             bright_level: 247.0,
             flat_std: 4.0,
             frozen_frame: true,
+            max_devices: 1024,
         }
     }
 }

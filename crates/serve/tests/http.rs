@@ -231,6 +231,8 @@ fn malformed_requests_get_a_4xx_naming_the_field_and_the_server_stays_ready() {
     no_camera.as_object_mut().unwrap().remove("camera");
     let mut bad_device = sample.clone();
     bad_device["device"] = json!(7);
+    let mut long_device = sample.clone();
+    long_device["device"] = json!("d".repeat(129));
     let too_many = json!({ "samples": vec![sample.clone(); 17] });
     let nan = sample.to_string().replacen("[[", "[[NaN,", 1);
     let mut bad_npz = npz_body(&batch, t, d, g.height, g.width);
@@ -250,6 +252,7 @@ fn malformed_requests_get_a_4xx_naming_the_field_and_the_server_stays_ready() {
         (bad_b64.to_string().into_bytes(), "application/json", 400, "camera.png"),
         (no_camera.to_string().into_bytes(), "application/json", 400, "camera"),
         (bad_device.to_string().into_bytes(), "application/json", 400, "device"),
+        (long_device.to_string().into_bytes(), "application/json", 400, "device"),
         (too_many.to_string().into_bytes(), "application/json", 413, "samples"),
         (nan.into_bytes(), "application/json", 400, "body"),
         (b"".to_vec(), "application/json", 400, "body"),
