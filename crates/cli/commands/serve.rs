@@ -39,7 +39,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             a.run.display(),
             start.elapsed().as_secs_f64()
         );
-        let state = AppState { service, limits: cfg.limits, admin_token: cfg.admin_token.map(Into::into) };
+        let state = AppState::new(service, cfg.limits, cfg.admin_token.as_deref());
         axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
         tracing::info!("stopped");
         Ok(())

@@ -27,11 +27,14 @@ pub struct Limits {
     /// Most bytes a PNG frame or an npz array may decode to: a small compressed body can
     /// claim gigabytes.
     pub max_decoded_bytes: usize,
+    /// Most inference requests being read, decoded or answered at once; more get 503 before
+    /// their body is read, so that memory stays under about this × `max_body_bytes`.
+    pub max_in_flight: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 16 << 20, max_batch: 256, max_decoded_bytes: 64 << 20 }
+        Self { max_body_bytes: 16 << 20, max_batch: 256, max_decoded_bytes: 64 << 20, max_in_flight: 64 }
     }
 }
 

@@ -11,12 +11,15 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use crate::batcher::BatchError;
 use crate::decode::{decode_json, decode_npz, kind_of, ApiError, Limits};
@@ -35,6 +38,16 @@ pub struct AppState {
     pub limits: Limits,
     /// Bearer token the admin endpoints require (none: open).
     pub admin_token: Option<Arc<str>>,
+    /// Inference requests admitted now (at most `limits.max_in_flight`).
+    in_flight: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// The state of a server of `service` under `limits`.
+    pub fn new(service: Arc<Service>, limits: Limits, admin_token: Option<&str>) -> Self {
+        let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+        Self { service, limits, admin_token: admin_token.map(Into::into), in_flight }
+    }
 }
 
 /// The answer to `/v1/infer`.
@@ -54,7 +67,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .route("/v1/infer", post(infer))
+        .route("/v1/infer", post(infer).route_layer(middleware::from_fn_with_state(state.clone(), admit)))
         .route("/v1/threshold", get(threshold).put(set_threshold))
         .route("/v1/reload", post(reload))
         .route("/metrics", get(|State(state): State<AppState>| async move { state.service.metrics.render() }))
@@ -66,6 +79,24 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// Lets an inference request in while fewer than `max_in_flight` are, before its body is read;
+/// otherwise 503.
+async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        let max = state.limits.max_in_flight;
+        state.service.metrics.request(503, 0.0);
+        state.service.metrics.reject("requests");
+        let busy = ApiError::with(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "requests",
+            format!("at most {max} in flight (retry later)"),
+            format!("{max} in flight"),
+        );
+        return busy.into_response();
+    };
+    next.run(request).await
 }
 
 async fn ready(State(state): State<AppState>) -> Json<Value> {

@@ -41,7 +41,7 @@ pub fn document(g: &Geometry, limits: &Limits) -> Value {
                     "200": { "description": "One answer per sample, in order", "content": { "application/json": {
                         "schema": { "$ref": "#/components/schemas/InferResponse" } } } },
                     "400": error, "413": error, "415": error,
-                    "503": { "description": "The queue is full; retry later", "content": { "application/json": {
+                    "503": { "description": "The queue is full or too many requests are in flight; retry later", "content": { "application/json": {
                         "schema": { "$ref": "#/components/schemas/Error" } } } },
                 },
             } },

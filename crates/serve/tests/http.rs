@@ -25,7 +25,7 @@ fn serve(service: Arc<Service>, limits: Limits) -> Server {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState { service, limits, admin_token: Some("s3cret".into()) };
+    let state = AppState::new(service, limits, Some("s3cret"));
     rt.spawn(async move { axum::serve(listener, app(state)).await });
     Server { url, _rt: rt }
 }
@@ -104,7 +104,7 @@ impl Server {
     }
 }
 
-const LIMITS: Limits = Limits { max_body_bytes: 1 << 20, max_batch: 16, max_decoded_bytes: 1 << 20 };
+const LIMITS: Limits = Limits { max_body_bytes: 1 << 20, max_batch: 16, max_decoded_bytes: 1 << 20, max_in_flight: 64 };
 
 /// What the library answers, through the same serialisation as the server: equal text is
 /// equal f32 bits.
@@ -418,4 +418,24 @@ fn a_reload_swaps_the_run_and_a_bad_one_leaves_the_old_serving() {
     // a request that picked the old run before the swap still answers on it
     assert_eq!(before.infer(&sample)[0].route, service.pipeline().infer(&sample)[0].route);
     assert!(!Arc::ptr_eq(&before, &service.pipeline()));
+}
+
+#[test]
+fn requests_beyond_the_in_flight_limit_get_503_and_the_next_one_is_admitted() {
+    let fx = fixture();
+    // the first request waits a second in the batcher for company
+    let service = service(&fx.run(), BatchConfig { max_wait_us: 1_000_000, ..BatchConfig::default() });
+    let (t, d) = (service.pipeline().geometry().window, service.pipeline().columns().len());
+    let server = serve(service, Limits { max_in_flight: 1, ..LIMITS });
+    let infer = server.at("/v1/infer");
+    let body = as_json(&samples(&fx.data, &[60], t)[0], d).to_string();
+    std::thread::scope(|s| {
+        let first = s.spawn(|| post(&infer, "application/json", body.as_bytes()));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let (status, got) = post(&infer, "application/json", body.as_bytes());
+        assert_eq!((status, got["error"]["field"].as_str()), (503, Some("requests")), "{got}");
+        assert_eq!(first.join().unwrap().0, 200);
+    });
+    assert_eq!(post(&infer, "application/json", body.as_bytes()).0, 200);
+    assert!(server.text("/metrics").contains("mmguard_rejects_total{field=\"requests\"} 1"));
 }
