@@ -1,6 +1,7 @@
 //! End to end through the real binary: generate → inspect → train → eval on a tiny twin
 //! dataset, and clear errors (exit code 2) on broken input.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -402,6 +403,15 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown method 'vae'"));
 }
 
+/// A GET over a plain socket (the end-to-end tests have no HTTP client library).
+fn http_get(address: &str, path: &str) -> String {
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    write!(socket, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut socket, &mut answer).unwrap();
+    answer
+}
+
 #[test]
 fn serve_answers_a_load_test_and_stops_cleanly_on_sigterm() {
     use std::io::BufRead;
@@ -411,8 +421,8 @@ fn serve_answers_a_load_test_and_stops_cleanly_on_sigterm() {
     let fast = TINY.replace("\"epochs\": 12", "\"epochs\": 1").replace("\"epochs\": 15", "\"epochs\": 1");
     std::fs::write(dir.path().join("tiny.json"), fast).unwrap();
     ok(&["train", "--data", &d("arm.npz"), "--out", &d("run"), "--config", &d("tiny.json"), "--quiet"]);
-    // a batch waits up to 0.3 s for company: long enough to send SIGTERM while one is in flight
-    std::fs::write(dir.path().join("serve.toml"), "listen = \"127.0.0.1:0\"\n[batching]\nmax_wait_us = 300000\n")
+    // a batch waits up to 1 s for company: time to send SIGTERM while one is in flight
+    std::fs::write(dir.path().join("serve.toml"), "listen = \"127.0.0.1:0\"\n[batching]\nmax_wait_us = 1000000\n")
         .unwrap();
 
     let mut server = Command::new(env!("CARGO_BIN_EXE_mmguard"))
@@ -465,8 +475,14 @@ fn serve_answers_a_load_test_and_stops_cleanly_on_sigterm() {
         "POST /v1/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         request.len()
     );
-    std::io::Write::write_all(&mut socket, &[head.as_bytes(), &request].concat()).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    socket.write_all(&[head.as_bytes(), &request].concat()).unwrap();
+    let address = url.trim_start_matches("http://");
+    let waiting = || http_get(address, "/metrics").contains("mmguard_queue_depth 2");
+    let since = std::time::Instant::now();
+    while !waiting() {
+        assert!(since.elapsed().as_secs() < 10, "the request never reached the queue");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let status = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
     assert!(status.success());
     let mut answer = String::new();

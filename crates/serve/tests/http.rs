@@ -423,7 +423,7 @@ fn a_reload_swaps_the_run_and_a_bad_one_leaves_the_old_serving() {
 #[test]
 fn requests_beyond_the_in_flight_limit_get_503_and_the_next_one_is_admitted() {
     let fx = fixture();
-    // the first request waits a second in the batcher for company
+    // the first request waits a second in the batcher for company (it shows in the queue depth)
     let service = service(&fx.run(), BatchConfig { max_wait_us: 1_000_000, ..BatchConfig::default() });
     let (t, d) = (service.pipeline().geometry().window, service.pipeline().columns().len());
     let server = serve(service, Limits { max_in_flight: 1, ..LIMITS });
@@ -431,7 +431,9 @@ fn requests_beyond_the_in_flight_limit_get_503_and_the_next_one_is_admitted() {
     let body = as_json(&samples(&fx.data, &[60], t)[0], d).to_string();
     std::thread::scope(|s| {
         let first = s.spawn(|| post(&infer, "application/json", body.as_bytes()));
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        while !server.text("/metrics").contains("mmguard_queue_depth 1") {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let (status, got) = post(&infer, "application/json", body.as_bytes());
         assert_eq!((status, got["error"]["field"].as_str()), (503, Some("requests")), "{got}");
         assert_eq!(first.join().unwrap().0, 200);
