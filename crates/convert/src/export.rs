@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use mmguard_data::layout::interleave_into;
 use mmguard_data::npz::{Array, ArrayData};
 use mmguard_data::{Dataset, SensorLayout};
 use serde::{Deserialize, Serialize};
@@ -75,18 +76,12 @@ pub fn export(data: &Dataset, labels: &[(String, Array)], dir: &Path) -> Result<
     writeln!(csv, "{}", header.join(",")).map_err(io(&csv_path))?;
     let d = data.sensor_dim();
     let mut rgb = vec![0u8; data.frame_len()];
-    let plane = data.height * data.width;
     for (i, &time) in times.iter().enumerate() {
         let episode_dir = frames_dir.join(format!("episode_{:04}", data.episode[i]));
         if i == 0 || data.episode[i] != data.episode[i - 1] {
             std::fs::create_dir_all(&episode_dir).map_err(io(&episode_dir))?;
         }
-        let frame = data.frame(i);
-        for p in 0..plane {
-            for c in 0..3 {
-                rgb[p * 3 + c] = frame[c * plane + p];
-            }
-        }
+        interleave_into(data.frame(i), &mut rgb);
         let path = episode_dir.join(frame_name(time));
         image::save_buffer(&path, &rgb, data.width as u32, data.height as u32, image::ExtendedColorType::Rgb8)
             .map_err(|e| Error::Image { path: path.clone(), message: e.to_string() })?;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use mmguard_data::layout::channel_first_into;
 use mmguard_data::npz::{Array, ArrayData};
 use mmguard_data::{Column, Dataset, SensorLayout, IMAGE_MULTIPLE};
 use serde::Serialize;
@@ -390,13 +391,8 @@ pub fn import(cfg: &ImportConfig) -> Result<Imported> {
             );
             continue;
         }
-        let plane = h * w;
-        chw.resize(3 * plane, 0);
-        for (p, px) in rgb.pixels().enumerate() {
-            for c in 0..3 {
-                chw[c * plane + p] = px.0[c];
-            }
-        }
+        chw.resize(3 * h * w, 0);
+        channel_first_into(rgb.as_raw(), 3, &mut chw);
         ds.camera.extend_from_slice(&chw);
         let r = &csv.readings[row];
         ds.sensor.extend_from_slice(&r.values);

@@ -23,7 +23,9 @@
 
 mod dataset;
 mod error;
+mod geometry;
 mod labels;
+pub mod layout;
 mod normalize;
 pub mod npz;
 mod split;
@@ -34,6 +36,7 @@ pub use dataset::{
     sidecar_path, Column, Dataset, SensorLayout, Sidecar, CAMERA, EPISODE, IMAGE_MULTIPLE, SEGMENT_LEN, SENSOR, TIME,
 };
 pub use error::{Error, Result};
+pub use geometry::Geometry;
 pub use labels::{read_class_labels, ClassLabels};
 pub use normalize::MinMax;
 pub use split::{Split, SplitConfig};

@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use mmguard_data::layout::interleave_into;
 use mmguard_data::npz::{write_npz_to, Array, ArrayData};
-use mmguard_data::Dataset;
+use mmguard_data::{Dataset, Geometry};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -33,7 +34,8 @@ pub enum BodyKind {
 /// A channel-first uint8 frame as a base64 PNG.
 fn png_base64(frame: &[u8], h: usize, w: usize) -> String {
     use base64::Engine;
-    let interleaved: Vec<u8> = (0..h * w).flat_map(|p| (0..3).map(move |c| frame[c * h * w + p])).collect();
+    let mut interleaved = vec![0; frame.len()];
+    interleave_into(frame, &mut interleaved);
     let mut bytes = Vec::new();
     let mut encoder = png::Encoder::new(&mut bytes, w as u32, h as u32);
     encoder.set_color(png::ColorType::Rgb);
@@ -158,19 +160,6 @@ pub enum LoadError {
     /// A setting is out of range.
     #[error("{0}")]
     Invalid(String),
-}
-
-/// The served model's sample shape, from `/readyz`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Geometry {
-    /// Frame height.
-    pub height: usize,
-    /// Frame width.
-    pub width: usize,
-    /// Readings per window.
-    pub window: usize,
-    /// Sensor columns.
-    pub columns: Vec<String>,
 }
 
 fn get(agent: &ureq::Agent, url: &str) -> Result<String, String> {

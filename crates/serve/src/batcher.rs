@@ -72,12 +72,6 @@ pub struct Batcher {
     metrics: Metrics,
 }
 
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("samples", &self.samples.len()).finish()
-    }
-}
-
 impl Batcher {
     /// Starts the workers.
     pub fn start(cfg: BatchConfig, metrics: Metrics) -> Self {

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
+use mmguard_data::layout::channel_first_into;
 use mmguard_data::npz::{ArrayData, NpzReader};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -311,11 +312,7 @@ fn decode_png(bytes: &[u8], h: usize, w: usize, max_bytes: usize) -> Result<Vec<
         (c, b) => return Err(format!("{c:?} at {b:?}")),
     };
     let mut frame = vec![0; 3 * h * w];
-    for (p, px) in buf[..out.buffer_size()].chunks_exact(channels).take(h * w).enumerate() {
-        for c in 0..3 {
-            frame[c * h * w + p] = px[c];
-        }
-    }
+    channel_first_into(&buf[..out.buffer_size()], channels, &mut frame);
     Ok(frame)
 }
 

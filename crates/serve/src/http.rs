@@ -74,7 +74,7 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/openapi.json",
             get(|State(state): State<AppState>| async move {
-                Json(crate::openapi::document(&state.service.pipeline().geometry(), &state.limits))
+                Json(crate::openapi::document(state.service.pipeline().geometry(), &state.limits))
             }),
         )
         .layer(DefaultBodyLimit::max(body_limit))
@@ -136,14 +136,12 @@ async fn infer(
 
 async fn answer(state: &AppState, headers: &HeaderMap, body: Bytes, start: Instant) -> Result<InferResponse, ApiError> {
     let pipeline = state.service.pipeline();
-    let geometry = pipeline.geometry();
     let kind = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let limits = state.limits;
-    // decoding a large batch is milliseconds of CPU: off the async threads
-    let decoded = if kind.starts_with("application/json") {
-        tokio::task::spawn_blocking(move || decode_json(&body, &geometry, &limits)).await
+    let decode = if kind.starts_with("application/json") {
+        decode_json
     } else if kind.starts_with(NPZ) {
-        tokio::task::spawn_blocking(move || decode_npz(&body, &geometry, &limits)).await
+        decode_npz
     } else {
         return Err(ApiError::with(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -152,7 +150,11 @@ async fn answer(state: &AppState, headers: &HeaderMap, body: Bytes, start: Insta
             if kind.is_empty() { "none" } else { kind },
         ));
     };
-    let samples = decoded.map_err(|e| internal(&e))??;
+    // decoding a large batch is milliseconds of CPU: off the async threads
+    let run = pipeline.clone();
+    let samples = tokio::task::spawn_blocking(move || decode(&body, run.geometry(), &limits))
+        .await
+        .map_err(|e| internal(&e))??;
     let answers = state.service.infer(pipeline.clone(), samples).await.map_err(|e| match e {
         BatchError::QueueFull(n) => ApiError::with(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use burn::tensor::Device;
+pub use mmguard_data::Geometry;
 use mmguard_model::{HostBatch, Run};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::rules::{check_frame, check_sensor, Ranges, RuleConfig, Violation};
 
@@ -75,36 +76,11 @@ pub struct Answer {
     pub timestamp: Option<f64>,
 }
 
-/// The shape of one sample: a frame [3, height, width] and a window of `window` readings of
-/// every column.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Geometry {
-    /// Frame height, pixels.
-    pub height: usize,
-    /// Frame width, pixels.
-    pub width: usize,
-    /// Readings per window.
-    pub window: usize,
-    /// Sensor column names, in order.
-    pub columns: Vec<String>,
-}
-
-impl Geometry {
-    /// Values in one frame.
-    pub fn frame_len(&self) -> usize {
-        3 * self.height * self.width
-    }
-
-    /// Values in one window.
-    pub fn window_len(&self) -> usize {
-        self.window * self.columns.len()
-    }
-}
-
 /// A loaded run ready to answer.
 #[derive(Debug)]
 pub struct Pipeline {
     run: Run,
+    geometry: Geometry,
     ranges: Ranges,
     rules: RuleConfig,
     threshold: AtomicU32,
@@ -156,8 +132,11 @@ impl Pipeline {
             min: run.config.normalization.min.clone(),
             max: run.config.normalization.max.clone(),
         };
+        let s1 = &run.config.model.stage1;
+        let geometry =
+            Geometry { height: s1.height, width: s1.width, window: s1.window, columns: ranges.names.clone() };
         let threshold = AtomicU32::new(run.config.gate.threshold.to_bits());
-        Ok(Self { run, ranges, rules, threshold, version, frames: Mutex::new(LastFrames::default()) })
+        Ok(Self { run, geometry, ranges, rules, threshold, version, frames: Mutex::new(LastFrames::default()) })
     }
 
     /// The run's identity: directory name and a hash of its configuration.
@@ -166,9 +145,8 @@ impl Pipeline {
     }
 
     /// What one sample must look like for this run.
-    pub fn geometry(&self) -> Geometry {
-        let s1 = &self.run.config.model.stage1;
-        Geometry { height: s1.height, width: s1.width, window: s1.window, columns: self.ranges.names.clone() }
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
     }
 
     /// Sensor column names.

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
-use mmguard_data::npz::{write_npz_to, Array, ArrayData};
 use mmguard_data::Dataset;
+use mmguard_loadtest::{request_body, BodyKind};
 use mmguard_serve::pipeline::{Pipeline, Sample, BAD_SENSOR_FAILURE, GOOD};
 use mmguard_serve::{app, AppState, BatchConfig, Limits, RuleConfig, Service};
 use mmguard_train::{train, TrainConfig};
@@ -112,21 +112,6 @@ fn library(pipeline: &Pipeline, samples: &[Sample]) -> Value {
     serde_json::from_str(&serde_json::to_string(&pipeline.infer(samples)).unwrap()).unwrap()
 }
 
-fn npz_body(samples: &[Sample], t: usize, d: usize, h: usize, w: usize) -> Vec<u8> {
-    let n = samples.len() as u64;
-    let camera = Array {
-        shape: vec![n, 3, h as u64, w as u64],
-        data: ArrayData::U8(samples.iter().flat_map(|s| s.camera.iter().copied()).collect()),
-    };
-    let sensor = Array {
-        shape: vec![n, t as u64, d as u64],
-        data: ArrayData::F32(samples.iter().flat_map(|s| s.sensor.iter().copied()).collect()),
-    };
-    let stamps = Array { shape: vec![n], data: ArrayData::F64(samples.iter().map(|s| s.timestamp.unwrap()).collect()) };
-    let arrays = [("camera", &camera), ("sensor", &sensor), ("t", &stamps)];
-    write_npz_to(Path::new("body"), std::io::Cursor::new(Vec::new()), &arrays).unwrap().into_inner()
-}
-
 #[test]
 fn the_server_answers_like_the_library_in_json_png_and_npz() {
     let data = &fixture().data;
@@ -137,7 +122,8 @@ fn the_server_answers_like_the_library_in_json_png_and_npz() {
     assert_eq!(server.text("/healthz"), "ok");
 
     // a batch over HTTP equals the library on the same samples, bit for bit
-    let batch = samples(data, &[20, 60, 100, 140, 200, 260], t);
+    let ends = [20, 60, 100, 140, 200, 260];
+    let batch = samples(data, &ends, t);
     let body = json!({ "samples": batch.iter().map(|s| as_json(s, d)).collect::<Vec<_>>() });
     let (status, got) = post(&infer, "application/json", body.to_string().as_bytes());
     assert_eq!(status, 200, "{got}");
@@ -146,23 +132,14 @@ fn the_server_answers_like_the_library_in_json_png_and_npz() {
     assert_eq!(got["model_version"], pipeline.version());
 
     // the same batch as an npz body (the data contract's keys, windows [N, T, D])
-    let (status, got) = post(&infer, "application/x-npz", &npz_body(&batch, t, d, g.height, g.width));
+    let (status, got) = post(&infer, "application/x-npz", &request_body(data, g, &ends, BodyKind::Npz));
     assert_eq!(status, 200, "{got}");
     assert_eq!(got["answers"], want);
 
     // one sample, its frame as a PNG: the same answer as the raw frame
-    let (h, w) = (32, 32);
-    let mut png_bytes = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut png_bytes, w as u32, h as u32);
-        enc.set_color(png::ColorType::Rgb);
-        let mut writer = enc.write_header().unwrap();
-        let frame = &batch[0].camera;
-        let interleaved: Vec<u8> = (0..h * w).flat_map(|p| (0..3).map(move |c| frame[c * h * w + p])).collect();
-        writer.write_image_data(&interleaved).unwrap();
-    }
+    let png: Value = serde_json::from_slice(&request_body(data, g, &ends[..1], BodyKind::Png)).unwrap();
     let mut one = as_json(&batch[0], d);
-    one["camera"] = json!({ "png": base64::engine::general_purpose::STANDARD.encode(&png_bytes) });
+    one["camera"] = png["samples"][0]["camera"].clone();
     let (status, got) = post(&infer, "application/json", one.to_string().as_bytes());
     assert_eq!(status, 200, "{got}");
     assert_eq!(got["answers"][0], want[0]);
@@ -235,7 +212,7 @@ fn malformed_requests_get_a_4xx_naming_the_field_and_the_server_stays_ready() {
     long_device["device"] = json!("d".repeat(129));
     let too_many = json!({ "samples": vec![sample.clone(); 17] });
     let nan = sample.to_string().replacen("[[", "[[NaN,", 1);
-    let mut bad_npz = npz_body(&batch, t, d, g.height, g.width);
+    let mut bad_npz = request_body(&fx.data, g, &[20, 60], BodyKind::Npz);
     bad_npz.truncate(bad_npz.len() / 2);
     let cases: Vec<(Vec<u8>, &str, u16, &str)> = vec![
         (b"{not json".to_vec(), "application/json", 400, "body"),
