@@ -321,6 +321,10 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
         "MMSSL, no modulation",
         "MMSSL, single stage",
         "MMSSL, dense encoders",
+        "MMSSL, no evidence",
+        "MMSSL, test-fault mix",
+        "MMSSL, one threshold",
+        "MMSSL, whole-modality substitution",
         "MMAE",
         "MMFR",
         "MMCF",
@@ -342,7 +346,7 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
     };
     let results = read();
     let runs = results["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 10);
+    assert_eq!(runs.len(), 14);
     // the same faulty copies for every method, in the protocol and in the severity curves
     assert!(runs.iter().all(|r| r["result"]["faulty_input_mse"] == runs[0]["result"]["faulty_input_mse"]));
     let curve_inputs = |r: &serde_json::Value| -> Vec<f64> {

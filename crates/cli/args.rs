@@ -322,6 +322,11 @@ pub struct TrainOptions {
     /// stage 2.
     #[arg(long)]
     pub reuse_stage1: Option<PathBuf>,
+    /// Fault kinds to leave out of stage 2's training mix, comma-separated
+    /// (`camera/dust,sensor/drift`), to measure detection on kinds never seen: `eval --faults`
+    /// marks each row as trained on or held out.
+    #[arg(long, value_delimiter = ',')]
+    pub hold_out: Vec<String>,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -464,8 +469,9 @@ pub struct CalibrateArgs {
     /// Target false-alarm rate on clean data; default: the run's.
     #[arg(long)]
     pub false_alarm_rate: Option<f64>,
-    /// `episodes` (calibrated for unseen episodes) or `quantile` (empirical, validation only).
-    #[arg(long, default_value = "episodes")]
+    /// `predictive` (a model of how episodes differ, never below `episodes`), `episodes`
+    /// (leave-one-episode-out quantile) or `quantile` (empirical, validation only).
+    #[arg(long, default_value = "predictive")]
     pub method: String,
 }
 
@@ -494,7 +500,8 @@ pub struct BenchArgs {
     #[arg(long, required_unless_present = "speed")]
     pub data: Option<PathBuf>,
     /// Methods: `all` or a comma list (mmssl, mmssl-no-gate, mmssl-no-modulation,
-    /// mmssl-single-stage, mmssl-dense-encoders, mmae, mmfr, mmcf, mmgan, mmugan).
+    /// mmssl-single-stage, mmssl-dense-encoders, mmssl-no-evidence, mmssl-test-faults,
+    /// mmssl-one-threshold, mmssl-whole-modality, mmae, mmfr, mmcf, mmgan, mmugan).
     #[arg(long, default_value = "all")]
     pub methods: String,
     /// Seeds per method (0, 1, …).

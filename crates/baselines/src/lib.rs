@@ -58,6 +58,8 @@ impl<M: Reconstruct> Repair for Trained<M> {
         Inference {
             scores: rc.into_iter().zip(rs).map(|(c, s)| [c, s]).collect(),
             flags: vec![[true, true]; batch.len],
+            channel_scores: Vec::new(),
+            substituted_columns: vec![true; batch.len * s1.sensor_dim],
             camera,
             sensor,
         }

@@ -21,6 +21,18 @@ pub enum Method {
     MmsslSingleStage,
     /// Ablation: dense instead of convolutional stage-1 encoders (both stages retrained).
     MmsslDenseEncoders,
+    /// Ablation: stage 2 retrained with the paper's detector on E's code alone, no evidence and
+    /// no per-channel scores, on the stage 1 of the same seed.
+    MmsslNoEvidence,
+    /// Ablation: stage 2 retrained on the earlier fault mix (test faults first, nine catalogue
+    /// faults, one modality at a time, severity from 0.3), on the stage 1 of the same seed.
+    MmsslTestFaults,
+    /// Ablation: the MMSSL model of the same seed behind one threshold on max(camera, sensor)
+    /// for the whole false-alarm budget instead of one per modality (no retraining).
+    MmsslOneThreshold,
+    /// Ablation: the MMSSL model of the same seed substituting a flagged modality whole instead
+    /// of only its suspect channels (no retraining).
+    MmsslWholeModality,
     /// MMAE: multimodal denoising autoencoder, one stage, no detector.
     Mmae,
     /// MMFR: the MMAE with the authors' fuzzy regularisation of its bottleneck.
@@ -35,12 +47,16 @@ pub enum Method {
 
 impl Method {
     /// Every method, MMSSL first.
-    pub const ALL: [Method; 10] = [
+    pub const ALL: [Method; 14] = [
         Method::Mmssl,
         Method::MmsslNoGate,
         Method::MmsslNoModulation,
         Method::MmsslSingleStage,
         Method::MmsslDenseEncoders,
+        Method::MmsslNoEvidence,
+        Method::MmsslTestFaults,
+        Method::MmsslOneThreshold,
+        Method::MmsslWholeModality,
         Method::Mmae,
         Method::Mmfr,
         Method::Mmcf,
@@ -56,6 +72,10 @@ impl Method {
             Self::MmsslNoModulation => "mmssl-no-modulation",
             Self::MmsslSingleStage => "mmssl-single-stage",
             Self::MmsslDenseEncoders => "mmssl-dense-encoders",
+            Self::MmsslNoEvidence => "mmssl-no-evidence",
+            Self::MmsslTestFaults => "mmssl-test-faults",
+            Self::MmsslOneThreshold => "mmssl-one-threshold",
+            Self::MmsslWholeModality => "mmssl-whole-modality",
             Self::Mmae => "mmae",
             Self::Mmfr => "mmfr",
             Self::Mmcf => "mmcf",
@@ -72,6 +92,10 @@ impl Method {
             Self::MmsslNoModulation => "MMSSL, no modulation",
             Self::MmsslSingleStage => "MMSSL, single stage",
             Self::MmsslDenseEncoders => "MMSSL, dense encoders",
+            Self::MmsslNoEvidence => "MMSSL, no evidence",
+            Self::MmsslTestFaults => "MMSSL, test-fault mix",
+            Self::MmsslOneThreshold => "MMSSL, one threshold",
+            Self::MmsslWholeModality => "MMSSL, whole-modality substitution",
             Self::Mmae => "MMAE",
             Self::Mmfr => "MMFR",
             Self::Mmcf => "MMCF",
@@ -87,6 +111,10 @@ impl Method {
             Self::MmsslNoModulation => "no modul.",
             Self::MmsslSingleStage => "1 stage",
             Self::MmsslDenseEncoders => "dense enc.",
+            Self::MmsslNoEvidence => "no evid.",
+            Self::MmsslTestFaults => "test faults",
+            Self::MmsslOneThreshold => "1 thresh.",
+            Self::MmsslWholeModality => "whole mod.",
             other => other.label(),
         }
     }
@@ -100,7 +128,17 @@ impl Method {
     /// Whether the method is an ablation of MMSSL (compared with MMSSL, not counted as a
     /// baseline).
     pub fn is_ablation(self) -> bool {
-        matches!(self, Self::MmsslNoGate | Self::MmsslNoModulation | Self::MmsslSingleStage | Self::MmsslDenseEncoders)
+        matches!(
+            self,
+            Self::MmsslNoGate
+                | Self::MmsslNoModulation
+                | Self::MmsslSingleStage
+                | Self::MmsslDenseEncoders
+                | Self::MmsslNoEvidence
+                | Self::MmsslTestFaults
+                | Self::MmsslOneThreshold
+                | Self::MmsslWholeModality
+        )
     }
 
     /// Parses `all` or a comma list of names.

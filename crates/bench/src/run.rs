@@ -7,11 +7,11 @@ use mmguard_baselines::{AdversaryConfig, FuzzyConfig, Trained};
 use mmguard_data::Dataset;
 use mmguard_eval::{protocol, severity_curves, CurveConfig, CurvePoint, EvalConfig, ProtocolResult};
 use mmguard_faults::Compound;
-use mmguard_model::{EncoderKind, Gated, Repair, Run, Stage1Config, LOG_FILE};
+use mmguard_model::{EncoderKind, Gate, Gated, Repair, Run, Stage1Config, Thresholds, LOG_FILE};
 use mmguard_robust::{run_study, HeadMethod, HeadResult, StudyConfig};
 use mmguard_train::{
     prepare, train, train_mmae, train_mmcf, train_mmfr, train_mmgan, train_mmugan, BaselineReport, CsvLog, Modulation,
-    Prepared, StageSchedule, TrainConfig,
+    Prepared, StageSchedule, TrainConfig, TrainingFaults,
 };
 use serde::{Deserialize, Serialize};
 
@@ -200,33 +200,43 @@ impl Bench<'_> {
             };
             (result, curves)
         };
-        let score_run = |dir: &Path, threshold: Option<f32>| -> Result<Scored> {
+        let score_with = |dir: &Path, gate: &dyn Fn(&Gate) -> Thresholds| -> Result<Scored> {
             let run = Run::load(dir, &flex)?;
-            let threshold = threshold.unwrap_or(run.config.gate.threshold);
-            Ok(score(&Gated { model: &run.model, cfg: &run.config.model, threshold }, &run.config.model.stage1))
+            let thresholds = gate(&run.config.gate);
+            Ok(score(&Gated { model: &run.model, cfg: &run.config.model, thresholds }, &run.config.model.stage1))
+        };
+        let score_run = |dir: &Path| score_with(dir, &Gate::thresholds);
+        // stage 2 retrained on the stage 1 of the same seed's MMSSL run
+        let stage2_ablation = |change: &dyn Fn(&mut TrainConfig)| -> Result<(Scored, usize, f64)> {
+            self.seed_result(Method::Mmssl, seed)?;
+            let mut ablated = tc.clone();
+            change(&mut ablated);
+            ablated.reuse_stage1 = Some(run_dir(self.out, Method::Mmssl, seed));
+            let report = train(data, &ablated, &dir)?;
+            Ok((score_run(&dir)?, report.stage2_epochs, report.stage2_seconds))
         };
         let ((result, curves), epochs, train_seconds) = match method {
             Method::Mmssl => {
                 let report = train(data, &tc, &dir)?;
                 (
-                    score_run(&dir, None)?,
+                    score_run(&dir)?,
                     report.stage1_epochs + report.stage2_epochs,
                     report.stage1_seconds + report.stage2_seconds,
                 )
             }
-            Method::MmsslNoGate => {
+            Method::MmsslNoGate | Method::MmsslOneThreshold | Method::MmsslWholeModality => {
                 let base = self.seed_result(Method::Mmssl, seed)?;
-                // every score is ≥ 0: threshold 0 flags every modality of every sample
-                (score_run(&run_dir(self.out, Method::Mmssl, seed), Some(0.0))?, base.epochs, base.train_seconds)
+                let gate = |g: &Gate| match method {
+                    // every score is ≥ 0: threshold 0 flags every modality of every sample
+                    Method::MmsslNoGate => Thresholds::uniform(0.0),
+                    Method::MmsslWholeModality => g.thresholds().with_channel(None),
+                    _ => Thresholds::uniform(g.threshold).with_channel(g.thresholds().channel),
+                };
+                (score_with(&run_dir(self.out, Method::Mmssl, seed), &gate)?, base.epochs, base.train_seconds)
             }
-            Method::MmsslNoModulation => {
-                self.seed_result(Method::Mmssl, seed)?;
-                let mut ablated = tc.clone();
-                ablated.stage2.modulation = Modulation::off();
-                ablated.reuse_stage1 = Some(run_dir(self.out, Method::Mmssl, seed));
-                let report = train(data, &ablated, &dir)?;
-                (score_run(&dir, None)?, report.stage2_epochs, report.stage2_seconds)
-            }
+            Method::MmsslNoModulation => stage2_ablation(&|c| c.stage2.modulation = Modulation::off())?,
+            Method::MmsslNoEvidence => stage2_ablation(&|c| c.architecture.evidence_grid = None)?,
+            Method::MmsslTestFaults => stage2_ablation(&|c| c.stage2.faults = TrainingFaults::test_faults_first())?,
             Method::MmsslSingleStage | Method::MmsslDenseEncoders => {
                 let mut ablated = tc.clone();
                 if method == Method::MmsslSingleStage {
@@ -236,7 +246,7 @@ impl Bench<'_> {
                 }
                 let report = train(data, &ablated, &dir)?;
                 (
-                    score_run(&dir, None)?,
+                    score_run(&dir)?,
                     report.stage1_epochs + report.stage2_epochs,
                     report.stage1_seconds + report.stage2_seconds,
                 )

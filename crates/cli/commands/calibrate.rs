@@ -3,13 +3,13 @@
 use anyhow::{bail, Context};
 use burn::tensor::Device;
 use mmguard_model::{write_json, Run, CONFIG_FILE};
-use mmguard_train::{calibrate_gate, Calibration};
+use mmguard_train::{calibrate_gate, Calibration, GateOptions};
 
 use crate::args::CalibrateArgs;
 
 pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
     let method: Calibration = serde_json::from_value(serde_json::Value::String(a.method.clone()))
-        .with_context(|| format!("--method {}: expected `episodes` or `quantile`", a.method))?;
+        .with_context(|| format!("--method {}: expected `predictive`, `episodes` or `quantile`", a.method))?;
     let mut run = Run::load(&a.run, &Device::flex())?;
     let path = a.data.unwrap_or_else(|| run.config.data.path.clone().into());
     let data = super::load_dataset(&path)?;
@@ -19,12 +19,22 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
     let cfg = &run.config;
     let val = data.windows(cfg.model.stage1.window, &cfg.data.split.val)?;
     let rate = a.false_alarm_rate.unwrap_or(cfg.gate.target_false_alarm_rate);
-    let gate = calibrate_gate(&run.model, &cfg.model, &data, &val, &cfg.normalization, rate, method);
+    // the same kind of gate as the run's: per modality or one threshold
+    let options = GateOptions {
+        rate,
+        method,
+        per_modality: cfg.gate.per_modality.is_some(),
+        channel: cfg.gate.thresholds().channel,
+    };
+    let gate = calibrate_gate(&run.model, &cfg.model, &data, &val, &cfg.normalization, options);
+    let (old, new) = (cfg.gate.thresholds(), gate.thresholds());
     tracing::info!(
-        "{}: threshold {:.4} → {:.4} ({} calibration, target false-alarm rate {rate}, {} samples)",
+        "{}: thresholds camera {:.4} → {:.4}, sensor {:.4} → {:.4} ({} calibration, target false-alarm rate {rate}, {} samples)",
         a.run.display(),
-        cfg.gate.threshold,
-        gate.threshold,
+        old.camera,
+        new.camera,
+        old.sensor,
+        new.sensor,
         gate.method,
         gate.calibration_samples
     );

@@ -71,11 +71,13 @@ fn sweep(a: &EvalArgs, list: &str) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("| fault | modality | severity | faulty input | autoencoder | MMSSL (gated) | AUROC | flagged |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| fault | modality | severity | faulty input | autoencoder | MMSSL (gated) | AUROC | flagged | in training |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {:?} | {} | {:.3} | {:.3} | {:.3} | {} | {:.3} |",
+            "| {} | {:?} | {} | {:.3} | {:.3} | {:.3} | {} | {:.3} | {} |",
             r.fault,
             r.modality,
             r.severity,
@@ -83,10 +85,18 @@ fn sweep(a: &EvalArgs, list: &str) -> anyhow::Result<()> {
             r.autoencoder_mse * 100.0,
             r.corrected_mse * 100.0,
             r.auroc.map_or("–".into(), |v| format!("{v:.4}")),
-            r.flagged
+            r.flagged,
+            match r.trained {
+                Some(true) => "yes",
+                Some(false) => "**held out**",
+                None => "–",
+            }
         );
     }
-    println!("\nMSE × 10⁻² on the row's modality; AUROC of its score, faulty against clean copies.");
+    println!(
+        "\nMSE × 10⁻² on the row's modality; AUROC of its score, faulty against clean copies; \
+         'in training': whether stage 2 trained on every part of the fault."
+    );
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! `mmguard train`
 
 use anyhow::Context;
+use mmguard_faults::Fault;
 use mmguard_train::TrainConfig;
 
 use crate::args::{TrainArgs, TrainOptions};
@@ -10,13 +11,14 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let cfg = config(&a.options)?;
     let report = mmguard_train::train(&data, &cfg, &a.out)?;
     tracing::info!(
-        "run written to {}: stage 1 {} epochs (val {:.5}), stage 2 {} epochs (val {:.5}), threshold {:.4}, Lip(C) ≤ {:.4}",
+        "run written to {}: stage 1 {} epochs (val {:.5}), stage 2 {} epochs (val {:.5}), thresholds camera {:.4} sensor {:.4}, Lip(C) ≤ {:.4}",
         a.out.display(),
         report.stage1_epochs,
         report.stage1_best_val,
         report.stage2_epochs,
         report.stage2_best_val,
-        report.threshold,
+        report.thresholds.camera,
+        report.thresholds.sensor,
         report.corrector_lipschitz_bound
     );
     Ok(())
@@ -60,6 +62,10 @@ pub(crate) fn config(o: &TrainOptions) -> anyhow::Result<TrainConfig> {
     }
     if let Some(dir) = &o.reuse_stage1 {
         cfg.reuse_stage1 = Some(dir.clone());
+    }
+    if !o.hold_out.is_empty() {
+        let held = o.hold_out.iter().map(|n| Fault::from_name(n.trim())).collect::<Result<Vec<_>, _>>()?;
+        cfg.stage2.faults = cfg.stage2.faults.without(&held);
     }
     cfg.progress = !o.quiet;
     Ok(cfg)

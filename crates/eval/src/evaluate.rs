@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use mmguard_data::{Dataset, Windows};
 use mmguard_faults::{CameraFault, Compound, Fault, Frame, Modality, SensorFault, Window};
 use mmguard_model::Stage1Config;
-use mmguard_model::{host_batch, HostBatch, Run};
+use mmguard_model::{host_batch, HostBatch, Run, Thresholds};
 use rand::Rng;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -100,8 +100,8 @@ pub struct EvalReport {
     pub subset: String,
     /// Test windows (each evaluated as three copies).
     pub windows: usize,
-    /// Gate threshold used.
-    pub threshold: f32,
+    /// Gate thresholds used.
+    pub thresholds: Thresholds,
     /// The options.
     pub config: EvalConfig,
     /// MMSSL output (gated) on the faulty modality: camera over camera-faulty copies, sensor
@@ -206,7 +206,8 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
     let device = Device::flex();
     let mc = &run.config.model;
     let s1 = &mc.stage1;
-    let threshold = cfg.threshold.unwrap_or(run.config.gate.threshold);
+    let gate = run.config.gate.thresholds();
+    let thresholds = cfg.threshold.map_or(gate, |t| Thresholds::uniform(t).with_channel(gate.channel));
     let frame = 3 * s1.height * s1.width;
     let win = s1.window * s1.sensor_dim;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -228,7 +229,7 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
         let cam_absent = corrupt(&clean, s1, &single(Fault::Camera(CameraFault::Black)), 1.0, &no_previous, &mut rng);
         let sen_absent = corrupt(&clean, s1, &single(Fault::Sensor(SensorFault::Missing)), 1.0, &no_previous, &mut rng);
         let copies = HostBatch::concat(&[&clean, &cam_faulty, &sen_faulty, &cam_absent, &sen_absent]);
-        let out = run.model.run(mc, &copies, threshold, &device);
+        let out = run.model.run(mc, &copies, thresholds, &device);
         for kind in 0..KINDS {
             for i in 0..b {
                 let k = kind * b + i;
@@ -259,17 +260,20 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
     let detect = |m: usize, positive: usize| {
         let sc: Vec<f32> = scores.iter().map(|(s, _)| s[m]).collect();
         let labels: Vec<bool> = scores.iter().map(|(_, k)| *k == positive).collect();
-        Detection::new(&sc, &labels, threshold)
+        Detection::new(&sc, &labels, thresholds.as_array()[m])
     };
-    let sample_scores: Vec<f32> = scores.iter().map(|(s, _)| s[0].max(s[1])).collect();
+    // the sample's score is the larger margin of a modality's score over its threshold: the
+    // gate flags the sample exactly when it reaches 0
+    let t = thresholds.as_array();
+    let sample_scores: Vec<f32> = scores.iter().map(|(s, _)| (s[0] - t[0]).max(s[1] - t[1])).collect();
     let sample_labels: Vec<bool> = scores.iter().map(|(_, k)| *k != 0).collect();
-    let clean_flagged = scores.iter().filter(|(s, k)| *k == 0 && (s[0] >= threshold || s[1] >= threshold)).count();
+    let clean_flagged = scores.iter().filter(|(s, k)| *k == 0 && thresholds.flags(*s).iter().any(|&f| f)).count();
     let clean_count = scores.iter().filter(|(_, k)| *k == 0).count();
     Ok(EvalReport {
         data: data.path.display().to_string(),
         subset: subset.into(),
         windows: windows.count(),
-        threshold,
+        thresholds,
         config: cfg.clone(),
         corrected_mse: faulty(&output),
         faulty_input_mse: faulty(&input),
@@ -281,7 +285,7 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
         detection: DetectionReport {
             camera: detect(0, 1),
             sensor: detect(1, 2),
-            sample: Detection::new(&sample_scores, &sample_labels, threshold),
+            sample: Detection::new(&sample_scores, &sample_labels, 0.0),
         },
         false_alarm_rate: clean_flagged as f64 / clean_count.max(1) as f64,
         missing_modality: [Modality::Camera, Modality::Sensor].map(|absent| {
@@ -306,8 +310,8 @@ impl EvalReport {
             format!("| {name} | {:.3} | {:.3} | {:.3} |\n", m.camera * 100.0, m.sensor * 100.0, m.combined * 100.0)
         };
         let mut s = format!(
-            "Evaluation of {} ({}, {} windows × 3 copies), threshold {:.4}\n\n",
-            self.data, self.subset, self.windows, self.threshold
+            "Evaluation of {} ({}, {} windows × 3 copies), thresholds camera {:.4} sensor {:.4}\n\n",
+            self.data, self.subset, self.windows, self.thresholds.camera, self.thresholds.sensor
         );
         s += "| reconstruction error, MSE × 10⁻² | camera | sensor | combined |\n|---|---|---|---|\n";
         s += &row("faulty input", &self.faulty_input_mse);

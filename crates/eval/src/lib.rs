@@ -15,7 +15,7 @@ pub use evaluate::{
 pub use metrics::{aupr, auroc, Detection, Stat};
 pub use protocol::{protocol, severity_curves, CurveConfig, CurvePoint, ProtocolResult};
 pub use stream::{evaluate_stream, StreamDetection, StreamReport};
-pub use sweep::{sweep, to_csv, write_curves, Cells, SweepRow};
+pub use sweep::{sweep, to_csv, trained_faults, write_curves, Cells, SweepRow};
 
 /// Errors of the evaluation.
 #[derive(Debug, thiserror::Error)]

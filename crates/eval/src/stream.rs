@@ -6,7 +6,7 @@
 use burn::tensor::Device;
 use mmguard_data::Dataset;
 use mmguard_faults::Modality;
-use mmguard_model::{host_batch, Run};
+use mmguard_model::{host_batch, Run, Thresholds};
 use serde::Serialize;
 
 use crate::evaluate::eval_windows;
@@ -45,8 +45,8 @@ pub struct StreamReport {
     pub data: String,
     /// Windows evaluated.
     pub windows: usize,
-    /// Gate threshold used.
-    pub threshold: f32,
+    /// Gate thresholds used.
+    pub thresholds: Thresholds,
     /// Camera, then sensor.
     pub modalities: Vec<StreamDetection>,
 }
@@ -72,11 +72,12 @@ pub fn evaluate_stream(
     let (windows, _) = eval_windows(run, data)?;
     let device = Device::flex();
     let mc = &run.config.model;
-    let threshold = threshold.unwrap_or(run.config.gate.threshold);
+    let gate = run.config.gate.thresholds();
+    let thresholds = threshold.map_or(gate, |t| Thresholds::uniform(t).with_channel(gate.channel));
     let mut scores: Vec<[f32; 2]> = Vec::with_capacity(windows.count());
     for chunk in windows.ends.chunks(64) {
         let batch = host_batch(data, chunk, mc.stage1.window, &run.config.normalization);
-        scores.extend(run.model.infer(mc, &batch, threshold, &device).scores);
+        scores.extend(run.model.infer(mc, &batch, thresholds, &device).scores);
     }
     let modalities = [Modality::Camera, Modality::Sensor]
         .into_iter()
@@ -87,7 +88,7 @@ pub fn evaluate_stream(
             let faulty: Vec<bool> =
                 windows.ends.iter().map(|&i| levels[m][i + 1 - reach..=i].iter().any(|&l| l > 0.0)).collect();
             let score: Vec<f32> = scores.iter().map(|s| s[m]).collect();
-            let flagged: Vec<bool> = score.iter().map(|&s| s >= threshold).collect();
+            let flagged: Vec<bool> = score.iter().map(|&s| s >= thresholds.as_array()[m]).collect();
             let count = |want: bool| faulty.iter().filter(|&&f| f == want).count();
             let share = |want: bool| {
                 let n = faulty.iter().zip(&flagged).filter(|(&f, &g)| f == want && g).count();
@@ -124,15 +125,15 @@ pub fn evaluate_stream(
             }
         })
         .collect();
-    Ok(StreamReport { data: data.path.display().to_string(), windows: windows.count(), threshold, modalities })
+    Ok(StreamReport { data: data.path.display().to_string(), windows: windows.count(), thresholds, modalities })
 }
 
 impl StreamReport {
     /// The report as a Markdown table.
     pub fn to_markdown(&self) -> String {
         let mut s = format!(
-            "Stream detection on {} ({} windows), threshold {:.4}\n\n| modality | faulty windows | healthy windows | AUROC | detected | false alarms | faulty episodes | missed | mean delay (readings) |\n|---|---|---|---|---|---|---|---|---|\n",
-            self.data, self.windows, self.threshold
+            "Stream detection on {} ({} windows), thresholds camera {:.4} sensor {:.4}\n\n| modality | faulty windows | healthy windows | AUROC | detected | false alarms | faulty episodes | missed | mean delay (readings) |\n|---|---|---|---|---|---|---|---|---|\n",
+            self.data, self.windows, self.thresholds.camera, self.thresholds.sensor
         );
         for d in &self.modalities {
             s += &format!(

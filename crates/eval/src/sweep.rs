@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use mmguard_data::Dataset;
-use mmguard_faults::{Compound, Modality};
+use mmguard_faults::{Compound, Fault, Modality};
 use mmguard_model::{host_batch, HostBatch, Run, Stage1Config};
 use mmguard_plot::{panels_png, Grid, Panel, Series};
 use rand::SeedableRng;
@@ -36,6 +36,24 @@ pub struct SweepRow {
     pub auroc: Option<f64>,
     /// Share of faulty copies whose modality the gate flagged.
     pub flagged: f64,
+    /// Whether every part of the fault was in the run's stage-2 training mix; `None` for a run
+    /// that does not record its mix. A run trained with `--hold-out` shows detection on kinds
+    /// it never saw (`false`) beside the kinds it saw.
+    pub trained: Option<bool>,
+}
+
+/// The faults a run's stage 2 trained on, read from the training configuration it saved
+/// (`training.stage2.faults.{camera,sensor}`, lists of [name, weight]).
+pub fn trained_faults(run: &Run) -> Option<Vec<Fault>> {
+    let faults = run.config.training.get("stage2")?.get("faults")?;
+    let mut out = Vec::new();
+    for modality in ["camera", "sensor"] {
+        for item in faults.get(modality)?.as_array()? {
+            let name = item.get(0)?.as_str()?;
+            out.push(Fault::from_name(&format!("{modality}/{name}")).ok()?);
+        }
+    }
+    Some(out)
 }
 
 #[derive(Default, Clone)]
@@ -96,7 +114,7 @@ pub fn sweep(run: &Run, data: &Dataset, specs: &[Compound], severities: &[f32], 
     let device = Device::flex();
     let mc = &run.config.model;
     let s1 = &mc.stage1;
-    let threshold = run.config.gate.threshold;
+    let thresholds = run.config.gate.thresholds();
     let (frame, win) = (3 * s1.height * s1.width, s1.window * s1.sensor_dim);
     let mut cells = Cells::new(specs, severities, seed);
     // [cell][modality]
@@ -104,13 +122,13 @@ pub fn sweep(run: &Run, data: &Dataset, specs: &[Compound], severities: &[f32], 
     let mut clean_scores: [Vec<f32>; 2] = Default::default();
     for chunk in windows.ends.chunks(64) {
         let clean = host_batch(data, chunk, s1.window, &run.config.normalization);
-        let base = run.model.infer(mc, &clean, threshold, &device);
+        let base = run.model.infer(mc, &clean, thresholds, &device);
         for s in &base.scores {
             clean_scores[0].push(s[0]);
             clean_scores[1].push(s[1]);
         }
         cells.corrupt_each(data, chunk, &clean, s1, |k, spec, faulty| {
-            let out = run.model.run(mc, faulty, threshold, &device);
+            let out = run.model.run(mc, faulty, thresholds, &device);
             for modality in spec.modalities() {
                 let m = usize::from(modality == Modality::Sensor);
                 let a = &mut acc[k][m];
@@ -142,6 +160,7 @@ pub fn sweep(run: &Run, data: &Dataset, specs: &[Compound], severities: &[f32], 
             }
         });
     }
+    let trained = trained_faults(run);
     let mut rows = Vec::new();
     for (&(spec, severity), acc) in cells.cells.iter().zip(acc) {
         for modality in spec.modalities() {
@@ -159,6 +178,7 @@ pub fn sweep(run: &Run, data: &Dataset, specs: &[Compound], severities: &[f32], 
                 corrected_mse: a.sq[2] / n,
                 auroc: auroc(&scores, &labels),
                 flagged: a.flagged as f64 / a.scores.len().max(1) as f64,
+                trained: trained.as_ref().map(|t| spec.faults.iter().all(|f| t.contains(f))),
             });
         }
     }
@@ -174,11 +194,13 @@ fn modality_name(m: Modality) -> &'static str {
 
 /// The rows as CSV, MSE on the [0, 1] scale.
 pub fn to_csv(rows: &[SweepRow]) -> String {
-    let mut s = String::from("fault,modality,severity,faulty_input_mse,autoencoder_mse,corrected_mse,auroc,flagged\n");
+    let mut s =
+        String::from("fault,modality,severity,faulty_input_mse,autoencoder_mse,corrected_mse,auroc,flagged,trained\n");
     for r in rows {
         let auroc = r.auroc.map_or(String::new(), |v| format!("{v:.4}"));
+        let trained = r.trained.map_or(String::new(), |t| t.to_string());
         s += &format!(
-            "{},{},{},{:.6e},{:.6e},{:.6e},{auroc},{:.4}\n",
+            "{},{},{},{:.6e},{:.6e},{:.6e},{auroc},{:.4},{trained}\n",
             r.fault,
             modality_name(r.modality),
             r.severity,

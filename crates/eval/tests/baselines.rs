@@ -40,7 +40,7 @@ fn mmae_and_mmssl_are_scored_on_the_same_copies() {
     // MMSSL on the same windows and copies: the faulty inputs are the very same
     train(&data, &cfg, &dir.path().join("run")).unwrap();
     let run = mmguard_model::Run::load(&dir.path().join("run"), &burn::tensor::Device::flex()).unwrap();
-    let gated = Gated { model: &run.model, cfg: &run.config.model, threshold: run.config.gate.threshold };
+    let gated = Gated { model: &run.model, cfg: &run.config.model, thresholds: run.config.gate.thresholds() };
     let mmssl = protocol(&gated, &data, &prep.test, &prep.norm, &run.config.model.stage1, &eval);
     assert_eq!(mmssl.faulty_input_mse, got.faulty_input_mse);
     assert!(mmssl.output_mse.sensor < mmssl.faulty_input_mse.sensor);

@@ -7,6 +7,7 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::evidence::{Evidence, CAMERA_FEATURES, SENSOR_FEATURES};
 use crate::layers::{lrelu, LEAKY_SLOPE};
 use crate::spectral::{spectral_norm, SnLinear};
 
@@ -25,6 +26,11 @@ pub struct BlockConfig {
     pub alpha: f64,
     /// How G's output becomes the corrected latent.
     pub decoder: LatentDecoder,
+    /// Evidence the detector reads beside E's code, and its per-channel scores; `None` is the
+    /// paper's detector on E's code alone with one score per modality (and every run written
+    /// before the evidence existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
 }
 
 /// How the decoder G turns the corrected code into the corrected latent ẑ.
@@ -58,7 +64,15 @@ impl LatentDecoder {
 impl BlockConfig {
     /// The reference block for a joint latent of `latent` values.
     pub fn new(latent: usize) -> Self {
-        Self { latent, hidden: 256, detector_hidden: 64, rho: 0.95, alpha: 0.5, decoder: LatentDecoder::Highway }
+        Self {
+            latent,
+            hidden: 256,
+            detector_hidden: 64,
+            rho: 0.95,
+            alpha: 0.5,
+            decoder: LatentDecoder::Highway,
+            evidence: None,
+        }
     }
 
     /// Builds the block with fresh weights.
@@ -66,7 +80,27 @@ impl BlockConfig {
         let lin = |i, o| LinearConfig::new(i, o).init(device);
         ComputeBlock {
             encoder: Encoder { l1: lin(self.latent, self.hidden), l2: lin(self.hidden, self.hidden) },
-            detector: Detector { l1: lin(self.hidden, self.detector_hidden), l2: lin(self.detector_hidden, 2) },
+            detector: {
+                let features = self.evidence.as_ref().map_or(0, Evidence::width);
+                let heads = self.evidence.as_ref().map(|e| {
+                    let head = |inputs: usize| ChannelHead {
+                        l1: lin(inputs + CHANNEL_CONTEXT, CHANNEL_HIDDEN),
+                        l2: lin(CHANNEL_HIDDEN, 1),
+                    };
+                    ChannelHeads {
+                        context: lin(self.hidden, CHANNEL_CONTEXT),
+                        sensor: head(SENSOR_FEATURES),
+                        camera: head(CAMERA_FEATURES),
+                        sensor_dim: e.sensor_dim,
+                        regions: e.grid * e.grid,
+                    }
+                });
+                Detector {
+                    l1: lin(self.hidden + features, self.detector_hidden),
+                    l2: lin(self.detector_hidden, 2),
+                    channels: heads,
+                }
+            },
             corrector: Corrector {
                 l1: SnLinear::new(self.hidden, self.hidden, device),
                 l2: SnLinear::new(self.hidden, self.hidden, device),
@@ -93,17 +127,76 @@ impl Encoder {
     }
 }
 
-/// D: hidden code → one fault logit per modality (camera, sensor).
+/// D: hidden code (and the evidence, when the block has it) → one fault logit per modality
+/// (camera, sensor), and with evidence one per channel.
 #[derive(Module, Debug)]
 pub struct Detector {
     l1: Linear,
     l2: Linear,
+    channels: Option<ChannelHeads>,
+}
+
+/// Width of the summary of E's code that every channel head reads.
+const CHANNEL_CONTEXT: usize = 16;
+/// Hidden width of a channel head.
+const CHANNEL_HIDDEN: usize = 32;
+
+/// The per-channel scores: one small network shared by all sensor columns and one shared by all
+/// image regions, each reading its channel's own evidence and a summary of E's code (what the
+/// rest of the sample says). Shared weights make a column's score depend on that column's
+/// evidence, so the score points at the faulty channel, and every channel trains every head.
+#[derive(Module, Debug)]
+pub struct ChannelHeads {
+    context: Linear,
+    sensor: ChannelHead,
+    camera: ChannelHead,
+    sensor_dim: usize,
+    regions: usize,
+}
+
+/// Features of one channel + context → its fault logit.
+#[derive(Module, Debug)]
+pub struct ChannelHead {
+    l1: Linear,
+    l2: Linear,
+}
+
+impl ChannelHead {
+    /// [B, N, features] and the context [B, K] → [B, N]
+    fn forward(&self, features: Tensor<3>, context: Tensor<2>) -> Tensor<2> {
+        let [b, n, _] = features.dims();
+        let k = context.dims()[1];
+        let context = context.reshape([b, 1, k]).expand([b, n, k]);
+        let x = Tensor::cat(vec![features, context], 2);
+        self.l2.forward(lrelu(self.l1.forward(x))).reshape([b, n])
+    }
+}
+
+impl ChannelHeads {
+    /// E's code [B, hidden] and the evidence [B, F] → channel logits [B, D + regions]
+    fn forward(&self, h: Tensor<2>, evidence: Tensor<2>) -> Tensor<2> {
+        let b = h.dims()[0];
+        let (d, r) = (self.sensor_dim, self.regions);
+        let context = lrelu(self.context.forward(h));
+        let sensor = evidence.clone().narrow(1, 0, d * SENSOR_FEATURES).reshape([b, d, SENSOR_FEATURES]);
+        let camera = evidence.narrow(1, d * SENSOR_FEATURES, r * CAMERA_FEATURES).reshape([b, r, CAMERA_FEATURES]);
+        Tensor::cat(vec![self.sensor.forward(sensor, context.clone()), self.camera.forward(camera, context)], 1)
+    }
 }
 
 impl Detector {
-    /// [B, hidden] → [B, 2]
-    pub fn forward(&self, h: Tensor<2>) -> Tensor<2> {
-        self.l2.forward(lrelu(self.l1.forward(h)))
+    /// [B, hidden] (+ evidence [B, F]) → modality logits [B, 2] and, with evidence, channel
+    /// logits [B, channels]
+    pub fn forward(&self, h: Tensor<2>, evidence: Option<Tensor<2>>) -> (Tensor<2>, Option<Tensor<2>>) {
+        let channels = match (&self.channels, &evidence) {
+            (Some(heads), Some(e)) => Some(heads.forward(h.clone(), e.clone())),
+            _ => None,
+        };
+        let x = match evidence {
+            Some(e) => Tensor::cat(vec![h, e], 1),
+            None => h,
+        };
+        (self.l2.forward(lrelu(self.l1.forward(x))), channels)
     }
 }
 
@@ -175,16 +268,19 @@ pub struct BlockOutput {
     pub corrected: Tensor<2>,
     /// Fault logits per modality, [B, 2] (camera, sensor).
     pub logits: Tensor<2>,
+    /// Fault logits per channel (sensor columns, then image regions), [B, channels], when the
+    /// block reads evidence.
+    pub channel_logits: Option<Tensor<2>>,
     /// Corrected joint latent ẑ, [B, latent].
     pub latent: Tensor<2>,
 }
 
 impl ComputeBlock {
     /// # Shapes
-    /// z̃ [B, latent] → [`BlockOutput`]
-    pub fn forward(&self, z: Tensor<2>) -> BlockOutput {
+    /// z̃ [B, latent], evidence [B, F] (standardised; `None` for a block without) → [`BlockOutput`]
+    pub fn forward(&self, z: Tensor<2>, evidence: Option<Tensor<2>>) -> BlockOutput {
         let hidden = self.encoder.forward(z.clone());
-        let logits = self.detector.forward(hidden.clone());
+        let (logits, channel_logits) = self.detector.forward(hidden.clone(), evidence);
         let corrected = self.corrector.forward(hidden.clone());
         let g = self.decoder.forward(corrected.clone());
         let latent = match self.mode {
@@ -196,6 +292,6 @@ impl ComputeBlock {
                 keep.clone() * z + (keep.neg() + 1.0) * g.narrow(1, 0, l)
             }
         };
-        BlockOutput { hidden, corrected, logits, latent }
+        BlockOutput { hidden, corrected, logits, channel_logits, latent }
     }
 }

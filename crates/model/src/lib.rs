@@ -13,6 +13,7 @@
 mod autoencoder;
 mod block;
 mod error;
+pub mod evidence;
 mod layers;
 mod pipeline;
 mod run;
@@ -22,12 +23,15 @@ pub use autoencoder::{
     CameraDecoder, CameraEncoder, DenseEncoder, DenseEncoders, EncoderKind, SensorDecoder, SensorEncoder, Stage1,
     Stage1Config,
 };
-pub use block::{BlockConfig, BlockOutput, ComputeBlock, Corrector, Detector, Encoder, LatentDecoder};
+pub use block::{
+    BlockConfig, BlockOutput, ChannelHead, ChannelHeads, ComputeBlock, Corrector, Detector, Encoder, LatentDecoder,
+};
 pub use error::{Error, Result};
+pub use evidence::Evidence;
 pub use layers::{conv, lrelu, unit_rows, LEAKY_SLOPE};
 pub use pipeline::{
-    camera_to_host, index_tensor, sensor_to_host, Flops, Gated, HostBatch, Inference, Mmssl, ModelConfig,
-    PipelineOutput, Repair,
+    camera_to_host, evidence_tensor, index_tensor, sensor_to_host, Flops, Gated, HostBatch, Inference, Mmssl,
+    ModelConfig, PipelineOutput, Repair, Thresholds,
 };
 pub use run::{
     host_batch, write_json, Gate, Provenance, Run, RunConfig, Versions, CONFIG_FILE, FORMAT_VERSION, LOG_FILE,

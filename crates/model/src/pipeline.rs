@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::autoencoder::{Stage1, Stage1Config};
 use crate::block::{BlockConfig, ComputeBlock};
+use crate::evidence::Evidence;
 
 /// Everything needed to rebuild the networks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +102,11 @@ pub struct Inference {
     pub scores: Vec<[f32; 2]>,
     /// Whether the gate flagged each modality.
     pub flags: Vec<[bool; 2]>,
+    /// Fault probability per channel — the sensor columns, then the image regions — [B, C],
+    /// row-major; empty for a model without per-channel scores (C = 0).
+    pub channel_scores: Vec<f32>,
+    /// Whether each sensor column of the output is a substitute, [B, D].
+    pub substituted_columns: Vec<bool>,
     /// Output frames: the input where the camera was not flagged, the corrected frame where it
     /// was; [B, 3, H, W].
     pub camera: Vec<f32>,
@@ -116,20 +122,61 @@ pub trait Repair {
     fn repair(&self, batch: &HostBatch, device: &Device) -> Inference;
 }
 
-/// MMSSL's production path with its gate threshold.
+/// The gate's thresholds on the fault probability, one per modality: each modality is
+/// calibrated for its own share of the target false-alarm rate, so that neither takes the
+/// whole budget and the sum stays within the target.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// Threshold of the camera's fault probability.
+    pub camera: f32,
+    /// Threshold of the sensor's fault probability.
+    pub sensor: f32,
+    /// In a flagged modality, substitute only the channels (sensor columns, image regions)
+    /// whose fault probability reaches this, and keep the others as they came — a stuck column
+    /// or a scratched corner does not cost the rest of the window or frame the corrector's
+    /// error. When no channel reaches it, or for `None` or a model without channel scores, the
+    /// whole modality is substituted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<f32>,
+}
+
+impl Thresholds {
+    /// The same threshold for both modalities; a flagged modality is substituted whole.
+    pub fn uniform(threshold: f32) -> Self {
+        Self { camera: threshold, sensor: threshold, channel: None }
+    }
+
+    /// The same modality thresholds, with `channel` substitution.
+    pub fn with_channel(self, channel: Option<f32>) -> Self {
+        Self { channel, ..self }
+    }
+
+    /// (camera, sensor).
+    pub fn as_array(self) -> [f32; 2] {
+        [self.camera, self.sensor]
+    }
+
+    /// Which modalities the scores flag (a score flags when it reaches its threshold).
+    pub fn flags(self, scores: [f32; 2]) -> [bool; 2] {
+        [scores[0] >= self.camera, scores[1] >= self.sensor]
+    }
+}
+
+/// MMSSL's production path with its gate thresholds.
 #[derive(Debug, Clone, Copy)]
 pub struct Gated<'a> {
     /// The trained model.
     pub model: &'a Mmssl,
     /// Its sizes.
     pub cfg: &'a ModelConfig,
-    /// Gate threshold on the fault probability.
-    pub threshold: f32,
+    /// Gate thresholds on the fault probabilities.
+    pub thresholds: Thresholds,
 }
 
 impl Repair for Gated<'_> {
     fn repair(&self, batch: &HostBatch, device: &Device) -> Inference {
-        self.model.infer(self.cfg, batch, self.threshold, device)
+        self.model.infer(self.cfg, batch, self.thresholds, device)
     }
 }
 
@@ -158,78 +205,148 @@ pub fn index_tensor(rows: &[usize], device: &Device) -> Tensor<1, burn::tensor::
     Tensor::from_data(TensorData::new(v, [rows.len()]), device)
 }
 
-/// Writes decoded rows (in `rows` order) over the matching samples of `dst`.
-fn substitute(dst: &mut [f32], rows: &[usize], decoded: &[f32], row_len: usize) {
-    for (k, &b) in rows.iter().enumerate() {
-        dst[b * row_len..(b + 1) * row_len].copy_from_slice(&decoded[k * row_len..(k + 1) * row_len]);
+impl Stage1 {
+    /// The autoencoder's reconstruction of a batch from its joint latent `z` [B, L], on the
+    /// host: frames [B, 3, H, W], windows [B, T, D].
+    pub fn reconstruct(&self, s1: &Stage1Config, z: Tensor<2>) -> (Vec<f32>, Vec<f32>) {
+        let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
+        let camera = camera_to_host(self.decode_camera(z.clone().narrow(1, 0, lc), s1));
+        (camera, sensor_to_host(self.decode_sensor(z.narrow(1, lc, ls), s1)))
     }
 }
 
+/// Standardised evidence [B, F] as a tensor, for the block's detector.
+pub fn evidence_tensor(evidence: &Evidence, raw: &[f32], device: &Device) -> Tensor<2> {
+    let f = evidence.width();
+    Tensor::from_data(TensorData::new(evidence.standardise(raw), [raw.len() / f, f]), device)
+}
+
+/// Scores of a block's output: per modality [B] × 2 and per channel [B, C] flat.
+fn probabilities(logits: Tensor<2>, channel_logits: Option<Tensor<2>>) -> (Vec<[f32; 2]>, Vec<f32>) {
+    let probs = sigmoid(logits).into_data().try_into_vec::<f32>().expect("float tensor");
+    let scores = probs.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
+    let channels =
+        channel_logits.map_or_else(Vec::new, |c| sigmoid(c).into_data().try_into_vec::<f32>().expect("float tensor"));
+    (scores, channels)
+}
+
+/// What detection found for a batch: the input latent, its reconstruction when the evidence
+/// needed it, the corrected latent, the scores and the gate's flags.
+struct Detection {
+    z: Tensor<2>,
+    reconstruction: Option<(Vec<f32>, Vec<f32>)>,
+    latent: Tensor<2>,
+    scores: Vec<[f32; 2]>,
+    channel_scores: Vec<f32>,
+    flags: Vec<[bool; 2]>,
+}
+
 impl Mmssl {
-    /// Encodes a batch, runs the compute block, and gates: (z̃, ẑ, scores, flags).
-    fn detect(
-        &self,
-        cfg: &ModelConfig,
-        batch: &HostBatch,
-        threshold: f32,
-        device: &Device,
-    ) -> (Tensor<2>, Tensor<2>, Vec<[f32; 2]>, Vec<[bool; 2]>) {
+    /// Encodes a batch, gathers the evidence, runs the compute block, and gates.
+    fn detect(&self, cfg: &ModelConfig, batch: &HostBatch, thresholds: Thresholds, device: &Device) -> Detection {
         let s1 = &cfg.stage1;
         let z = self.stage1.encode(batch.camera_tensor(s1, device), batch.sensor_tensor(s1, device));
-        let out = self.block.forward(z.clone());
-        let probs = sigmoid(out.logits).into_data().try_into_vec::<f32>().expect("float tensor");
-        let scores: Vec<[f32; 2]> = probs.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
-        let flags = scores.iter().map(|s| [s[0] >= threshold, s[1] >= threshold]).collect();
-        (z, out.latent, scores, flags)
+        let reconstruction = cfg.block.evidence.as_ref().map(|_| self.stage1.reconstruct(s1, z.clone()));
+        let evidence = cfg.block.evidence.as_ref().zip(reconstruction.as_ref()).map(|(e, (camera, sensor))| {
+            let raw = e.raw(s1, &batch.camera, &batch.sensor, camera, sensor);
+            evidence_tensor(e, &raw, device)
+        });
+        let out = self.block.forward(z.clone(), evidence);
+        let (scores, channel_scores) = probabilities(out.logits, out.channel_logits);
+        let flags = scores.iter().map(|&s| thresholds.flags(s)).collect();
+        Detection { z, reconstruction, latent: out.latent, scores, channel_scores, flags }
     }
 
     /// The production path: detect, then decode and substitute only the modalities whose fault
     /// probability reaches `threshold`. A healthy modality passes through unchanged (no
     /// autoencoder artefacts on data that was fine) and a clean sample is never decoded.
-    pub fn infer(&self, cfg: &ModelConfig, batch: &HostBatch, threshold: f32, device: &Device) -> Inference {
-        let (_, latent, scores, flags) = self.detect(cfg, batch, threshold, device);
-        self.substitute_flagged(cfg, batch, latent, scores, flags, device)
+    pub fn infer(&self, cfg: &ModelConfig, batch: &HostBatch, thresholds: Thresholds, device: &Device) -> Inference {
+        let detection = self.detect(cfg, batch, thresholds, device);
+        self.substitute_flagged(cfg, batch, detection, thresholds, device)
     }
 
     fn substitute_flagged(
         &self,
         cfg: &ModelConfig,
         batch: &HostBatch,
-        latent: Tensor<2>,
-        scores: Vec<[f32; 2]>,
-        flags: Vec<[bool; 2]>,
+        d: Detection,
+        thresholds: Thresholds,
         device: &Device,
     ) -> Inference {
+        let Detection { latent, scores, channel_scores, flags, .. } = d;
         let s1 = &cfg.stage1;
         let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
+        let (h, w, t, dim) = (s1.height, s1.width, s1.window, s1.sensor_dim);
         let mut camera = batch.camera.clone();
         let mut sensor = batch.sensor.clone();
+        let mut substituted_columns = vec![false; batch.len * dim];
+        // which channels of a flagged row to substitute: those whose score reaches the channel
+        // threshold, or all of them when none does (or there is no channel score)
+        let grid = cfg.block.evidence.as_ref().map_or(0, |e| e.grid);
+        let channels = dim + grid * grid;
+        let chosen = |b: usize, range: std::ops::Range<usize>| -> Vec<bool> {
+            let picked: Vec<bool> = match (thresholds.channel, channel_scores.is_empty()) {
+                (Some(c), false) => range.map(|k| channel_scores[b * channels + k] >= c).collect(),
+                _ => vec![true; range.len()],
+            };
+            if picked.iter().any(|&p| p) {
+                picked
+            } else {
+                vec![true; picked.len()]
+            }
+        };
         let cam_rows = rows_of(&flags, 0);
         if !cam_rows.is_empty() {
             let z = latent.clone().narrow(1, 0, lc).select(0, index_tensor(&cam_rows, device));
             let decoded = camera_to_host(self.stage1.decode_camera(z, s1));
-            substitute(&mut camera, &cam_rows, &decoded, 3 * s1.height * s1.width);
+            let frame = 3 * h * w;
+            for (k, &b) in cam_rows.iter().enumerate() {
+                let regions = if grid > 0 { chosen(b, dim..channels) } else { vec![true] };
+                let g = grid.max(1);
+                let (rh, rw) = (h / g, w / g);
+                for c in 0..3 {
+                    for y in 0..h {
+                        for x in 0..w {
+                            if regions[(y / rh) * g + x / rw] {
+                                let i = c * h * w + y * w + x;
+                                camera[b * frame + i] = decoded[k * frame + i];
+                            }
+                        }
+                    }
+                }
+            }
         }
         let sen_rows = rows_of(&flags, 1);
         if !sen_rows.is_empty() {
             let z = latent.narrow(1, lc, ls).select(0, index_tensor(&sen_rows, device));
             let decoded = sensor_to_host(self.stage1.decode_sensor(z, s1));
-            substitute(&mut sensor, &sen_rows, &decoded, s1.window * s1.sensor_dim);
+            let win = t * dim;
+            for (k, &b) in sen_rows.iter().enumerate() {
+                let columns = chosen(b, 0..dim);
+                for r in 0..t {
+                    for (j, &take) in columns.iter().enumerate() {
+                        if take {
+                            sensor[b * win + r * dim + j] = decoded[k * win + r * dim + j];
+                        }
+                    }
+                }
+                substituted_columns[b * dim..(b + 1) * dim].copy_from_slice(&columns);
+            }
         }
-        Inference { scores, flags, camera, sensor }
+        Inference { scores, flags, channel_scores, substituted_columns, camera, sensor }
     }
 
     /// The production output plus, for evaluation, the ungated correction and the stage-1
     /// autoencoder's reconstruction of the input.
-    pub fn run(&self, cfg: &ModelConfig, batch: &HostBatch, threshold: f32, device: &Device) -> PipelineOutput {
+    pub fn run(&self, cfg: &ModelConfig, batch: &HostBatch, thresholds: Thresholds, device: &Device) -> PipelineOutput {
         let s1 = &cfg.stage1;
         let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
-        let (z, latent, scores, flags) = self.detect(cfg, batch, threshold, device);
-        let autoencoder_camera = camera_to_host(self.stage1.decode_camera(z.clone().narrow(1, 0, lc), s1));
-        let autoencoder_sensor = sensor_to_host(self.stage1.decode_sensor(z.narrow(1, lc, ls), s1));
-        let corrected_camera = camera_to_host(self.stage1.decode_camera(latent.clone().narrow(1, 0, lc), s1));
-        let corrected_sensor = sensor_to_host(self.stage1.decode_sensor(latent.clone().narrow(1, lc, ls), s1));
-        let inference = self.substitute_flagged(cfg, batch, latent, scores, flags, device);
+        let mut d = self.detect(cfg, batch, thresholds, device);
+        let (autoencoder_camera, autoencoder_sensor) =
+            d.reconstruction.take().unwrap_or_else(|| self.stage1.reconstruct(s1, d.z.clone()));
+        let corrected_camera = camera_to_host(self.stage1.decode_camera(d.latent.clone().narrow(1, 0, lc), s1));
+        let corrected_sensor = sensor_to_host(self.stage1.decode_sensor(d.latent.clone().narrow(1, lc, ls), s1));
+        let inference = self.substitute_flagged(cfg, batch, d, thresholds, device);
         PipelineOutput { inference, corrected_camera, corrected_sensor, autoencoder_camera, autoencoder_sensor }
     }
 }

@@ -16,7 +16,7 @@ use mmguard_data::{Column, Dataset, MinMax, Split, SplitConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::pipeline::{HostBatch, Mmssl, ModelConfig};
+use crate::pipeline::{HostBatch, Mmssl, ModelConfig, Thresholds};
 
 /// File names inside a run directory.
 pub const CONFIG_FILE: &str = "config.json";
@@ -30,11 +30,16 @@ pub const LOG_FILE: &str = "train_log.csv";
 /// Version of the run-directory layout; bumped when a field changes meaning.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// The gate: flag a modality when its fault probability reaches the threshold.
+/// The gate: flag a modality when its fault probability reaches its threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Gate {
-    /// Threshold on σ(logit) per modality.
+    /// One threshold for both modalities, on the sample score max(camera, sensor), calibrated
+    /// for the whole target rate; the gate of runs without `per_modality`.
     pub threshold: f32,
+    /// A threshold per modality, each calibrated for half of the target rate; when present it
+    /// is the gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_modality: Option<Thresholds>,
     /// False-alarm rate the threshold was calibrated for, on clean validation samples.
     pub target_false_alarm_rate: f64,
     /// Clean validation samples used for the calibration.
@@ -42,6 +47,13 @@ pub struct Gate {
     /// How the threshold was derived (`quantile` or `episodes`).
     #[serde(default = "quantile")]
     pub method: String,
+}
+
+impl Gate {
+    /// The thresholds the gate applies.
+    pub fn thresholds(&self) -> Thresholds {
+        self.per_modality.unwrap_or(Thresholds::uniform(self.threshold))
+    }
 }
 
 fn quantile() -> String {

@@ -1,7 +1,7 @@
 //! Shapes, the contraction property of the corrector, and bit-exact save / load.
 
 use burn::tensor::{Device, Distribution, Tensor};
-use mmguard_model::{HostBatch, ModelConfig, Run};
+use mmguard_model::{HostBatch, ModelConfig, Run, Thresholds};
 
 fn tiny() -> ModelConfig {
     let mut cfg = ModelConfig::new(16, 32, 5, 8);
@@ -34,6 +34,7 @@ fn run_config(cfg: &ModelConfig, columns: Vec<String>) -> mmguard_model::RunConf
         normalization: mmguard_data::MinMax { min: vec![0.0; d], max: vec![1.0; d] },
         gate: mmguard_model::Gate {
             threshold: 0.5,
+            per_modality: Some(Thresholds { camera: 0.4, sensor: 0.6, channel: Some(0.5) }),
             target_false_alarm_rate: 0.01,
             calibration_samples: 10,
             method: "quantile".into(),
@@ -64,7 +65,7 @@ fn pipeline_shapes_and_gate() {
     let cfg = tiny();
     let model = cfg.init(&device);
     let b = batch(3, &cfg);
-    let out = model.run(&cfg, &b, 2.0, &device);
+    let out = model.run(&cfg, &b, Thresholds::uniform(2.0), &device);
     assert_eq!(out.inference.scores.len(), 3);
     assert_eq!(out.corrected_camera.len(), b.camera.len());
     assert_eq!(out.autoencoder_sensor.len(), b.sensor.len());
@@ -73,14 +74,14 @@ fn pipeline_shapes_and_gate() {
     assert_eq!(out.inference.sensor, b.sensor);
     assert!(out.inference.flags.iter().all(|f| !f[0] && !f[1]));
     // a threshold of 0 flags everything: the selective decode equals the full decode
-    let all = model.run(&cfg, &b, 0.0, &device);
+    let all = model.run(&cfg, &b, Thresholds::uniform(0.0), &device);
     assert_eq!(all.inference.camera, all.corrected_camera);
     assert_eq!(all.inference.sensor, all.corrected_sensor);
     assert!(all.inference.camera.iter().all(|v| (0.0..=1.0).contains(v)));
     // a threshold between the two scores of sample 0 substitutes exactly one modality there
     let s = all.inference.scores[0];
     let mid = (s[0] + s[1]) / 2.0;
-    let one = model.infer(&cfg, &b, mid, &device);
+    let one = model.infer(&cfg, &b, Thresholds::uniform(mid), &device);
     let frame = 3 * 16 * 32;
     let cam_flagged = one.flags[0][0];
     assert_eq!(cam_flagged, !one.flags[0][1]);
@@ -119,8 +120,8 @@ fn saved_run_loads_bit_exact() {
     let run = Run::load(dir.path(), &device).unwrap();
     assert_eq!(run.config, config);
     let b = batch(2, &cfg);
-    let x = model.run(&cfg, &b, 0.5, &device);
-    let y = run.model.run(&cfg, &b, 0.5, &device);
+    let x = model.run(&cfg, &b, Thresholds::uniform(0.5), &device);
+    let y = run.model.run(&cfg, &b, Thresholds::uniform(0.5), &device);
     assert_eq!(x.corrected_camera, y.corrected_camera);
     assert_eq!(x.corrected_sensor, y.corrected_sensor);
     assert_eq!(x.inference, y.inference);
@@ -178,4 +179,62 @@ fn data_must_match_the_runs_geometry_and_columns() {
     assert!(run.check_compatible(&data(16, 32, &["s0", "s1", "s2", "s3"])).is_err());
     let e = run.check_compatible(&data(32, 32, &["a", "b", "c", "d", "e"])).unwrap_err().to_string();
     assert!(e.contains("32x32") && e.contains("16x32"), "{e}");
+}
+
+#[test]
+fn a_block_with_evidence_scores_every_channel_and_loads_bit_exact() {
+    let device = Device::flex();
+    let mut cfg = tiny();
+    cfg.block.evidence = Some(mmguard_model::Evidence::new(&cfg.stage1, 4));
+    let model = cfg.init(&device);
+    let b = batch(3, &cfg);
+    let out = model.run(&cfg, &b, Thresholds::uniform(2.0), &device);
+    // 5 sensor columns and 4 × 4 image regions
+    assert_eq!(out.inference.channel_scores.len(), 3 * (5 + 16));
+    assert!(out.inference.channel_scores.iter().all(|p| (0.0..=1.0).contains(p)));
+    // per-modality thresholds: a camera threshold of 0 and a sensor one above 1 flag the camera only
+    let cam_only = model.infer(&cfg, &b, Thresholds { camera: 0.0, sensor: 2.0, channel: None }, &device);
+    assert!(cam_only.flags.iter().all(|f| f[0] && !f[1]));
+    assert_eq!(cam_only.sensor, b.sensor);
+    // channel substitution: of a flagged sensor window only the columns whose score reaches the
+    // channel threshold are replaced, the others pass through bit for bit
+    let c = 5 + 16;
+    let column_scores = &out.inference.channel_scores[..5];
+    let mut sorted = column_scores.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let cut = sorted[2];
+    let some = model.infer(&cfg, &b, Thresholds::uniform(0.0).with_channel(Some(cut)), &device);
+    let win = 8 * 5;
+    for j in 0..5 {
+        let take = out.inference.channel_scores[j] >= cut;
+        assert_eq!(some.substituted_columns[j], take);
+        for r in 0..8 {
+            let (got, input, corrected) =
+                (some.sensor[r * 5 + j], b.sensor[r * 5 + j], out.corrected_sensor[r * 5 + j]);
+            assert_eq!(got, if take { corrected } else { input }, "column {j}, reading {r}");
+        }
+    }
+    assert!(some.substituted_columns[..5].iter().any(|&s| !s) && some.substituted_columns[..5].iter().any(|&s| s));
+    // a channel threshold above every score substitutes the whole modality
+    let whole = model.infer(&cfg, &b, Thresholds::uniform(0.0).with_channel(Some(2.0)), &device);
+    assert_eq!(&whole.sensor[..win], &out.corrected_sensor[..win]);
+    assert_eq!(out.inference.channel_scores.len(), 3 * c);
+    let dir = tempfile::tempdir().unwrap();
+    let config = run_config(&cfg, (0..5).map(|j| format!("c{j}")).collect());
+    Run::save(dir.path(), &config, &model).unwrap();
+    let run = Run::load(dir.path(), &device).unwrap();
+    assert_eq!(run.config, config);
+    assert_eq!(run.config.gate.thresholds(), Thresholds { camera: 0.4, sensor: 0.6, channel: Some(0.5) });
+    assert_eq!(run.model.run(&cfg, &b, Thresholds::uniform(0.5), &device).inference, out_at(&model, &cfg, &b));
+    // a run written before the evidence existed has neither field and loads as the paper's detector
+    let mut old: serde_json::Value = serde_json::to_value(&config).unwrap();
+    old["model"]["block"].as_object_mut().unwrap().remove("evidence");
+    old["gate"].as_object_mut().unwrap().remove("per_modality");
+    let back: mmguard_model::RunConfig = serde_json::from_value(old).unwrap();
+    assert_eq!(back.model.block.evidence, None);
+    assert_eq!(back.gate.thresholds(), Thresholds::uniform(0.5));
+}
+
+fn out_at(model: &mmguard_model::Mmssl, cfg: &ModelConfig, b: &HostBatch) -> mmguard_model::Inference {
+    model.run(cfg, b, Thresholds::uniform(0.5), &Device::flex()).inference
 }

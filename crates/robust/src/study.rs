@@ -311,7 +311,7 @@ impl<'a> Sources<'a> {
             let (camera_dim, sensor_dim) = (s1.camera_latent(), s1.sensor_latent());
             TaskSet { camera, sensor, camera_dim, sensor_dim, class, value }
         };
-        let gate = Gated { model: &run.model, cfg: &run.config.model, threshold: run.config.gate.threshold };
+        let gate = Gated { model: &run.model, cfg: &run.config.model, thresholds: run.config.gate.thresholds() };
         let (test_ends, test_batch) = &self.test;
         let mut cells = Vec::new();
         let mut grid = Cells::new(&self.specs, &cfg.faults.severities, cfg.faults.seed);

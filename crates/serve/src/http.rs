@@ -25,6 +25,7 @@ use crate::batcher::BatchError;
 use crate::decode::{decode_json, decode_npz, kind_of, ApiError, Limits};
 use crate::pipeline::Answer;
 use crate::service::Service;
+use mmguard_model::Thresholds;
 
 /// Content type of a binary batch.
 pub const NPZ: &str = "application/x-npz";
@@ -200,14 +201,15 @@ fn json_body(body: Result<Bytes, BytesRejection>, limits: &Limits) -> Result<Val
 async fn threshold(State(state): State<AppState>) -> Json<Value> {
     let pipeline = state.service.pipeline();
     Json(serde_json::json!({
-        "threshold": pipeline.threshold(),
-        "calibrated": pipeline.calibrated_threshold(),
+        "thresholds": pipeline.thresholds(),
+        "calibrated": pipeline.calibrated_thresholds(),
         "model_version": pipeline.version(),
     }))
 }
 
-/// `PUT /v1/threshold {"threshold": θ}`, θ in (0, 1), for the run in use (a reload brings the
-/// new run's calibrated threshold). Every change is logged with who and when.
+/// `PUT /v1/threshold` with `{"threshold": θ}` (both modalities) or `{"camera": θ}`,
+/// `{"sensor": θ}` or both, each θ in (0, 1), for the run in use (a reload brings the new run's
+/// calibrated thresholds). Every change is logged with who and when.
 async fn set_threshold(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -215,18 +217,52 @@ async fn set_threshold(
 ) -> Result<Json<Value>, ApiError> {
     let who = authorize(&state, &headers)?;
     let value = json_body(body, &state.limits)?;
-    let new = match value.get("threshold") {
-        Some(Value::Number(n)) => n.as_f64().filter(|t| *t > 0.0 && *t < 1.0),
-        _ => None,
-    }
-    .ok_or_else(|| {
-        ApiError::bad("threshold", "a number in (0, 1)", value.get("threshold").map_or("nothing".into(), kind_of))
-    })?;
     let pipeline = state.service.pipeline();
-    let old = pipeline.threshold();
-    pipeline.set_threshold(new as f32);
-    tracing::info!(who, when = unix_now(), old, new, version = pipeline.version(), "gate threshold changed");
-    Ok(Json(serde_json::json!({ "threshold": pipeline.threshold(), "previous": old })))
+    let old = pipeline.thresholds();
+    let new = new_thresholds(&value, old)?;
+    pipeline.set_thresholds(new);
+    tracing::info!(
+        who,
+        when = unix_now(),
+        old_camera = old.camera,
+        old_sensor = old.sensor,
+        camera = new.camera,
+        sensor = new.sensor,
+        version = pipeline.version(),
+        "gate thresholds changed"
+    );
+    Ok(Json(serde_json::json!({ "thresholds": pipeline.thresholds(), "previous": old })))
+}
+
+/// The thresholds a `PUT /v1/threshold` body asks for, starting from the ones in use.
+fn new_thresholds(value: &Value, old: Thresholds) -> Result<Thresholds, ApiError> {
+    let known = ["threshold", "camera", "sensor"];
+    if let Some(key) = value.as_object().and_then(|o| o.keys().find(|k| !known.contains(&k.as_str()))) {
+        return Err(ApiError::bad(key.as_str(), "one of threshold, camera, sensor", "an unknown key"));
+    }
+    let read = |key: &'static str| -> Result<Option<f32>, ApiError> {
+        match value.get(key) {
+            None => Ok(None),
+            // (0, 1) as an f32: a value that rounds to 0 or 1 would flag everything or nothing
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .map(|t| t as f32)
+                .filter(|t| *t > 0.0 && *t < 1.0)
+                .map(Some)
+                .ok_or_else(|| ApiError::bad(key, "a number in (0, 1)", n.to_string())),
+            Some(other) => Err(ApiError::bad(key, "a number in (0, 1)", kind_of(other))),
+        }
+    };
+    let (both, camera, sensor) = (read("threshold")?, read("camera")?, read("sensor")?);
+    if both.is_none() && camera.is_none() && sensor.is_none() {
+        return Err(ApiError::bad("threshold", "a number in (0, 1), or camera and/or sensor", "nothing"));
+    }
+    let base = both.map_or(old, |t| Thresholds::uniform(t).with_channel(old.channel));
+    Ok(Thresholds {
+        camera: camera.unwrap_or(base.camera),
+        sensor: sensor.unwrap_or(base.sensor),
+        channel: old.channel,
+    })
 }
 
 /// `POST /v1/reload {"run": "<run directory>"}`: loads the run and swaps it in; requests in

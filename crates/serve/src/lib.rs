@@ -18,6 +18,6 @@ pub use config::ServeConfig;
 pub use decode::{ApiError, Limits};
 pub use http::{app, AppState};
 pub use metrics::Metrics;
-pub use pipeline::{Answer, Geometry, Pipeline, Route, Sample};
+pub use pipeline::{Answer, ChannelScores, Geometry, Pipeline, Route, Sample};
 pub use rules::RuleConfig;
 pub use service::Service;

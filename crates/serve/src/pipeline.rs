@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use burn::tensor::Device;
 pub use mmguard_data::Geometry;
-use mmguard_model::{HostBatch, Run};
+use mmguard_model::{HostBatch, Run, Thresholds};
 use serde::Serialize;
 
 use crate::rules::{check_frame, check_sensor, Ranges, RuleConfig, Violation};
@@ -57,6 +57,10 @@ pub enum Route {
 pub struct Answer {
     /// Fault probability per modality (camera, sensor); absent on the rule path.
     pub scores: Option<[f32; 2]>,
+    /// Fault probability per channel, for a run whose detector scores channels; absent on the
+    /// rule path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_scores: Option<ChannelScores>,
     /// Whether each modality was flagged (by a rule or the gate).
     pub flags: [bool; 2],
     /// The way the sample went.
@@ -76,6 +80,16 @@ pub struct Answer {
     pub timestamp: Option<f64>,
 }
 
+/// Which channels the detector suspects: one probability per sensor column and per image
+/// region (grid × grid, row-major from the top left).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChannelScores {
+    /// Per sensor column, in the run's column order.
+    pub sensor: Vec<f32>,
+    /// Per image region.
+    pub camera_regions: Vec<f32>,
+}
+
 /// A loaded run ready to answer.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -83,7 +97,10 @@ pub struct Pipeline {
     geometry: Geometry,
     ranges: Ranges,
     rules: RuleConfig,
-    threshold: AtomicU32,
+    /// Camera and sensor thresholds as f32 bits.
+    thresholds: [AtomicU32; 2],
+    /// The run's channel threshold of the substitution (not changed at run time).
+    channel: Option<f32>,
     version: String,
     frames: Mutex<LastFrames>,
 }
@@ -135,8 +152,11 @@ impl Pipeline {
         let s1 = &run.config.model.stage1;
         let geometry =
             Geometry { height: s1.height, width: s1.width, window: s1.window, columns: ranges.names.clone() };
-        let threshold = AtomicU32::new(run.config.gate.threshold.to_bits());
-        Ok(Self { run, geometry, ranges, rules, threshold, version, frames: Mutex::new(LastFrames::default()) })
+        let gate = run.config.gate.thresholds();
+        let thresholds = gate.as_array().map(|t| AtomicU32::new(t.to_bits()));
+        let channel = gate.channel;
+        let frames = Mutex::new(LastFrames::default());
+        Ok(Self { run, geometry, ranges, rules, thresholds, channel, version, frames })
     }
 
     /// The run's identity: directory name and a hash of its configuration.
@@ -154,19 +174,23 @@ impl Pipeline {
         &self.ranges.names
     }
 
-    /// The gate threshold in use.
-    pub fn threshold(&self) -> f32 {
-        f32::from_bits(self.threshold.load(Ordering::Relaxed))
+    /// The gate thresholds in use.
+    pub fn thresholds(&self) -> Thresholds {
+        let [camera, sensor] = self.thresholds.each_ref().map(|t| f32::from_bits(t.load(Ordering::Relaxed)));
+        Thresholds { camera, sensor, channel: self.channel }
     }
 
-    /// The threshold the run was calibrated with.
-    pub fn calibrated_threshold(&self) -> f32 {
-        self.run.config.gate.threshold
+    /// The thresholds the run was calibrated with.
+    pub fn calibrated_thresholds(&self) -> Thresholds {
+        self.run.config.gate.thresholds()
     }
 
-    /// Changes the gate at run time; requests already running keep the value they started with.
-    pub fn set_threshold(&self, threshold: f32) {
-        self.threshold.store(threshold.to_bits(), Ordering::Relaxed);
+    /// Changes the gate at run time; requests already running keep the values they started
+    /// with.
+    pub fn set_thresholds(&self, thresholds: Thresholds) {
+        for (slot, t) in self.thresholds.iter().zip(thresholds.as_array()) {
+            slot.store(t.to_bits(), Ordering::Relaxed);
+        }
     }
 
     /// Answers a batch (shapes already checked against [`Pipeline::geometry`]); the model runs
@@ -191,6 +215,7 @@ impl Pipeline {
                     .collect();
                 Answer {
                     scores: None,
+                    channel_scores: None,
                     flags: [camera_bad, sensor_status.iter().any(|&s| s != GOOD)],
                     route: if violations.is_empty() { Route::Bypass } else { Route::Rule },
                     camera_status: if camera_bad { BAD_SENSOR_FAILURE } else { GOOD },
@@ -207,11 +232,16 @@ impl Pipeline {
             return answers;
         }
         let batch = self.host_batch(samples, &model_rows);
-        let out = self.run.model.infer(&self.run.config.model, &batch, self.threshold(), &Device::flex());
+        let out = self.run.model.infer(&self.run.config.model, &batch, self.thresholds(), &Device::flex());
         let (frame, win) = (samples[0].camera.len(), samples[0].sensor.len());
         for (k, &i) in model_rows.iter().enumerate() {
             let a = &mut answers[i];
             a.scores = Some(out.scores[k]);
+            let c = out.channel_scores.len() / model_rows.len();
+            if c > d {
+                let row = &out.channel_scores[k * c..(k + 1) * c];
+                a.channel_scores = Some(ChannelScores { sensor: row[..d].to_vec(), camera_regions: row[d..].to_vec() });
+            }
             a.flags = out.flags[k];
             if a.flags[0] {
                 a.camera = Some(out.camera[k * frame..(k + 1) * frame].iter().map(|&v| to_u8(v)).collect());
@@ -221,7 +251,8 @@ impl Pipeline {
                 let mut sensor = out.sensor[k * win..(k + 1) * win].to_vec();
                 self.run.config.normalization.unscale(&mut sensor);
                 a.sensor = sensor;
-                a.sensor_status = vec![UNCERTAIN_SUBSTITUTE; d];
+                let substituted = &out.substituted_columns[k * d..(k + 1) * d];
+                a.sensor_status = substituted.iter().map(|&s| if s { UNCERTAIN_SUBSTITUTE } else { GOOD }).collect();
             }
             if a.flags.iter().any(|&f| f) {
                 a.route = Route::Corrected;

@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use base64::Engine;
 use mmguard_data::Dataset;
 use mmguard_loadtest::{request_body, BodyKind};
+use mmguard_model::Thresholds;
 use mmguard_serve::pipeline::{Pipeline, Sample, BAD_SENSOR_FAILURE, GOOD};
 use mmguard_serve::{app, AppState, BatchConfig, Limits, RuleConfig, Service};
 use mmguard_train::{train, TrainConfig};
@@ -288,21 +289,31 @@ fn the_threshold_needs_the_token_and_the_metrics_count_what_happened() {
         let status = resp.status().as_u16();
         (status, serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap())
     };
-    let calibrated = pipeline.threshold();
+    let calibrated = pipeline.thresholds();
     assert_eq!(put(None, json!({ "threshold": 0.5 })).0, 401);
     let (status, got) = put(Some("wrong"), json!({ "threshold": 0.5 }));
     assert_eq!((status, got["error"]["field"].as_str()), (401, Some("authorization")));
     let (status, got) = put(Some("s3cret"), json!({ "threshold": 1.5 }));
     assert_eq!((status, got["error"]["field"].as_str()), (400, Some("threshold")));
-    assert_eq!(pipeline.threshold(), calibrated, "refused changes change nothing");
+    let (status, got) = put(Some("s3cret"), json!({ "camera": 0.5, "sensr": 0.5 }));
+    assert_eq!((status, got["error"]["field"].as_str()), (400, Some("sensr")));
+    let (status, got) = put(Some("s3cret"), json!({ "sensor": 1e-300 }));
+    assert_eq!((status, got["error"]["field"].as_str()), (400, Some("sensor")), "rounds to 0 as f32");
+    assert_eq!(pipeline.thresholds(), calibrated, "refused changes change nothing");
+    // one modality alone
+    let (status, got) = put(Some("s3cret"), json!({ "sensor": 0.25 }));
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(pipeline.thresholds(), Thresholds { sensor: 0.25, ..calibrated });
     let (status, got) = put(Some("s3cret"), json!({ "threshold": 1e-6 }));
     assert_eq!(status, 200, "{got}");
-    assert_eq!(got["previous"].as_f64().unwrap() as f32, calibrated);
+    assert_eq!(got["previous"]["sensor"].as_f64().unwrap() as f32, 0.25);
+    assert_eq!(pipeline.thresholds(), Thresholds::uniform(1e-6).with_channel(calibrated.channel));
     let (_, got) = post(&infer, "application/json", body.to_string().as_bytes());
     assert!(got["answers"].as_array().unwrap().iter().all(|a| a["route"] != "bypass"), "{got}");
     assert_eq!(got["answers"], library(&pipeline, &batch));
     let now: Value = serde_json::from_str(&server.text("/v1/threshold")).unwrap();
-    assert_eq!(now["calibrated"].as_f64().unwrap() as f32, calibrated);
+    assert_eq!(now["calibrated"]["camera"].as_f64().unwrap() as f32, calibrated.camera);
+    assert_eq!(now["calibrated"]["sensor"].as_f64().unwrap() as f32, calibrated.sensor);
 
     // the metrics counted what happened
     let text = server.text("/metrics");

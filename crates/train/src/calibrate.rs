@@ -16,6 +16,14 @@ pub enum Calibration {
     /// varies by episode: the plain quantile from 4 validation episodes gave 3–7 % false alarms
     /// on the test episodes for a 1 % target.
     Episodes,
+    /// For a new episode, by a model of how episodes differ, and never below `episodes`: on the
+    /// logit scale each validation episode has a level and a spread; a new episode's level is
+    /// predicted from the k levels seen (the Student-t predictive variance of a new draw) and
+    /// its spread taken as the widest seen, and the threshold is the (1 − rate) quantile of that
+    /// normal. Measured on synthetic clean scores whose level and spread vary by episode
+    /// (correlated in time, four validation episodes; test in this module): `episodes` gave
+    /// 3.4 % false alarms on new episodes for a 1 % target, this method stays within it.
+    Predictive,
 }
 
 /// Clean validation scores of one episode.
@@ -30,6 +38,86 @@ pub fn calibrate(episodes: &[EpisodeScores], rate: f64, method: Calibration) -> 
             let r = (0..8).map(|i| rate / f64::from(1u32 << i)).find(|&r| cross_validated_rate(episodes, r) <= rate);
             threshold_for_false_alarm_rate(&all, r.unwrap_or(0.0))
         }
+        Calibration::Predictive => {
+            let empirical = calibrate(episodes, rate, Calibration::Episodes);
+            predictive_threshold(episodes, rate).map_or(empirical, |t| t.max(empirical))
+        }
+    }
+}
+
+/// Probabilities are kept this far from 0 and 1 on the logit scale.
+const LOGIT_CLAMP: f64 = 1e-7;
+
+fn logit(p: f32) -> f64 {
+    let p = f64::from(p).clamp(LOGIT_CLAMP, 1.0 - LOGIT_CLAMP);
+    (p / (1.0 - p)).ln()
+}
+
+/// The [`Calibration::Predictive`] threshold; `None` without two episodes of two scores each.
+fn predictive_threshold(episodes: &[EpisodeScores], rate: f64) -> Option<f32> {
+    let stats: Vec<(f64, f64)> = episodes
+        .iter()
+        .filter(|e| e.len() >= 2)
+        .map(|e| {
+            let l: Vec<f64> = e.iter().map(|&p| logit(p)).collect();
+            let n = l.len() as f64;
+            let mean = l.iter().sum::<f64>() / n;
+            let var = l.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            (mean, var.sqrt())
+        })
+        .collect();
+    let k = stats.len();
+    if k < 2 {
+        return None;
+    }
+    let level = stats.iter().map(|s| s.0).sum::<f64>() / k as f64;
+    let between = stats.iter().map(|s| (s.0 - level).powi(2)).sum::<f64>() / (k - 1) as f64;
+    let widest = stats.iter().map(|s| s.1).fold(0.0, f64::max);
+    // a new level's predictive variance from k levels: (1 + 1/k) for the estimated mean, times
+    // the variance of a Student t with k − 1 degrees of freedom for the estimated spread
+    // ((k − 1)/(k − 3), finite from k = 4; 3, its value at k = 4, below)
+    let kf = k as f64;
+    let t_variance = if k > 4 { (kf - 1.0) / (kf - 3.0) } else { 3.0 };
+    let spread = (widest * widest + between * (1.0 + 1.0 / kf) * t_variance).sqrt();
+    let t = level + normal_quantile(1.0 - rate.clamp(1e-9, 0.5)) * spread;
+    Some((1.0 / (1.0 + (-t).exp())) as f32)
+}
+
+/// The standard normal quantile Φ⁻¹(p), p in (0, 1): Acklam's rational approximation (relative
+/// error below 1.2·10⁻⁹).
+fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.38357751867269e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] =
+        [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
     }
 }
 
@@ -103,5 +191,59 @@ mod tests {
         assert!(e > q, "{e} vs {q}");
         let flagged = |t: f32| flat(&odd).iter().filter(|&&s| s >= t).count();
         assert!(flagged(e) < flagged(q));
+    }
+
+    /// Clean scores of one synthetic episode: a logit with the episode's own level and spread,
+    /// correlated in time (an AR(1) process, as neighbouring windows of a stream are).
+    fn synthetic_episode(rng: &mut impl rand::Rng, n: usize) -> EpisodeScores {
+        use rand_distr::{Distribution, Normal};
+        let level = Normal::new(-4.0f64, 0.5).unwrap().sample(rng);
+        let spread = rng.random_range(0.5..1.5f64);
+        let unit = Normal::new(0.0f64, 1.0).unwrap();
+        let (rho, mut x) = (0.9f64, unit.sample(rng));
+        (0..n)
+            .map(|_| {
+                x = rho * x + (1.0 - rho * rho).sqrt() * unit.sample(rng);
+                (1.0 / (1.0 + (-(level + spread * x)).exp())) as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_normal_quantile_matches_tables() {
+        for (p, z) in [(0.5, 0.0), (0.975, 1.959964), (0.99, 2.326348), (0.995, 2.575829), (0.001, -3.090232)] {
+            assert!((normal_quantile(p) - z).abs() < 1e-5, "Φ⁻¹({p}) = {} not {z}", normal_quantile(p));
+        }
+    }
+
+    /// Mean and 90th percentile of the false-alarm rate on 100 new episodes of thresholds
+    /// calibrated on 200 draws of four validation episodes.
+    fn new_episode_rates(method: Calibration, target: f64) -> (f64, f64) {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut rates = Vec::new();
+        for _ in 0..200 {
+            let val: Vec<EpisodeScores> = (0..4).map(|_| synthetic_episode(&mut rng, 85)).collect();
+            let t = calibrate(&val, target, method);
+            let test: Vec<EpisodeScores> = (0..100).map(|_| synthetic_episode(&mut rng, 85)).collect();
+            let n: usize = test.iter().map(Vec::len).sum();
+            let flagged = test.iter().flatten().filter(|&&s| s >= t).count();
+            rates.push(flagged as f64 / n as f64);
+        }
+        let mean = rates.iter().sum::<f64>() / rates.len() as f64;
+        rates.sort_by(f64::total_cmp);
+        (mean, rates[rates.len() * 9 / 10])
+    }
+
+    #[test]
+    fn predictive_calibration_holds_on_new_episodes_of_another_spread() {
+        for target in [0.01, 0.005] {
+            let (mean, p90) = new_episode_rates(Calibration::Predictive, target);
+            assert!(mean <= target, "mean false-alarm rate {mean} for a target of {target}");
+            assert!(p90 <= 2.0 * target, "90th percentile {p90} for a target of {target}");
+        }
+        // what it is needed for: the cross-validated quantile overshoots on these episodes
+        let (episodes, _) = new_episode_rates(Calibration::Episodes, 0.01);
+        assert!(episodes > 0.015, "{episodes}");
     }
 }

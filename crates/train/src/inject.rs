@@ -15,6 +15,8 @@ pub enum Injected {
     Camera,
     /// Sensor corrupted.
     Sensor,
+    /// Both corrupted at once (a common-cause failure: power dip, welding arc, smoke).
+    Both,
 }
 
 impl Injected {
@@ -24,6 +26,7 @@ impl Injected {
             Self::Clean => [0.0, 0.0],
             Self::Camera => [1.0, 0.0],
             Self::Sensor => [0.0, 1.0],
+            Self::Both => [1.0, 1.0],
         }
     }
 }
@@ -43,13 +46,13 @@ fn pick<T: Copy>(items: &[(T, f64)], rng: &mut impl Rng) -> T {
 impl TrainingFaults {
     /// Draws what happens to one sample and corrupts its frame ([3, H, W]) or window ([T, D])
     /// in place; `previous` is an earlier frame of the same episode, for faults that need one.
-    pub fn inject(
+    pub fn inject<R: Rng>(
         &self,
         frame: &mut [f32],
         previous: Option<&[f32]>,
         window: &mut [f32],
         geometry: &Stage1Config,
-        rng: &mut impl Rng,
+        rng: &mut R,
     ) -> Injected {
         let (height, width) = (geometry.height, geometry.width);
         let (len, columns) = (geometry.window, geometry.sensor_dim);
@@ -58,10 +61,22 @@ impl TrainingFaults {
             Injected::Clean
         } else if u < self.clean_share + self.camera_share {
             Injected::Camera
+        } else if u < self.clean_share + self.camera_share + self.both_share {
+            Injected::Both
         } else {
             Injected::Sensor
         };
         let severity = rng.random_range(self.severity[0]..=self.severity[1]);
+        let camera_fault = |frame: &mut [f32], rng: &mut R| {
+            let fault = pick(&self.camera, rng);
+            let f = fault.apply(Frame { pixels: frame, height, width, previous }, severity, rng);
+            frame.copy_from_slice(&f.values);
+        };
+        let sensor_fault = |window: &mut [f32], severity: f32, rng: &mut R| {
+            let fault = pick(&self.sensor, rng);
+            let f = fault.apply(Window { values: window, len, columns }, severity, rng);
+            window.copy_from_slice(&f.values);
+        };
         match kind {
             Injected::Clean if self.clean_jitter > 0.0 => {
                 // healthy data varies too: a small brightness shift and sensor noise, labelled clean
@@ -72,15 +87,13 @@ impl TrainingFaults {
                 window.copy_from_slice(&w.values);
             }
             Injected::Clean => {}
-            Injected::Camera => {
-                let fault = pick(&self.camera, rng);
-                let f = fault.apply(Frame { pixels: frame, height, width, previous }, severity, rng);
-                frame.copy_from_slice(&f.values);
-            }
-            Injected::Sensor => {
-                let fault = pick(&self.sensor, rng);
-                let f = fault.apply(Window { values: window, len, columns }, severity, rng);
-                window.copy_from_slice(&f.values);
+            Injected::Camera => camera_fault(frame, rng),
+            Injected::Sensor => sensor_fault(window, severity, rng),
+            Injected::Both => {
+                // each modality with a severity of its own: a common cause rarely hits both alike
+                camera_fault(frame, rng);
+                let other = rng.random_range(self.severity[0]..=self.severity[1]);
+                sensor_fault(window, other, rng);
             }
         }
         kind

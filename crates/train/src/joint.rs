@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::log::stage_bar;
 use crate::losses::mse;
 use crate::stage1::adam;
-use crate::stage2::{stage2_terms, update_block, Stage2Losses};
+use crate::stage2::{stage2_terms, update_block, Stage2Losses, Targets};
 use crate::stages::{previous_frames, Context, EarlyStop};
 
 /// A clean batch, its faulty copy and the injected-fault labels [B, 2].
@@ -45,7 +45,9 @@ fn joint_loss(
     let recon = mse(stage1.decode_camera(z_clean.clone().narrow(1, 0, lc), s1), cam)
         + mse(stage1.decode_sensor(z_clean.clone().narrow(1, lc, ls), s1), sen);
     let z_faulty = stage1.encode(t.faulty.camera_tensor(s1, device), t.faulty.sensor_tensor(s1, device));
-    let (terms, parts) = stage2_terms(block, stage1, cfg, s2, z_faulty, z_clean.detach(), &t.clean, &t.labels, device);
+    // no evidence: a single-stage run has no autoencoder trained on clean data to measure it by
+    let targets = Targets { clean: &t.clean, labels: &t.labels, channel_labels: &[] };
+    let (terms, parts) = stage2_terms(block, stage1, cfg, s2, (z_faulty, None), z_clean.detach(), targets, device);
     let recon_value = f64::from(recon.clone().into_scalar::<f32>());
     (recon + terms, parts, recon_value)
 }

@@ -31,7 +31,9 @@ pub use log::{CsvLog, EpochRecord};
 pub use losses::{bce_with_logits, info_nce, mse};
 pub use modulation::{ModulationStats, PartGrads};
 pub use pipeline::{
-    calibrate_gate, clean_scores, init_model, model_config, prepare, seeded, train, Prepared, TrainReport,
+    calibrate_gate, init_model, model_config, prepare, seeded, train, GateOptions, Prepared, TrainReport,
 };
 pub use stage1::{reconstruction_error, Stage1Trainer};
-pub use stage2::{make_batch, stage2_loss, stage2_terms, LatentEncoder, Stage2Batch, Stage2Losses, Stage2Trainer};
+pub use stage2::{
+    make_batch, stage2_loss, stage2_terms, CleanCodes, LatentEncoder, Stage2Batch, Stage2Losses, Stage2Trainer, Targets,
+};

@@ -5,12 +5,11 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::activation::sigmoid;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use mmguard_data::{Dataset, MinMax, Split, SplitConfig, Windows};
 use mmguard_model::{
-    host_batch, write_json, BlockConfig, ComputeBlock, Gate, HostBatch, Mmssl, ModelConfig, Provenance, Run, RunConfig,
-    Stage1Config, Versions, LOG_FILE, METRICS_FILE,
+    host_batch, write_json, BlockConfig, Evidence, Gate, Mmssl, ModelConfig, Provenance, Run, RunConfig, Stage1,
+    Stage1Config, Thresholds, Versions, LOG_FILE, METRICS_FILE,
 };
 use serde::Serialize;
 
@@ -18,7 +17,6 @@ use crate::calibrate::{calibrate, Calibration, EpisodeScores};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::log::CsvLog;
-use crate::stage2::LatentEncoder;
 use crate::stages::{batches, Context};
 
 /// burn draws initial weights from one process-wide generator; the lock keeps seeded
@@ -57,14 +55,32 @@ pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> ModelConfig {
         encoder: a.encoder,
         ..Stage1Config::new(data.height, data.width, data.sensor_dim(), cfg.window)
     };
+    // a single-stage run has no autoencoder trained on clean data to measure evidence by
+    let evidence = a.evidence_grid.filter(|_| !cfg.single_stage).map(|g| Evidence::new(&stage1, g));
     let block = BlockConfig {
         hidden: a.hidden,
         detector_hidden: a.detector_hidden,
         rho: a.rho,
         decoder: a.decoder,
+        evidence,
         ..BlockConfig::new(stage1.joint_latent())
     };
     ModelConfig { stage1, block }
+}
+
+/// Fits the evidence's clean statistics on the training windows, through the trained stage 1.
+fn fit_evidence(model_cfg: &mut ModelConfig, stage1: &Stage1, data: &Dataset, prep: &Prepared, cfg: &TrainConfig) {
+    let Some(evidence) = model_cfg.block.evidence.as_mut() else { return };
+    let (plain, s1) = (Device::flex(), &model_cfg.stage1);
+    let frozen = stage1.valid();
+    let mut raw = Vec::new();
+    for chunk in prep.train.ends.chunks(cfg.batch_size) {
+        let b = host_batch(data, chunk, cfg.window, &prep.norm);
+        let z = frozen.encode(b.camera_tensor(s1, &plain), b.sensor_tensor(s1, &plain));
+        let (camera, sensor) = frozen.reconstruct(s1, z);
+        raw.extend(evidence.raw(s1, &b.camera, &b.sensor, &camera, &sensor));
+    }
+    evidence.fit(&raw);
 }
 
 /// Windows of each split and the sensor scaling fitted on the training split.
@@ -112,8 +128,8 @@ pub struct TrainReport {
     pub stage2_epochs: usize,
     /// Best stage-2 validation loss.
     pub stage2_best_val: f64,
-    /// Gate threshold.
-    pub threshold: f32,
+    /// Gate thresholds.
+    pub thresholds: Thresholds,
     /// Certified Lipschitz bound of the corrector.
     pub corrector_lipschitz_bound: f64,
     /// Stage-1 wall time, seconds.
@@ -140,7 +156,7 @@ fn check(cfg: &TrainConfig) -> Result<()> {
         return Err(Error::Config("a single-stage run trains its autoencoder; it cannot reuse a stage 1".into()));
     }
     let f = &cfg.stage2.faults;
-    if f.camera.is_empty() || f.sensor.is_empty() || f.clean_share + f.camera_share > 1.0 {
+    if f.camera.is_empty() || f.sensor.is_empty() || f.clean_share + f.camera_share + f.both_share > 1.0 {
         return Err(Error::Config(
             "stage-2 faults need camera and sensor kinds and shares that sum to at most 1".into(),
         ));
@@ -155,7 +171,7 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
     std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.into(), source })?;
     let plain = Device::flex();
     let ad = plain.clone().autodiff();
-    let model_cfg = model_config(cfg, data);
+    let mut model_cfg = model_config(cfg, data);
     let Mmssl { stage1, block } = init_model(&model_cfg, &ad, cfg.seed);
     let mut log = CsvLog::create(&out.join(LOG_FILE))?;
     let val_batches = batches(data, &prep.val.ends, cfg, &prep.norm);
@@ -176,14 +192,23 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
             };
             let stage1_seconds = t0.elapsed().as_secs_f64();
             let t1 = Instant::now();
+            fit_evidence(&mut model_cfg, &stage1, data, &prep, cfg);
+            let mut ctx = Context {
+                data,
+                cfg,
+                prep: &prep,
+                model_cfg: &model_cfg,
+                ad: &ad,
+                val_batches: &val_batches,
+                log: &mut log,
+            };
             let (block, s2_epochs, s2_best) = ctx.train_stage2(&stage1, block)?;
             (stage1, block, [s1_epochs, s2_epochs], [s1_best, s2_best], [stage1_seconds, t1.elapsed().as_secs_f64()])
         };
 
     let model = Mmssl { stage1, block }.valid();
-    let gate =
-        calibrate_gate(&model, &model_cfg, data, &prep.val, &prep.norm, cfg.target_false_alarm_rate, cfg.calibration);
-    let threshold = gate.threshold;
+    let gate = calibrate_gate(&model, &model_cfg, data, &prep.val, &prep.norm, cfg.gate_options());
+    let thresholds = gate.thresholds();
     let config = RunConfig {
         versions: Versions::default(),
         model: model_cfg,
@@ -206,7 +231,7 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
         stage1_best_val: s1_best,
         stage2_epochs: s2_epochs,
         stage2_best_val: s2_best,
-        threshold,
+        thresholds,
         corrector_lipschitz_bound: model.block.corrector.lipschitz_bound(),
         stage1_seconds,
         stage2_seconds,
@@ -217,42 +242,72 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
     Ok(report)
 }
 
-/// Calibrates the gate on the clean validation windows, grouped by episode.
+/// How the gate is calibrated and what it substitutes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GateOptions {
+    /// Target false-alarm rate on clean data.
+    pub rate: f64,
+    /// How a threshold is derived from the clean validation scores.
+    pub method: Calibration,
+    /// A threshold per modality, for half of the rate each, besides the sample threshold.
+    pub per_modality: bool,
+    /// Channel threshold of the substitution (see [`Thresholds::channel`]).
+    pub channel: Option<f32>,
+}
+
+impl TrainConfig {
+    /// The gate this configuration asks for.
+    pub fn gate_options(&self) -> GateOptions {
+        GateOptions {
+            rate: self.target_false_alarm_rate,
+            method: self.calibration,
+            per_modality: self.per_modality_gate,
+            channel: self.channel_threshold,
+        }
+    }
+}
+
+/// Calibrates the gate on the clean validation windows, grouped by episode: the sample
+/// threshold for the whole rate and, with `per_modality`, a threshold per modality for half
+/// of it each.
 pub fn calibrate_gate(
     model: &Mmssl,
     model_cfg: &ModelConfig,
     data: &Dataset,
     val: &Windows,
     norm: &MinMax,
-    rate: f64,
-    method: Calibration,
+    options: GateOptions,
 ) -> Gate {
+    let GateOptions { rate, method, per_modality, channel } = options;
     let plain = Device::flex();
-    let enc = LatentEncoder { stage1: &model.stage1, cfg: model_cfg, device: &plain };
-    let mut by_episode: Vec<(i32, EpisodeScores)> = Vec::new();
+    // per episode: (camera, sensor, sample) scores
+    let mut by_episode: Vec<(i32, [EpisodeScores; 3])> = Vec::new();
     for chunk in val.ends.chunks(64) {
-        let scores = clean_scores(&model.block, &enc, &host_batch(data, chunk, val.len, norm));
+        let batch = host_batch(data, chunk, val.len, norm);
+        // a threshold above 1 flags nothing, so nothing is decoded for substitution
+        let scores = model.infer(model_cfg, &batch, Thresholds::uniform(2.0), &plain).scores;
         for (&end, s) in chunk.iter().zip(scores) {
             let e = data.episode[end];
-            match by_episode.last_mut() {
-                Some((last, v)) if *last == e => v.push(s),
-                _ => by_episode.push((e, vec![s])),
+            if by_episode.last().is_none_or(|(last, _)| *last != e) {
+                by_episode.push((e, Default::default()));
             }
+            let groups = &mut by_episode.last_mut().expect("pushed above").1;
+            groups[0].push(s[0]);
+            groups[1].push(s[1]);
+            groups[2].push(s[0].max(s[1]));
         }
     }
-    let groups: Vec<EpisodeScores> = by_episode.into_iter().map(|(_, v)| v).collect();
+    let groups = |k: usize| -> Vec<EpisodeScores> { by_episode.iter().map(|(_, g)| g[k].clone()).collect() };
+    let per_modality = per_modality.then(|| Thresholds {
+        camera: calibrate(&groups(0), rate / 2.0, method),
+        sensor: calibrate(&groups(1), rate / 2.0, method),
+        channel: channel.filter(|_| model_cfg.block.evidence.is_some()),
+    });
     Gate {
-        threshold: calibrate(&groups, rate, method),
+        threshold: calibrate(&groups(2), rate, method),
+        per_modality,
         target_false_alarm_rate: rate,
-        calibration_samples: groups.iter().map(Vec::len).sum(),
+        calibration_samples: by_episode.iter().map(|(_, g)| g[2].len()).sum(),
         method: format!("{method:?}").to_lowercase(),
     }
-}
-
-/// Sample scores max_m σ(D_m) of clean inputs.
-pub fn clean_scores(block: &ComputeBlock, enc: &LatentEncoder<'_>, batch: &HostBatch) -> Vec<f32> {
-    let l = enc.cfg.stage1.joint_latent();
-    let z = Tensor::<2>::from_data(TensorData::new(enc.encode(batch), [batch.len, l]), enc.device);
-    let p = sigmoid(block.forward(z).logits).into_data().try_into_vec::<f32>().expect("float tensor");
-    p.chunks_exact(2).map(|s| s[0].max(s[1])).collect()
 }

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::Device;
-use mmguard_model::{HostBatch, Mmssl, ModelConfig};
+use mmguard_model::{HostBatch, Mmssl, ModelConfig, Thresholds};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -97,7 +97,7 @@ pub fn measure(cfg: &SpeedConfig) -> SpeedReport {
     let s2cfg = Stage2Config::default();
     let frozen = stage1.valid();
     let enc = LatentEncoder { stage1: &frozen, cfg: &model_cfg, device: &plain };
-    let z_clean = enc.encode(&batch);
+    let z_clean = enc.clean(&batch);
     let previous = vec![None; batch.len];
     let mut t2 = Stage2Trainer::new(block, stage1, model_cfg.clone(), s2cfg.clone(), ad);
     let s2 = median_secs(cfg.reps, || {
@@ -108,14 +108,14 @@ pub fn measure(cfg: &SpeedConfig) -> SpeedReport {
     let model = Mmssl { stage1: t1.into_model(), block: t2.into_block() }.valid();
     let b64 = random_batch(64, &model_cfg, &mut rng);
     let i64s = median_secs(cfg.reps, || {
-        model.infer(&model_cfg, &b64, 0.0, &plain);
+        model.infer(&model_cfg, &b64, Thresholds::uniform(0.0), &plain);
     });
     let b1 = random_batch(1, &model_cfg, &mut rng);
     let i1 = median_secs(cfg.reps * 5, || {
-        model.infer(&model_cfg, &b1, 0.0, &plain);
+        model.infer(&model_cfg, &b1, Thresholds::uniform(0.0), &plain);
     });
     let i1_bypass = median_secs(cfg.reps * 5, || {
-        model.infer(&model_cfg, &b1, 2.0, &plain);
+        model.infer(&model_cfg, &b1, Thresholds::uniform(2.0), &plain);
     });
     let flops = model_cfg.forward_flops().pipeline();
     SpeedReport {

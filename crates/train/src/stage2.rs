@@ -3,11 +3,12 @@
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Gradients, Tensor, TensorData};
-use mmguard_model::{index_tensor, ComputeBlock, HostBatch, ModelConfig, Stage1};
+use mmguard_model::{
+    camera_to_host, index_tensor, sensor_to_host, ComputeBlock, Evidence, HostBatch, ModelConfig, Stage1,
+};
 use rand::Rng;
 
 use crate::config::Stage2Config;
-use crate::inject::Injected;
 use crate::log::EpochRecord;
 use crate::losses::{bce_with_logits, info_nce, mse};
 use crate::modulation::{ModulationStats, PartGrads};
@@ -22,8 +23,14 @@ pub struct Stage2Batch {
     pub z_clean: Vec<f32>,
     /// The clean input.
     pub clean: HostBatch,
-    /// Injected-fault labels (camera, sensor), [B, 2].
+    /// Fault labels (camera, sensor), [B, 2]: a modality is faulty when a fault was injected
+    /// into it and changed it.
     pub labels: Vec<f32>,
+    /// Standardised evidence of the faulty input, [B, F], when the block reads evidence.
+    pub evidence: Option<Vec<f32>>,
+    /// Fault labels per channel (sensor columns, image regions), [B, C]; empty without
+    /// evidence.
+    pub channel_labels: Vec<f32>,
 }
 
 /// Encodes batches with the frozen stage-1 encoders on a plain device (no autodiff graph).
@@ -41,6 +48,38 @@ fn rows(x: Tensor<2>) -> Vec<f32> {
     x.into_data().try_into_vec::<f32>().expect("float tensor")
 }
 
+/// Whether two host rows differ in any element (bitwise: a NaN equals itself).
+fn differs(a: &[f32], b: &[f32]) -> bool {
+    a.iter().zip(b).any(|(x, y)| x.to_bits() != y.to_bits())
+}
+
+/// What the frozen stage 1 makes of clean windows, computed once and reused every epoch: their
+/// joint latents and, for a block with evidence, the camera part of their raw evidence (a
+/// faulty copy whose frame is untouched has the same, so its frame is not decoded again).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CleanCodes {
+    /// Joint latents, [B, L].
+    pub latent: Vec<f32>,
+    /// Camera part of the raw evidence, [B, camera features]; empty without evidence.
+    pub camera_evidence: Vec<f32>,
+}
+
+impl CleanCodes {
+    /// The codes of rows `idx`, in that order.
+    pub fn rows(&self, idx: &[usize], latent: usize) -> CleanCodes {
+        let n = self.latent.len() / latent;
+        let wc = self.camera_evidence.len() / n.max(1);
+        let gather = |v: &[f32], w: usize| idx.iter().flat_map(|&k| v[k * w..(k + 1) * w].iter().copied()).collect();
+        CleanCodes { latent: gather(&self.latent, latent), camera_evidence: gather(&self.camera_evidence, wc) }
+    }
+
+    /// `other`'s rows after this one's.
+    pub fn extend(&mut self, other: CleanCodes) {
+        self.latent.extend(other.latent);
+        self.camera_evidence.extend(other.camera_evidence);
+    }
+}
+
 impl LatentEncoder<'_> {
     /// Joint latents of a batch, [B, L].
     pub fn encode(&self, batch: &HostBatch) -> Vec<f32> {
@@ -48,40 +87,84 @@ impl LatentEncoder<'_> {
         rows(self.stage1.encode(batch.camera_tensor(s1, self.device), batch.sensor_tensor(s1, self.device)))
     }
 
-    /// Latents of the faulty copies: the clean latent with the corrupted modality's part
-    /// re-encoded (the other part is unchanged, so it is not recomputed).
-    pub fn faulty(&self, z_clean: &[f32], faulty: &HostBatch, kinds: &[Injected]) -> Vec<f32> {
+    /// The [`CleanCodes`] of a clean batch.
+    pub fn clean(&self, batch: &HostBatch) -> CleanCodes {
+        let s1 = &self.cfg.stage1;
+        let z = self.stage1.encode(batch.camera_tensor(s1, self.device), batch.sensor_tensor(s1, self.device));
+        let camera_evidence = match &self.cfg.block.evidence {
+            Some(e) => {
+                let recon = camera_to_host(self.stage1.decode_camera(z.clone().narrow(1, 0, s1.camera_latent()), s1));
+                e.camera_part(s1, &batch.camera, &recon)
+            }
+            None => Vec::new(),
+        };
+        CleanCodes { latent: rows(z), camera_evidence }
+    }
+
+    /// Raw evidence of a faulty batch with latents `z_faulty`: the sensor part for every row,
+    /// the camera part decoded again only for the rows in `camera_changed`, the clean one
+    /// (`clean_camera`) for the rest.
+    fn faulty_evidence(
+        &self,
+        evidence: &Evidence,
+        faulty: &HostBatch,
+        z_faulty: &[f32],
+        camera_changed: &[usize],
+        clean_camera: &[f32],
+    ) -> Vec<f32> {
+        let s1 = &self.cfg.stage1;
+        let (lc, ls, l) = (s1.camera_latent(), s1.sensor_latent(), s1.joint_latent());
+        let z = Tensor::<2>::from_data(TensorData::new(z_faulty.to_vec(), [faulty.len, l]), self.device);
+        let recon_sensor = sensor_to_host(self.stage1.decode_sensor(z.clone().narrow(1, lc, ls), s1));
+        let sensor = evidence.sensor_part(s1, &faulty.sensor, &recon_sensor);
+        let wc = evidence.camera_width();
+        let mut camera = clean_camera.to_vec();
+        if !camera_changed.is_empty() {
+            let frame = 3 * s1.height * s1.width;
+            let frames: Vec<f32> = camera_changed
+                .iter()
+                .flat_map(|&b| faulty.camera[b * frame..(b + 1) * frame].iter().copied())
+                .collect();
+            let zc = z.narrow(1, 0, lc).select(0, index_tensor(camera_changed, self.device));
+            let recon = camera_to_host(self.stage1.decode_camera(zc, s1));
+            let part = evidence.camera_part(s1, &frames, &recon);
+            for (k, &b) in camera_changed.iter().enumerate() {
+                camera[b * wc..(b + 1) * wc].copy_from_slice(&part[k * wc..(k + 1) * wc]);
+            }
+        }
+        evidence.join(&sensor, &camera)
+    }
+
+    /// Latents of the faulty copies: the clean latent, with each modality re-encoded in the
+    /// rows where its input differs from the clean one — a fault, or the nuisance jitter of a
+    /// clean sample, which the detector must see to learn that it is not a fault.
+    pub fn faulty(&self, z_clean: &[f32], clean: &HostBatch, faulty: &HostBatch) -> Vec<f32> {
         let s1 = &self.cfg.stage1;
         let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
         let l = lc + ls;
         let mut z = z_clean.to_vec();
         let frame = 3 * s1.height * s1.width;
         let win = s1.window * s1.sensor_dim;
-        for (kind, offset, part) in [(Injected::Camera, 0, lc), (Injected::Sensor, lc, ls)] {
-            let idx: Vec<usize> = (0..kinds.len()).filter(|&b| kinds[b] == kind).collect();
-            if idx.is_empty() {
-                continue;
+        let changed = |x: &[f32], y: &[f32], n: usize| -> Vec<usize> {
+            (0..faulty.len).filter(|&b| differs(&x[b * n..(b + 1) * n], &y[b * n..(b + 1) * n])).collect()
+        };
+        let gather = |x: &[f32], idx: &[usize], n: usize| -> Vec<f32> {
+            idx.iter().flat_map(|&b| x[b * n..(b + 1) * n].iter().copied()).collect()
+        };
+        let cam = changed(&clean.camera, &faulty.camera, frame);
+        if !cam.is_empty() {
+            let sub = HostBatch { len: cam.len(), camera: gather(&faulty.camera, &cam, frame), sensor: Vec::new() };
+            let enc = rows(self.stage1.encode_camera(sub.camera_tensor(s1, self.device)));
+            for (k, &b) in cam.iter().enumerate() {
+                z[b * l..b * l + lc].copy_from_slice(&enc[k * lc..(k + 1) * lc]);
             }
-            let sub = HostBatch {
-                len: idx.len(),
-                camera: if kind == Injected::Camera {
-                    idx.iter().flat_map(|&b| faulty.camera[b * frame..(b + 1) * frame].iter().copied()).collect()
-                } else {
-                    Vec::new()
-                },
-                sensor: if kind == Injected::Sensor {
-                    idx.iter().flat_map(|&b| faulty.sensor[b * win..(b + 1) * win].iter().copied()).collect()
-                } else {
-                    Vec::new()
-                },
-            };
-            let enc = if kind == Injected::Camera {
-                rows(self.stage1.encode_camera(sub.camera_tensor(s1, self.device)))
-            } else {
-                rows(self.stage1.encode_sensor(sub.sensor_tensor(s1, self.device)))
-            };
-            for (k, &b) in idx.iter().enumerate() {
-                z[b * l + offset..b * l + offset + part].copy_from_slice(&enc[k * part..(k + 1) * part]);
+        }
+        let sen = changed(&clean.sensor, &faulty.sensor, win);
+        if !sen.is_empty() {
+            let sub = HostBatch { len: sen.len(), camera: Vec::new(), sensor: gather(&faulty.sensor, &sen, win) };
+            let enc = rows(self.stage1.encode_sensor(sub.sensor_tensor(s1, self.device)));
+            for (k, &b) in sen.iter().enumerate() {
+                z[b * l + lc..(b + 1) * l].copy_from_slice(&enc[k * ls..(k + 1) * ls]);
             }
         }
         z
@@ -92,15 +175,48 @@ impl LatentEncoder<'_> {
 pub fn make_batch(
     encoder: &LatentEncoder<'_>,
     clean: HostBatch,
-    z_clean: Vec<f32>,
+    codes: CleanCodes,
     previous: &[Option<Vec<f32>>],
     s2: &Stage2Config,
     rng: &mut impl Rng,
 ) -> Stage2Batch {
-    let (faulty, kinds) = s2.faults.inject_batch(&clean, previous, &encoder.cfg.stage1, rng);
-    let z_faulty = encoder.faulty(&z_clean, &faulty, &kinds);
-    let labels = kinds.iter().flat_map(|k| k.labels()).collect();
-    Stage2Batch { z_faulty, z_clean, clean, labels }
+    let s1 = &encoder.cfg.stage1;
+    let (faulty, kinds) = s2.faults.inject_batch(&clean, previous, s1, rng);
+    let z_clean = codes.latent;
+    let z_faulty = encoder.faulty(&z_clean, &clean, &faulty);
+    let (frame, win) = (3 * s1.height * s1.width, s1.window * s1.sensor_dim);
+    let mut labels = Vec::with_capacity(2 * clean.len);
+    for (b, kind) in kinds.iter().enumerate() {
+        let [c, s] = kind.labels();
+        let cam = differs(&clean.camera[b * frame..(b + 1) * frame], &faulty.camera[b * frame..(b + 1) * frame]);
+        let sen = differs(&clean.sensor[b * win..(b + 1) * win], &faulty.sensor[b * win..(b + 1) * win]);
+        labels.push(if cam { c } else { 0.0 });
+        labels.push(if sen { s } else { 0.0 });
+    }
+    let (evidence, channel_labels) = match &encoder.cfg.block.evidence {
+        None => (None, Vec::new()),
+        Some(e) => {
+            let camera_changed: Vec<usize> = (0..clean.len)
+                .filter(|&b| {
+                    differs(&clean.camera[b * frame..(b + 1) * frame], &faulty.camera[b * frame..(b + 1) * frame])
+                })
+                .collect();
+            let raw = encoder.faulty_evidence(e, &faulty, &z_faulty, &camera_changed, &codes.camera_evidence);
+            let mut ch = e.channel_labels(s1, (&clean.camera, &clean.sensor), (&faulty.camera, &faulty.sensor));
+            // the jitter of a clean modality changes every value and is not a fault
+            let (d, c) = (e.sensor_dim, e.channels());
+            for b in 0..clean.len {
+                if labels[2 * b + 1] == 0.0 {
+                    ch[b * c..b * c + d].fill(0.0);
+                }
+                if labels[2 * b] == 0.0 {
+                    ch[b * c + d..(b + 1) * c].fill(0.0);
+                }
+            }
+            (Some(e.standardise(&raw)), ch)
+        }
+    };
+    Stage2Batch { z_faulty, z_clean, clean, labels, evidence, channel_labels }
 }
 
 /// Stage-2 loss terms of one batch.
@@ -171,27 +287,42 @@ pub fn stage2_loss(
     let (b, l) = (batch.clean.len, cfg.stage1.joint_latent());
     let z_faulty = tensor2(&batch.z_faulty, [b, l], device);
     let z_clean = tensor2(&batch.z_clean, [b, l], device);
-    stage2_terms(block, stage1, cfg, s2, z_faulty, z_clean, &batch.clean, &batch.labels, device)
+    let evidence = batch.evidence.as_ref().map(|e| tensor2(e, [b, e.len() / b], device));
+    let targets = Targets { clean: &batch.clean, labels: &batch.labels, channel_labels: &batch.channel_labels };
+    stage2_terms(block, stage1, cfg, s2, (z_faulty, evidence), z_clean, targets, device)
 }
 
-/// The stage-2 objective from latents on the device: `z_faulty` [B, L] goes through the block,
-/// `z_clean` [B, L] is the target (and the contrastive positives), `labels` [B, 2] on the host.
+/// What the stage-2 objective compares against: the clean input and the fault labels, per
+/// modality [B, 2] and per channel [B, C] (empty for a block without per-channel scores).
+#[derive(Debug, Clone, Copy)]
+pub struct Targets<'a> {
+    /// The clean input.
+    pub clean: &'a HostBatch,
+    /// Per-modality labels.
+    pub labels: &'a [f32],
+    /// Per-channel labels.
+    pub channel_labels: &'a [f32],
+}
+
+/// The stage-2 objective from latents on the device: `input` — the faulty latent [B, L] and its
+/// evidence [B, F] — goes through the block, `z_clean` [B, L] is the target (and the
+/// contrastive positives).
 #[allow(clippy::too_many_arguments)]
 pub fn stage2_terms(
     block: &ComputeBlock,
     stage1: &Stage1,
     cfg: &ModelConfig,
     s2: &Stage2Config,
-    z_faulty: Tensor<2>,
+    input: (Tensor<2>, Option<Tensor<2>>),
     z_clean: Tensor<2>,
-    clean: &HostBatch,
-    labels: &[f32],
+    targets: Targets<'_>,
     device: &Device,
 ) -> (Tensor<1>, Stage2Losses) {
     let s1 = &cfg.stage1;
+    let Targets { clean, labels, channel_labels } = targets;
     let b = clean.len;
     let label_tensor = tensor2(labels, [b, 2], device);
-    let out = block.forward(z_faulty);
+    let out = block.forward(input.0, input.1);
     let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
     let (cam, sen) = (clean.camera_tensor(s1, device), clean.sensor_tensor(s1, device));
     let (z_cam, z_sen) = (out.latent.clone().narrow(1, 0, lc), out.latent.clone().narrow(1, lc, ls));
@@ -219,7 +350,12 @@ pub fn stage2_terms(
         let output = mse(stage1.decode_camera(z_cam, s1), cam) + mse(stage1.decode_sensor(z_sen, s1), sen);
         (mse(out.latent, z_clean.clone()), output)
     };
-    let detection = bce_with_logits(out.logits, label_tensor);
+    let mut detection = bce_with_logits(out.logits, label_tensor);
+    if let Some(channels) = out.channel_logits {
+        let c = channels.dims()[1];
+        let target = tensor2(channel_labels, [b, c], device);
+        detection = detection + bce_with_logits(channels, target).mul_scalar(s2.weights.channels);
+    }
     let positives = block.encoder.forward(z_clean).detach();
     let contrastive = info_nce(out.corrected, positives, s2.temperature);
     let w = &s2.weights;

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::log::{stage_bar, CsvLog, EpochRecord};
 use crate::pipeline::Prepared;
 use crate::stage1::{reconstruction_error, Stage1Trainer};
-use crate::stage2::{make_batch, stage2_loss, LatentEncoder, Stage2Batch, Stage2Losses, Stage2Trainer};
+use crate::stage2::{make_batch, stage2_loss, CleanCodes, LatentEncoder, Stage2Batch, Stage2Losses, Stage2Trainer};
 
 /// Keeps the best weights and counts epochs without improvement.
 pub(crate) struct EarlyStop<M> {
@@ -152,13 +152,15 @@ impl Context<'_> {
         let enc = LatentEncoder { stage1: &frozen, cfg: model_cfg, device: &plain };
         let l = model_cfg.stage1.joint_latent();
         // The encoders are frozen, so the clean latents are computed once, not every step.
-        let z_train: Vec<f32> =
-            batches(data, &prep.train.ends, cfg, &prep.norm).iter().flat_map(|(_, b)| enc.encode(b)).collect();
+        let mut codes = CleanCodes::default();
+        for (_, b) in batches(data, &prep.train.ends, cfg, &prep.norm) {
+            codes.extend(enc.clean(&b));
+        }
         let previous = |ends: &[usize]| previous_frames(data, ends, &s2.faults);
         let mut vrng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(2));
         let val_set: Vec<Stage2Batch> = val_batches
             .iter()
-            .map(|(ends, b)| make_batch(&enc, b.clone(), enc.encode(b), &previous(ends), s2, &mut vrng))
+            .map(|(ends, b)| make_batch(&enc, b.clone(), enc.clean(b), &previous(ends), s2, &mut vrng))
             .collect();
 
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(3));
@@ -179,9 +181,7 @@ impl Context<'_> {
                 }
                 let ends: Vec<usize> = chunk.iter().map(|&k| prep.train.ends[k]).collect();
                 let clean = host_batch(data, &ends, cfg.window, &prep.norm);
-                let z_clean: Vec<f32> =
-                    chunk.iter().flat_map(|&k| z_train[k * l..(k + 1) * l].iter().copied()).collect();
-                let batch = make_batch(&enc, clean, z_clean, &previous(&ends), s2, &mut rng);
+                let batch = make_batch(&enc, clean, codes.rows(chunk, l), &previous(&ends), s2, &mut rng);
                 let (losses, stats) = trainer.step(&batch);
                 acc.accumulate(&losses, 0.0, chunk.len() as f64);
                 grad_norm += stats.norm_before;

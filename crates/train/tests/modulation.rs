@@ -48,7 +48,7 @@ fn train_block(modulation: Modulation) -> (Mmssl, Vec<mmguard_train::ModulationS
             camera: (0..16 * 3 * 256).map(|_| rng.random()).collect(),
             sensor: (0..16 * 8 * 4).map(|_| rng.random()).collect(),
         };
-        let z = enc.encode(&clean);
+        let z = enc.clean(&clean);
         let batch = make_batch(&enc, clean, z, &vec![None; 16], &s2, &mut rng);
         stats.push(trainer.step(&batch).1);
     }
@@ -108,10 +108,11 @@ fn faulty_part_only_scores_nothing_on_clean_samples() {
         camera: (0..8 * 3 * 256).map(|_| rng.random()).collect(),
         sensor: (0..8 * 8 * 4).map(|_| rng.random()).collect(),
     };
-    let z = enc.encode(&clean);
+    let z = enc.clean(&clean);
     let mut s2 = Stage2Config::default();
     s2.faults.clean_share = 1.0;
     s2.faults.camera_share = 0.0;
+    s2.faults.both_share = 0.0;
     s2.faults.clean_jitter = 0.0;
     s2.faulty_part_only = false;
     let batch = make_batch(&enc, clean, z, &vec![None; 8], &s2, &mut rng);
