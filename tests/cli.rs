@@ -325,6 +325,7 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
         "MMSSL, test-fault mix",
         "MMSSL, one threshold",
         "MMSSL, whole-modality substitution",
+        "MMSSL, raw latent",
         "MMAE",
         "MMFR",
         "MMCF",
@@ -346,7 +347,7 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
     };
     let results = read();
     let runs = results["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 14);
+    assert_eq!(runs.len(), 15);
     // the same faulty copies for every method, in the protocol and in the severity curves
     assert!(runs.iter().all(|r| r["result"]["faulty_input_mse"] == runs[0]["result"]["faulty_input_mse"]));
     let curve_inputs = |r: &serde_json::Value| -> Vec<f64> {

@@ -470,9 +470,10 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub false_alarm_rate: Option<f64>,
     /// `predictive` (a model of how episodes differ, never below `episodes`), `episodes`
-    /// (leave-one-episode-out quantile) or `quantile` (empirical, validation only).
-    #[arg(long, default_value = "predictive")]
-    pub method: String,
+    /// (leave-one-episode-out quantile) or `quantile` (empirical, validation only); default:
+    /// the run's own.
+    #[arg(long)]
+    pub method: Option<String>,
 }
 
 /// `mmguard demo`
@@ -501,7 +502,8 @@ pub struct BenchArgs {
     pub data: Option<PathBuf>,
     /// Methods: `all` or a comma list (mmssl, mmssl-no-gate, mmssl-no-modulation,
     /// mmssl-single-stage, mmssl-dense-encoders, mmssl-no-evidence, mmssl-test-faults,
-    /// mmssl-one-threshold, mmssl-whole-modality, mmae, mmfr, mmcf, mmgan, mmugan).
+    /// mmssl-one-threshold, mmssl-whole-modality, mmssl-raw-latent, mmae, mmfr, mmcf, mmgan,
+    /// mmugan).
     #[arg(long, default_value = "all")]
     pub methods: String,
     /// Seeds per method (0, 1, …).

@@ -33,6 +33,10 @@ pub enum Method {
     /// Ablation: the MMSSL model of the same seed substituting a flagged modality whole instead
     /// of only its suspect channels (no retraining).
     MmsslWholeModality,
+    /// Ablation: stage 2 retrained on the raw latent instead of the standardised, bounded one,
+    /// and stopped early on the total loss instead of the output error, on the stage 1 of the
+    /// same seed (the earlier stage 2).
+    MmsslRawLatent,
     /// MMAE: multimodal denoising autoencoder, one stage, no detector.
     Mmae,
     /// MMFR: the MMAE with the authors' fuzzy regularisation of its bottleneck.
@@ -47,7 +51,7 @@ pub enum Method {
 
 impl Method {
     /// Every method, MMSSL first.
-    pub const ALL: [Method; 14] = [
+    pub const ALL: [Method; 15] = [
         Method::Mmssl,
         Method::MmsslNoGate,
         Method::MmsslNoModulation,
@@ -57,6 +61,7 @@ impl Method {
         Method::MmsslTestFaults,
         Method::MmsslOneThreshold,
         Method::MmsslWholeModality,
+        Method::MmsslRawLatent,
         Method::Mmae,
         Method::Mmfr,
         Method::Mmcf,
@@ -76,6 +81,7 @@ impl Method {
             Self::MmsslTestFaults => "mmssl-test-faults",
             Self::MmsslOneThreshold => "mmssl-one-threshold",
             Self::MmsslWholeModality => "mmssl-whole-modality",
+            Self::MmsslRawLatent => "mmssl-raw-latent",
             Self::Mmae => "mmae",
             Self::Mmfr => "mmfr",
             Self::Mmcf => "mmcf",
@@ -96,6 +102,7 @@ impl Method {
             Self::MmsslTestFaults => "MMSSL, test-fault mix",
             Self::MmsslOneThreshold => "MMSSL, one threshold",
             Self::MmsslWholeModality => "MMSSL, whole-modality substitution",
+            Self::MmsslRawLatent => "MMSSL, raw latent",
             Self::Mmae => "MMAE",
             Self::Mmfr => "MMFR",
             Self::Mmcf => "MMCF",
@@ -115,6 +122,7 @@ impl Method {
             Self::MmsslTestFaults => "test faults",
             Self::MmsslOneThreshold => "1 thresh.",
             Self::MmsslWholeModality => "whole mod.",
+            Self::MmsslRawLatent => "raw latent",
             other => other.label(),
         }
     }
@@ -138,6 +146,7 @@ impl Method {
                 | Self::MmsslTestFaults
                 | Self::MmsslOneThreshold
                 | Self::MmsslWholeModality
+                | Self::MmsslRawLatent
         )
     }
 

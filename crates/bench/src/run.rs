@@ -10,8 +10,8 @@ use mmguard_faults::Compound;
 use mmguard_model::{EncoderKind, Gate, Gated, Repair, Run, Stage1Config, Thresholds, LOG_FILE};
 use mmguard_robust::{run_study, HeadMethod, HeadResult, StudyConfig};
 use mmguard_train::{
-    prepare, train, train_mmae, train_mmcf, train_mmfr, train_mmgan, train_mmugan, BaselineReport, CsvLog, Modulation,
-    Prepared, StageSchedule, TrainConfig, TrainingFaults,
+    prepare, train, train_mmae, train_mmcf, train_mmfr, train_mmgan, train_mmugan, BaselineReport, CsvLog, EarlyStopOn,
+    Modulation, Prepared, StageSchedule, TrainConfig, TrainingFaults,
 };
 use serde::{Deserialize, Serialize};
 
@@ -237,6 +237,10 @@ impl Bench<'_> {
             Method::MmsslNoModulation => stage2_ablation(&|c| c.stage2.modulation = Modulation::off())?,
             Method::MmsslNoEvidence => stage2_ablation(&|c| c.architecture.evidence_grid = None)?,
             Method::MmsslTestFaults => stage2_ablation(&|c| c.stage2.faults = TrainingFaults::test_faults_first())?,
+            Method::MmsslRawLatent => stage2_ablation(&|c| {
+                c.architecture.latent_scale = false;
+                c.stage2.early_stop = EarlyStopOn::Total;
+            })?,
             Method::MmsslSingleStage | Method::MmsslDenseEncoders => {
                 let mut ablated = tc.clone();
                 if method == Method::MmsslSingleStage {

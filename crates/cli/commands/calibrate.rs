@@ -8,9 +8,11 @@ use mmguard_train::{calibrate_gate, Calibration, GateOptions};
 use crate::args::CalibrateArgs;
 
 pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
-    let method: Calibration = serde_json::from_value(serde_json::Value::String(a.method.clone()))
-        .with_context(|| format!("--method {}: expected `predictive`, `episodes` or `quantile`", a.method))?;
     let mut run = Run::load(&a.run, &Device::flex())?;
+    // by default the run's own method: recalibrating an older run does not change its kind
+    let name = a.method.clone().unwrap_or_else(|| run.config.gate.method.clone());
+    let method: Calibration = serde_json::from_value(serde_json::Value::String(name.clone()))
+        .with_context(|| format!("--method {name}: expected `predictive`, `episodes` or `quantile`"))?;
     let path = a.data.unwrap_or_else(|| run.config.data.path.clone().into());
     let data = super::load_dataset(&path)?;
     if !run.config.data.is_from(&data) {

@@ -31,6 +31,63 @@ pub struct BlockConfig {
     /// before the evidence existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
+    /// The clean latent's mean and spread per element: the block works on the standardised
+    /// latent, bounded to ±[`LATENT_BOUND`], and its latent loss is in units of the clean
+    /// spread; `None` (every run written before) works on the raw latent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent_scale: Option<LatentScale>,
+    /// Scores are σ(logit/τ): a monotone fault score in (0, 1) whose resolution does not run
+    /// out near 1. A detector trained on the whole catalogue is confident, and the calibrated
+    /// thresholds of the arm demo run sat at logits above 16.6, where σ rounds to 1.0 in f32
+    /// and the gate could no longer be set between them; τ = 4 leaves room to logit 66. `None`
+    /// (every run written before) is τ = 1, the plain probability.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_temperature: Option<f32>,
+}
+
+/// A standardised latent element is clamped to ±this: a gain of 6 on a wide-range column
+/// moves the latent far outside anything clean data gives, and the compute block must not see,
+/// keep or be trained on values without bound (measured on a file from outside the project:
+/// stage 2 diverged with the raw latent).
+pub const LATENT_BOUND: f32 = 8.0;
+
+/// Mean and spread of each element of the clean joint latent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatentScale {
+    /// Mean per element, [latent].
+    pub mean: Vec<f32>,
+    /// Standard deviation per element (at least [`LatentScale::MIN_STD`]), [latent].
+    pub std: Vec<f32>,
+}
+
+impl LatentScale {
+    /// Smallest spread used, and at least a tenth of the median spread: an element that hardly
+    /// varies on clean data is not amplified a thousandfold.
+    pub const MIN_STD: f32 = 1e-3;
+
+    /// Fits the scale on clean latents [N, latent].
+    pub fn fit(latents: &[f32], latent: usize) -> Self {
+        let n = (latents.len() / latent).max(1) as f64;
+        let mut mean = vec![0.0f64; latent];
+        for row in latents.chunks_exact(latent) {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += f64::from(v) / n;
+            }
+        }
+        let mut var = vec![0.0f64; latent];
+        for row in latents.chunks_exact(latent) {
+            for ((s, &v), m) in var.iter_mut().zip(row).zip(&mean) {
+                *s += (f64::from(v) - m).powi(2) / n;
+            }
+        }
+        let mut spreads: Vec<f32> = var.iter().map(|&v| v.sqrt() as f32).collect();
+        let mut sorted = spreads.clone();
+        sorted.sort_by(f32::total_cmp);
+        let floor = (0.1 * sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)).max(Self::MIN_STD);
+        spreads.iter_mut().for_each(|s| *s = s.max(floor));
+        Self { mean: mean.iter().map(|&m| m as f32).collect(), std: spreads }
+    }
 }
 
 /// How the decoder G turns the corrected code into the corrected latent ẑ.
@@ -72,6 +129,8 @@ impl BlockConfig {
             alpha: 0.5,
             decoder: LatentDecoder::Highway,
             evidence: None,
+            latent_scale: None,
+            score_temperature: None,
         }
     }
 
@@ -109,6 +168,7 @@ impl BlockConfig {
             },
             decoder: lin(self.hidden, self.decoder.outputs(self.latent)),
             mode: self.decoder,
+            scale: self.latent_scale.clone(),
         }
     }
 }
@@ -257,6 +317,9 @@ pub struct ComputeBlock {
     /// How G's output becomes the corrected latent.
     #[module(skip)]
     pub mode: LatentDecoder,
+    /// The clean latent's scale, when the block works on the standardised latent.
+    #[module(skip)]
+    pub scale: Option<LatentScale>,
 }
 
 /// What the block computes for a batch of (possibly faulty) joint latents.
@@ -273,12 +336,16 @@ pub struct BlockOutput {
     pub channel_logits: Option<Tensor<2>>,
     /// Corrected joint latent ẑ, [B, latent].
     pub latent: Tensor<2>,
+    /// ẑ in the block's own units (standardised when the block has a latent scale), [B, latent]:
+    /// what the latent loss compares with [`ComputeBlock::standardise`] of the clean latent.
+    pub latent_units: Tensor<2>,
 }
 
 impl ComputeBlock {
     /// # Shapes
     /// z̃ [B, latent], evidence [B, F] (standardised; `None` for a block without) → [`BlockOutput`]
     pub fn forward(&self, z: Tensor<2>, evidence: Option<Tensor<2>>) -> BlockOutput {
+        let z = self.standardise(z);
         let hidden = self.encoder.forward(z.clone());
         let (logits, channel_logits) = self.detector.forward(hidden.clone(), evidence);
         let corrected = self.corrector.forward(hidden.clone());
@@ -292,6 +359,47 @@ impl ComputeBlock {
                 keep.clone() * z + (keep.neg() + 1.0) * g.narrow(1, 0, l)
             }
         };
-        BlockOutput { hidden, corrected, logits, channel_logits, latent }
+        BlockOutput {
+            hidden,
+            corrected,
+            logits,
+            channel_logits,
+            latent: self.unstandardise(latent.clone()),
+            latent_units: latent,
+        }
+    }
+
+    /// E's code of a latent (the contrastive loss's positives).
+    pub fn embed(&self, z: Tensor<2>) -> Tensor<2> {
+        self.encoder.forward(self.standardise(z))
+    }
+
+    /// A raw latent [B, latent] in the block's units: standardised and bounded when the block
+    /// has a scale, unchanged otherwise.
+    pub fn standardise(&self, z: Tensor<2>) -> Tensor<2> {
+        match &self.scale {
+            Some(s) => {
+                let (mean, inv) = self.scale_tensors(s, &z.device());
+                ((z - mean) * inv).clamp(-LATENT_BOUND, LATENT_BOUND)
+            }
+            None => z,
+        }
+    }
+
+    fn unstandardise(&self, z: Tensor<2>) -> Tensor<2> {
+        match &self.scale {
+            Some(s) => {
+                let (mean, inv) = self.scale_tensors(s, &z.device());
+                z / inv + mean
+            }
+            None => z,
+        }
+    }
+
+    /// Mean and inverse spread as [1, latent] rows.
+    fn scale_tensors(&self, s: &LatentScale, device: &Device) -> (Tensor<2>, Tensor<2>) {
+        let l = s.mean.len();
+        let row = |v: Vec<f32>| Tensor::<2>::from_data(burn::tensor::TensorData::new(v, [1, l]), device);
+        (row(s.mean.clone()), row(s.std.iter().map(|&v| 1.0 / v).collect()))
     }
 }

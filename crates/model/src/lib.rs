@@ -25,6 +25,7 @@ pub use autoencoder::{
 };
 pub use block::{
     BlockConfig, BlockOutput, ChannelHead, ChannelHeads, ComputeBlock, Corrector, Detector, Encoder, LatentDecoder,
+    LatentScale, LATENT_BOUND,
 };
 pub use error::{Error, Result};
 pub use evidence::Evidence;

@@ -98,7 +98,8 @@ pub fn sensor_to_host(x: Tensor<3>) -> Vec<f32> {
 /// What the production pipeline returns for a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inference {
-    /// Fault probability per sample and modality, σ(D(E(z̃))), [B] × (camera, sensor).
+    /// Fault score per sample and modality, σ(D(E(z̃))/τ) with the block's score temperature τ
+    /// (1 for runs without one), [B] × (camera, sensor).
     pub scores: Vec<[f32; 2]>,
     /// Whether the gate flagged each modality.
     pub flags: Vec<[bool; 2]>,
@@ -222,12 +223,14 @@ pub fn evidence_tensor(evidence: &Evidence, raw: &[f32], device: &Device) -> Ten
 }
 
 /// Scores of a block's output: per modality [B] × 2 and per channel [B, C] flat.
-fn probabilities(logits: Tensor<2>, channel_logits: Option<Tensor<2>>) -> (Vec<[f32; 2]>, Vec<f32>) {
-    let probs = sigmoid(logits).into_data().try_into_vec::<f32>().expect("float tensor");
+fn probabilities(logits: Tensor<2>, channel_logits: Option<Tensor<2>>, temperature: f32) -> (Vec<[f32; 2]>, Vec<f32>) {
+    let score = |x: Tensor<2>| {
+        let x = if temperature == 1.0 { x } else { x.div_scalar(temperature) };
+        sigmoid(x).into_data().try_into_vec::<f32>().expect("float tensor")
+    };
+    let probs = score(logits);
     let scores = probs.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
-    let channels =
-        channel_logits.map_or_else(Vec::new, |c| sigmoid(c).into_data().try_into_vec::<f32>().expect("float tensor"));
-    (scores, channels)
+    (scores, channel_logits.map_or_else(Vec::new, score))
 }
 
 /// What detection found for a batch: the input latent, its reconstruction when the evidence
@@ -252,7 +255,8 @@ impl Mmssl {
             evidence_tensor(e, &raw, device)
         });
         let out = self.block.forward(z.clone(), evidence);
-        let (scores, channel_scores) = probabilities(out.logits, out.channel_logits);
+        let (scores, channel_scores) =
+            probabilities(out.logits, out.channel_logits, cfg.block.score_temperature.unwrap_or(1.0));
         let flags = scores.iter().map(|&s| thresholds.flags(s)).collect();
         Detection { z, reconstruction, latent: out.latent, scores, channel_scores, flags }
     }

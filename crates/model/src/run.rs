@@ -15,6 +15,7 @@ use burn::tensor::Device;
 use mmguard_data::{Column, Dataset, MinMax, Split, SplitConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::autoencoder::Stage1;
 use crate::error::{Error, Result};
 use crate::pipeline::{HostBatch, Mmssl, ModelConfig, Thresholds};
 
@@ -27,8 +28,13 @@ pub const METRICS_FILE: &str = "metrics.json";
 /// Training log.
 pub const LOG_FILE: &str = "train_log.csv";
 
-/// Version of the run-directory layout; bumped when a field changes meaning.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the run-directory layout; bumped when a field changes meaning. Format 2 added the
+/// evidence, the latent scale, the score temperature and per-modality thresholds (all optional
+/// fields: a format-1 run reads as before, and an older mmguard refuses a format-2 run instead
+/// of ignoring what it does not know).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this mmguard reads.
+pub const OLDEST_FORMAT: u32 = 1;
 
 /// The gate: flag a modality when its fault probability reaches its threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,9 +158,9 @@ impl Run {
     /// Loads a run onto `device`; every tensor of the model must be in the weights file.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let config: RunConfig = read_json(&dir.join(CONFIG_FILE))?;
-        if config.versions.format != FORMAT_VERSION {
+        if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&config.versions.format) {
             return Err(Error::Incompatible(format!(
-                "{}: run format {} but this mmguard reads format {FORMAT_VERSION}",
+                "{}: run format {} but this mmguard reads formats {OLDEST_FORMAT} to {FORMAT_VERSION}",
                 dir.display(),
                 config.versions.format
             )));
@@ -175,6 +181,29 @@ impl Run {
             });
         }
         Ok(Self { dir: dir.into(), config, model })
+    }
+
+    /// Loads only the stage-1 autoencoder of a run (its compute block may have another
+    /// architecture than this mmguard builds): for training a new stage 2 on it.
+    pub fn load_stage1(dir: &Path, device: &Device) -> Result<(RunConfig, Stage1)> {
+        let config: RunConfig = read_json(&dir.join(CONFIG_FILE))?;
+        let mut stage1 = config.model.stage1.init(device);
+        let weights = dir.join(WEIGHTS_FILE);
+        if !weights.exists() {
+            return Err(Error::Weights { path: weights, reason: "missing".into() });
+        }
+        let mut store = SafetensorsStore::from_file(&weights).with_key_remapping(r"^stage1\.", "");
+        let applied = stage1
+            .load_from(&mut store)
+            .map_err(|e| Error::Weights { path: weights.clone(), reason: e.to_string() })?;
+        if !applied.missing.is_empty() || !applied.errors.is_empty() {
+            let missing: Vec<&str> = applied.missing.iter().map(|(p, _)| p.as_str()).collect();
+            return Err(Error::Weights {
+                path: weights,
+                reason: format!("stage 1 does not match config.json: missing {missing:?}, errors {:?}", applied.errors),
+            });
+        }
+        Ok((config, stage1))
     }
 
     /// Checks that a dataset has the run's geometry and columns.

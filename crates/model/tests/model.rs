@@ -186,6 +186,13 @@ fn a_block_with_evidence_scores_every_channel_and_loads_bit_exact() {
     let device = Device::flex();
     let mut cfg = tiny();
     cfg.block.evidence = Some(mmguard_model::Evidence::new(&cfg.stage1, 4));
+    // a latent scale that is not the identity, and a score temperature: both travel with the run
+    let l = cfg.stage1.joint_latent();
+    cfg.block.latent_scale = Some(mmguard_model::LatentScale {
+        mean: (0..l).map(|k| (k % 5) as f32 * 0.1).collect(),
+        std: (0..l).map(|k| 0.5 + (k % 3) as f32).collect(),
+    });
+    cfg.block.score_temperature = Some(4.0);
     let model = cfg.init(&device);
     let b = batch(3, &cfg);
     let out = model.run(&cfg, &b, Thresholds::uniform(2.0), &device);
@@ -228,10 +235,12 @@ fn a_block_with_evidence_scores_every_channel_and_loads_bit_exact() {
     assert_eq!(run.model.run(&cfg, &b, Thresholds::uniform(0.5), &device).inference, out_at(&model, &cfg, &b));
     // a run written before the evidence existed has neither field and loads as the paper's detector
     let mut old: serde_json::Value = serde_json::to_value(&config).unwrap();
-    old["model"]["block"].as_object_mut().unwrap().remove("evidence");
+    for key in ["evidence", "latent_scale", "score_temperature"] {
+        old["model"]["block"].as_object_mut().unwrap().remove(key);
+    }
     old["gate"].as_object_mut().unwrap().remove("per_modality");
     let back: mmguard_model::RunConfig = serde_json::from_value(old).unwrap();
-    assert_eq!(back.model.block.evidence, None);
+    assert_eq!((back.model.block.evidence, back.model.block.latent_scale), (None, None));
     assert_eq!(back.gate.thresholds(), Thresholds::uniform(0.5));
 }
 

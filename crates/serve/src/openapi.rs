@@ -46,13 +46,15 @@ pub fn document(g: &Geometry, limits: &Limits) -> Value {
                 },
             } },
             "/v1/threshold": {
-                "get": { "summary": "The gate threshold in use and the calibrated one", "responses": { "200": { "description": "threshold" } } },
+                "get": { "summary": "The gate thresholds in use and the calibrated ones, per modality", "responses": { "200": { "description": "thresholds" } } },
                 "put": {
-                    "summary": "Change the gate threshold at run time (logged with X-Operator and time)",
+                    "summary": "Change the gate thresholds at run time: both (threshold) or one modality (camera, sensor); logged with X-Operator and time",
                     "security": [{ "bearer": [] }],
                     "requestBody": { "required": true, "content": { "application/json": { "schema": {
-                        "type": "object", "required": ["threshold"], "properties": {
-                            "threshold": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1 } } } } } },
+                        "type": "object", "additionalProperties": false, "minProperties": 1, "properties": {
+                            "threshold": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1 },
+                            "camera": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1 },
+                            "sensor": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1 } } } } } },
                     "responses": { "200": { "description": "changed" }, "400": error, "401": error },
                 },
             },
@@ -88,6 +90,9 @@ pub fn document(g: &Geometry, limits: &Limits) -> Value {
                 } },
                 "Answer": { "type": "object", "properties": {
                     "scores": { "type": ["array", "null"], "items": { "type": "number" }, "description": "Fault probability (camera, sensor); null on the rule path" },
+                    "channel_scores": { "type": "object", "description": "Fault probability per sensor column and per image region (row-major from the top left); absent on the rule path and for runs without per-channel scores", "properties": {
+                        "sensor": { "type": "array", "items": { "type": "number" } },
+                        "camera_regions": { "type": "array", "items": { "type": "number" } } } },
                     "flags": { "type": "array", "items": { "type": "boolean" }, "description": "Faulty (camera, sensor)" },
                     "route": { "enum": ["rule", "bypass", "corrected"] },
                     "violations": { "type": "array", "items": { "type": "object", "properties": {

@@ -250,8 +250,14 @@ impl Pipeline {
             if a.flags[1] {
                 let mut sensor = out.sensor[k * win..(k + 1) * win].to_vec();
                 self.run.config.normalization.unscale(&mut sensor);
-                a.sensor = sensor;
                 let substituted = &out.substituted_columns[k * d..(k + 1) * d];
+                // a column kept as it came is the reading itself, not its scaled round trip
+                for (v, (raw, j)) in sensor.iter_mut().zip(samples[i].sensor.iter().zip((0..d).cycle())) {
+                    if !substituted[j] {
+                        *v = *raw;
+                    }
+                }
+                a.sensor = sensor;
                 a.sensor_status = substituted.iter().map(|&s| if s { UNCERTAIN_SUBSTITUTE } else { GOOD }).collect();
             }
             if a.flags.iter().any(|&f| f) {

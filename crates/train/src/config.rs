@@ -91,6 +91,12 @@ pub struct Architecture {
     /// the frame — and scores every column and region (`mmguard_model::evidence`); `null` is
     /// the paper's detector on E's code alone.
     pub evidence_grid: Option<usize>,
+    /// The compute block works on the latent standardised by its clean mean and spread and
+    /// bounded (`mmguard_model::LatentScale`); `false` is the raw latent.
+    pub latent_scale: bool,
+    /// Scores are σ(logit/τ) (`mmguard_model::BlockConfig::score_temperature`); `null` is
+    /// τ = 1.
+    pub score_temperature: Option<f32>,
 }
 
 impl TrainConfig {
@@ -127,6 +133,8 @@ impl Default for Architecture {
             decoder: mmguard_model::LatentDecoder::Highway,
             encoder: mmguard_model::EncoderKind::Conv,
             evidence_grid: Some(4),
+            latent_scale: true,
+            score_temperature: Some(4.0),
         }
     }
 }
@@ -160,6 +168,31 @@ pub struct Stage2Config {
     /// faulty sample. The gate substitutes nothing else, so the rest of G's output is never
     /// used; with `false` every part of every sample is scored.
     pub faulty_part_only: bool,
+    /// What early stopping watches on the faulty validation copies.
+    pub early_stop: EarlyStopOn,
+}
+
+/// The validation figure stage 2's early stopping keeps the best epoch of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EarlyStopOn {
+    /// The weighted sum of all stage-2 losses (the objective itself).
+    Total,
+    /// What the plant receives: the output error on the faulty modality of the faulty copies.
+    /// The latent and contrastive terms are means to that end, and their scale depends on the
+    /// data (the latent's spread is not bounded); on a file from outside the project the total
+    /// kept the epoch-2 weights.
+    Output,
+}
+
+impl EarlyStopOn {
+    /// The watched figure of one batch's losses.
+    pub fn watched(self, l: &crate::Stage2Losses) -> f64 {
+        match self {
+            Self::Total => l.total,
+            Self::Output => l.output,
+        }
+    }
 }
 
 impl Default for Stage2Config {
@@ -171,6 +204,7 @@ impl Default for Stage2Config {
             faults: TrainingFaults::default(),
             modulation: Modulation::default(),
             faulty_part_only: true,
+            early_stop: EarlyStopOn::Output,
         }
     }
 }

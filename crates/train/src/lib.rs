@@ -23,7 +23,8 @@ mod stages;
 pub use baseline::{train_mmae, train_mmcf, train_mmfr, train_mmgan, train_mmugan, BaselineReport};
 pub use calibrate::{calibrate, threshold_for_false_alarm_rate, Calibration, EpisodeScores};
 pub use config::{
-    Architecture, GammaMode, LossWeights, Modulation, Stage2Config, StageSchedule, TrainConfig, TrainingFaults,
+    Architecture, EarlyStopOn, GammaMode, LossWeights, Modulation, Stage2Config, StageSchedule, TrainConfig,
+    TrainingFaults,
 };
 pub use error::{Error, Result};
 pub use inject::Injected;

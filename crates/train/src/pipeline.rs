@@ -8,8 +8,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
 use mmguard_data::{Dataset, MinMax, Split, SplitConfig, Windows};
 use mmguard_model::{
-    host_batch, write_json, BlockConfig, Evidence, Gate, Mmssl, ModelConfig, Provenance, Run, RunConfig, Stage1,
-    Stage1Config, Thresholds, Versions, LOG_FILE, METRICS_FILE,
+    host_batch, write_json, BlockConfig, Evidence, Gate, LatentScale, Mmssl, ModelConfig, Provenance, Run, RunConfig,
+    Stage1, Stage1Config, Thresholds, Versions, LOG_FILE, METRICS_FILE,
 };
 use serde::Serialize;
 
@@ -57,30 +57,53 @@ pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> ModelConfig {
     };
     // a single-stage run has no autoencoder trained on clean data to measure evidence by
     let evidence = a.evidence_grid.filter(|_| !cfg.single_stage).map(|g| Evidence::new(&stage1, g));
+    // a placeholder until [`fit_clean_statistics`]: the single-stage run's latent has no fixed scale
+    let latent_scale = (a.latent_scale && !cfg.single_stage)
+        .then(|| LatentScale { mean: vec![0.0; stage1.joint_latent()], std: vec![1.0; stage1.joint_latent()] });
     let block = BlockConfig {
         hidden: a.hidden,
         detector_hidden: a.detector_hidden,
         rho: a.rho,
         decoder: a.decoder,
         evidence,
+        latent_scale,
+        score_temperature: a.score_temperature,
         ..BlockConfig::new(stage1.joint_latent())
     };
     ModelConfig { stage1, block }
 }
 
-/// Fits the evidence's clean statistics on the training windows, through the trained stage 1.
-fn fit_evidence(model_cfg: &mut ModelConfig, stage1: &Stage1, data: &Dataset, prep: &Prepared, cfg: &TrainConfig) {
-    let Some(evidence) = model_cfg.block.evidence.as_mut() else { return };
+/// Fits what the compute block measures clean data by — the evidence's statistics and the
+/// latent's scale — on the training windows, through the trained stage 1; `block` takes the
+/// fitted scale.
+fn fit_clean_statistics(
+    model_cfg: &mut ModelConfig,
+    block: &mut mmguard_model::ComputeBlock,
+    stage1: &Stage1,
+    data: &Dataset,
+    prep: &Prepared,
+    cfg: &TrainConfig,
+) {
     let (plain, s1) = (Device::flex(), &model_cfg.stage1);
     let frozen = stage1.valid();
-    let mut raw = Vec::new();
+    let (mut raw, mut latents) = (Vec::new(), Vec::new());
     for chunk in prep.train.ends.chunks(cfg.batch_size) {
         let b = host_batch(data, chunk, cfg.window, &prep.norm);
         let z = frozen.encode(b.camera_tensor(s1, &plain), b.sensor_tensor(s1, &plain));
-        let (camera, sensor) = frozen.reconstruct(s1, z);
-        raw.extend(evidence.raw(s1, &b.camera, &b.sensor, &camera, &sensor));
+        latents.extend(z.clone().into_data().try_into_vec::<f32>().expect("float tensor"));
+        if let Some(evidence) = &model_cfg.block.evidence {
+            let (camera, sensor) = frozen.reconstruct(s1, z);
+            raw.extend(evidence.raw(s1, &b.camera, &b.sensor, &camera, &sensor));
+        }
     }
-    evidence.fit(&raw);
+    let l = s1.joint_latent();
+    if let Some(evidence) = model_cfg.block.evidence.as_mut() {
+        evidence.fit(&raw);
+    }
+    if model_cfg.block.latent_scale.is_some() {
+        model_cfg.block.latent_scale = Some(LatentScale::fit(&latents, l));
+        block.scale = model_cfg.block.latent_scale.clone();
+    }
 }
 
 /// Windows of each split and the sensor scaling fitted on the training split.
@@ -152,6 +175,16 @@ fn check(cfg: &TrainConfig) -> Result<()> {
     if !(0.0..1.0).contains(&cfg.target_false_alarm_rate) {
         return Err(Error::Config("target false-alarm rate must be in [0, 1)".into()));
     }
+    if let Some(g) = cfg.architecture.evidence_grid {
+        if g == 0 || !16usize.is_multiple_of(g) {
+            return Err(Error::Config(format!(
+                "evidence_grid {g}: must divide 16 (1, 2, 4, 8 or 16), so that it divides every frame size"
+            )));
+        }
+    }
+    if cfg.architecture.score_temperature.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+        return Err(Error::Config("score_temperature must be a positive number".into()));
+    }
     if cfg.single_stage && cfg.reuse_stage1.is_some() {
         return Err(Error::Config("a single-stage run trains its autoencoder; it cannot reuse a stage 1".into()));
     }
@@ -192,7 +225,8 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
             };
             let stage1_seconds = t0.elapsed().as_secs_f64();
             let t1 = Instant::now();
-            fit_evidence(&mut model_cfg, &stage1, data, &prep, cfg);
+            let mut block = block;
+            fit_clean_statistics(&mut model_cfg, &mut block, &stage1, data, &prep, cfg);
             let mut ctx = Context {
                 data,
                 cfg,
@@ -298,14 +332,21 @@ pub fn calibrate_gate(
         }
     }
     let groups = |k: usize| -> Vec<EpisodeScores> { by_episode.iter().map(|(_, g)| g[k].clone()).collect() };
-    let per_modality = per_modality.then(|| Thresholds {
-        camera: calibrate(&groups(0), rate / 2.0, method),
-        sensor: calibrate(&groups(1), rate / 2.0, method),
-        channel: channel.filter(|_| model_cfg.block.evidence.is_some()),
-    });
+    let threshold = calibrate(&groups(2), rate, method);
+    let channel = channel.filter(|_| model_cfg.block.evidence.is_some());
+    // one threshold for both is stored as such, so that the channel substitution is kept
+    let thresholds = if per_modality {
+        Thresholds {
+            camera: calibrate(&groups(0), rate / 2.0, method),
+            sensor: calibrate(&groups(1), rate / 2.0, method),
+            channel,
+        }
+    } else {
+        Thresholds::uniform(threshold).with_channel(channel)
+    };
     Gate {
-        threshold: calibrate(&groups(2), rate, method),
-        per_modality,
+        threshold,
+        per_modality: Some(thresholds),
         target_false_alarm_rate: rate,
         calibration_samples: by_episode.iter().map(|(_, g)| g[2].len()).sum(),
         method: format!("{method:?}").to_lowercase(),

@@ -326,6 +326,10 @@ pub fn stage2_terms(
     let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
     let (cam, sen) = (clean.camera_tensor(s1, device), clean.sensor_tensor(s1, device));
     let (z_cam, z_sen) = (out.latent.clone().narrow(1, 0, lc), out.latent.clone().narrow(1, lc, ls));
+    // the latent loss in the block's units (the clean spread, with a latent scale); the output
+    // loss on the decoded raw latent
+    let target = block.standardise(z_clean.clone());
+    let (u_cam, u_sen) = (out.latent_units.clone().narrow(1, 0, lc), out.latent_units.clone().narrow(1, lc, ls));
     let (latent, output) = if s2.faulty_part_only {
         // Only the corrupted modality of each faulty sample is ever substituted, so only it is
         // scored; the other rows are not decoded at all.
@@ -336,27 +340,28 @@ pub fn stage2_terms(
         if !rc.is_empty() {
             let idx = index_tensor(&rc, device);
             let zc = z_cam.select(0, idx.clone());
-            latent = latent + mse(zc.clone(), z_clean.clone().narrow(1, 0, lc).select(0, idx.clone()));
+            latent = latent + mse(u_cam.select(0, idx.clone()), target.clone().narrow(1, 0, lc).select(0, idx.clone()));
             output = output + mse(stage1.decode_camera(zc, s1), cam.select(0, idx));
         }
         if !rs.is_empty() {
             let idx = index_tensor(&rs, device);
             let zs = z_sen.select(0, idx.clone());
-            latent = latent + mse(zs.clone(), z_clean.clone().narrow(1, lc, ls).select(0, idx.clone()));
+            latent =
+                latent + mse(u_sen.select(0, idx.clone()), target.clone().narrow(1, lc, ls).select(0, idx.clone()));
             output = output + mse(stage1.decode_sensor(zs, s1), sen.select(0, idx));
         }
         (latent, output)
     } else {
         let output = mse(stage1.decode_camera(z_cam, s1), cam) + mse(stage1.decode_sensor(z_sen, s1), sen);
-        (mse(out.latent, z_clean.clone()), output)
+        (mse(out.latent_units, target), output)
     };
     let mut detection = bce_with_logits(out.logits, label_tensor);
     if let Some(channels) = out.channel_logits {
         let c = channels.dims()[1];
-        let target = tensor2(channel_labels, [b, c], device);
-        detection = detection + bce_with_logits(channels, target).mul_scalar(s2.weights.channels);
+        let labels = tensor2(channel_labels, [b, c], device);
+        detection = detection + bce_with_logits(channels, labels).mul_scalar(s2.weights.channels);
     }
-    let positives = block.encoder.forward(z_clean).detach();
+    let positives = block.embed(z_clean).detach();
     let contrastive = info_nce(out.corrected, positives, s2.temperature);
     let w = &s2.weights;
     let total = latent.clone().mul_scalar(w.latent)
@@ -434,13 +439,14 @@ pub(crate) fn update_block(
     let stats = m.apply(&block, &mut g);
     let lr = s2.schedule.learning_rate;
     let lr_det = lr * m.detection_lr_factor();
-    let ComputeBlock { encoder, detector, corrector, decoder, mode } = block;
+    let ComputeBlock { encoder, detector, corrector, decoder, mode, scale } = block;
     let next = ComputeBlock {
         encoder: optim.step(lr_det, encoder, g.encoder),
         detector: optim.step(lr_det, detector, g.detector),
         corrector: optim.step(lr, corrector, g.corrector).power_iteration(m.power_iterations),
         decoder: optim.step(lr, decoder, g.decoder),
         mode,
+        scale,
     };
     (next, stats)
 }

@@ -60,6 +60,9 @@ pub(crate) fn previous_frames(data: &Dataset, ends: &[usize], faults: &TrainingF
     ends.iter().map(|&i| if needed { data.earlier_frame(i, 1) } else { None }).collect()
 }
 
+/// Faulty copies of each validation window that stage 2's early stopping averages over.
+const VALIDATION_COPIES: usize = 3;
+
 /// What both stages read, and the log they write.
 pub(crate) struct Context<'a> {
     pub(crate) data: &'a Dataset,
@@ -75,18 +78,18 @@ impl Context<'_> {
     /// Takes the stage-1 autoencoder of an earlier run on the same data, split and architecture
     /// (stage-2 experiments and ablations then skip the costly stage).
     pub(crate) fn reuse_stage1(&mut self, dir: &Path) -> Result<(Stage1, usize, f64)> {
-        let prev = Run::load(dir, self.ad)?;
-        if !prev.config.data.is_from(self.data)
-            || prev.config.data.split != self.prep.split
-            || prev.config.model.stage1 != self.model_cfg.stage1
+        let (config, stage1) = Run::load_stage1(dir, self.ad)?;
+        if !config.data.is_from(self.data)
+            || config.data.split != self.prep.split
+            || config.model.stage1 != self.model_cfg.stage1
         {
             return Err(Error::Config(format!(
                 "{}: its stage 1 was trained on other data, another split or another architecture",
                 dir.display()
             )));
         }
-        let val = self.val_reconstruction(&prev.model.stage1);
-        Ok((prev.model.stage1, 0, val))
+        let val = self.val_reconstruction(&stage1);
+        Ok((stage1, 0, val))
     }
 
     /// Mean camera + sensor reconstruction MSE of the autoencoder over the validation batches.
@@ -158,8 +161,11 @@ impl Context<'_> {
         }
         let previous = |ends: &[usize]| previous_frames(data, ends, &s2.faults);
         let mut vrng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(2));
-        let val_set: Vec<Stage2Batch> = val_batches
-            .iter()
+        // several faulty copies of every validation window: with faults drawn from the whole
+        // catalogue at any severity, one copy gave an output error that jumped by half from
+        // epoch to epoch, and early stopping on it stopped at noise
+        let val_set: Vec<Stage2Batch> = (0..VALIDATION_COPIES)
+            .flat_map(|_| val_batches.iter())
             .map(|(ends, b)| make_batch(&enc, b.clone(), enc.clean(b), &previous(ends), s2, &mut vrng))
             .collect();
 
@@ -195,7 +201,7 @@ impl Context<'_> {
             let (mut vsum, mut vn) = (0.0, 0usize);
             for b in &val_set {
                 let (_, parts) = stage2_loss(&block_plain, &frozen, model_cfg, s2, b, &plain);
-                vsum += parts.total * b.clean.len as f64;
+                vsum += s2.early_stop.watched(&parts) * b.clean.len as f64;
                 vn += b.clean.len;
             }
             let val = vsum / vn.max(1) as f64;
