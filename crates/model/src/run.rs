@@ -157,52 +157,18 @@ impl Run {
 
     /// Loads a run onto `device`; every tensor of the model must be in the weights file.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        let config: RunConfig = read_json(&dir.join(CONFIG_FILE))?;
-        if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&config.versions.format) {
-            return Err(Error::Incompatible(format!(
-                "{}: run format {} but this mmguard reads formats {OLDEST_FORMAT} to {FORMAT_VERSION}",
-                dir.display(),
-                config.versions.format
-            )));
-        }
+        let config = read_config(dir)?;
         let mut model = config.model.init(device);
-        let weights = dir.join(WEIGHTS_FILE);
-        if !weights.exists() {
-            return Err(Error::Weights { path: weights, reason: "missing".into() });
-        }
-        let applied = model
-            .load_from(&mut SafetensorsStore::from_file(&weights))
-            .map_err(|e| Error::Weights { path: weights.clone(), reason: e.to_string() })?;
-        if !applied.missing.is_empty() || !applied.errors.is_empty() {
-            let missing: Vec<&str> = applied.missing.iter().map(|(p, _)| p.as_str()).collect();
-            return Err(Error::Weights {
-                path: weights,
-                reason: format!("does not match config.json: missing {missing:?}, errors {:?}", applied.errors),
-            });
-        }
+        load_weights(&mut model, dir, |store| store, "")?;
         Ok(Self { dir: dir.into(), config, model })
     }
 
     /// Loads only the stage-1 autoencoder of a run (its compute block may have another
     /// architecture than this mmguard builds): for training a new stage 2 on it.
     pub fn load_stage1(dir: &Path, device: &Device) -> Result<(RunConfig, Stage1)> {
-        let config: RunConfig = read_json(&dir.join(CONFIG_FILE))?;
+        let config = read_config(dir)?;
         let mut stage1 = config.model.stage1.init(device);
-        let weights = dir.join(WEIGHTS_FILE);
-        if !weights.exists() {
-            return Err(Error::Weights { path: weights, reason: "missing".into() });
-        }
-        let mut store = SafetensorsStore::from_file(&weights).with_key_remapping(r"^stage1\.", "");
-        let applied = stage1
-            .load_from(&mut store)
-            .map_err(|e| Error::Weights { path: weights.clone(), reason: e.to_string() })?;
-        if !applied.missing.is_empty() || !applied.errors.is_empty() {
-            let missing: Vec<&str> = applied.missing.iter().map(|(p, _)| p.as_str()).collect();
-            return Err(Error::Weights {
-                path: weights,
-                reason: format!("stage 1 does not match config.json: missing {missing:?}, errors {:?}", applied.errors),
-            });
-        }
+        load_weights(&mut stage1, dir, |store| store.with_key_remapping(r"^stage1\.", ""), "stage 1 ")?;
         Ok((config, stage1))
     }
 
@@ -231,6 +197,44 @@ impl Run {
         }
         Ok(())
     }
+}
+
+/// A run's `config.json`, refused when its format is not one this mmguard reads.
+fn read_config(dir: &Path) -> Result<RunConfig> {
+    let config: RunConfig = read_json(&dir.join(CONFIG_FILE))?;
+    if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&config.versions.format) {
+        return Err(Error::Incompatible(format!(
+            "{}: run format {} but this mmguard reads formats {OLDEST_FORMAT} to {FORMAT_VERSION}",
+            dir.display(),
+            config.versions.format
+        )));
+    }
+    Ok(config)
+}
+
+/// Loads `module`'s tensors from the run's weights file through `store` (a remapping, say);
+/// every tensor of the module must be found. `what` names the part in the error.
+fn load_weights<M: ModuleSnapshot>(
+    module: &mut M,
+    dir: &Path,
+    store: impl FnOnce(SafetensorsStore) -> SafetensorsStore,
+    what: &str,
+) -> Result<()> {
+    let weights = dir.join(WEIGHTS_FILE);
+    if !weights.exists() {
+        return Err(Error::Weights { path: weights, reason: "missing".into() });
+    }
+    let applied = module
+        .load_from(&mut store(SafetensorsStore::from_file(&weights)))
+        .map_err(|e| Error::Weights { path: weights.clone(), reason: e.to_string() })?;
+    if !applied.missing.is_empty() || !applied.errors.is_empty() {
+        let missing: Vec<&str> = applied.missing.iter().map(|(p, _)| p.as_str()).collect();
+        return Err(Error::Weights {
+            path: weights,
+            reason: format!("{what}does not match config.json: missing {missing:?}, errors {:?}", applied.errors),
+        });
+    }
+    Ok(())
 }
 
 /// Assembles scaled samples: frames to [0, 1], windows scaled with `norm`.

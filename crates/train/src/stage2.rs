@@ -81,12 +81,6 @@ impl CleanCodes {
 }
 
 impl LatentEncoder<'_> {
-    /// Joint latents of a batch, [B, L].
-    pub fn encode(&self, batch: &HostBatch) -> Vec<f32> {
-        let s1 = &self.cfg.stage1;
-        rows(self.stage1.encode(batch.camera_tensor(s1, self.device), batch.sensor_tensor(s1, self.device)))
-    }
-
     /// The [`CleanCodes`] of a clean batch.
     pub fn clean(&self, batch: &HostBatch) -> CleanCodes {
         let s1 = &self.cfg.stage1;
