@@ -502,8 +502,8 @@ pub struct BenchArgs {
     pub data: Option<PathBuf>,
     /// Methods: `all` or a comma list (mmssl, mmssl-no-gate, mmssl-no-modulation,
     /// mmssl-single-stage, mmssl-dense-encoders, mmssl-no-evidence, mmssl-test-faults,
-    /// mmssl-one-threshold, mmssl-whole-modality, mmssl-raw-latent, mmae, mmfr, mmcf, mmgan,
-    /// mmugan).
+    /// mmssl-one-threshold, mmssl-whole-modality, mmssl-raw-latent, mmssl-decoded-output, mmae,
+    /// mmfr, mmcf, mmgan, mmugan).
     #[arg(long, default_value = "all")]
     pub methods: String,
     /// Seeds per method (0, 1, …).

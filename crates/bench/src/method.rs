@@ -37,6 +37,9 @@ pub enum Method {
     /// and stopped early on the total loss instead of the output error, on the stage 1 of the
     /// same seed (the earlier stage 2).
     MmsslRawLatent,
+    /// Ablation: the MMSSL model of the same seed handing on the decoded correction as it is,
+    /// without keeping what of the input agrees with it (no retraining).
+    MmsslDecodedOutput,
     /// MMAE: multimodal denoising autoencoder, one stage, no detector.
     Mmae,
     /// MMFR: the MMAE with the authors' fuzzy regularisation of its bottleneck.
@@ -51,7 +54,7 @@ pub enum Method {
 
 impl Method {
     /// Every method, MMSSL first.
-    pub const ALL: [Method; 15] = [
+    pub const ALL: [Method; 16] = [
         Method::Mmssl,
         Method::MmsslNoGate,
         Method::MmsslNoModulation,
@@ -62,6 +65,7 @@ impl Method {
         Method::MmsslOneThreshold,
         Method::MmsslWholeModality,
         Method::MmsslRawLatent,
+        Method::MmsslDecodedOutput,
         Method::Mmae,
         Method::Mmfr,
         Method::Mmcf,
@@ -82,6 +86,7 @@ impl Method {
             Self::MmsslOneThreshold => "mmssl-one-threshold",
             Self::MmsslWholeModality => "mmssl-whole-modality",
             Self::MmsslRawLatent => "mmssl-raw-latent",
+            Self::MmsslDecodedOutput => "mmssl-decoded-output",
             Self::Mmae => "mmae",
             Self::Mmfr => "mmfr",
             Self::Mmcf => "mmcf",
@@ -103,6 +108,7 @@ impl Method {
             Self::MmsslOneThreshold => "MMSSL, one threshold",
             Self::MmsslWholeModality => "MMSSL, whole-modality substitution",
             Self::MmsslRawLatent => "MMSSL, raw latent",
+            Self::MmsslDecodedOutput => "MMSSL, decoded output (no input repair)",
             Self::Mmae => "MMAE",
             Self::Mmfr => "MMFR",
             Self::Mmcf => "MMCF",
@@ -123,6 +129,7 @@ impl Method {
             Self::MmsslOneThreshold => "1 thresh.",
             Self::MmsslWholeModality => "whole mod.",
             Self::MmsslRawLatent => "raw latent",
+            Self::MmsslDecodedOutput => "decoded",
             other => other.label(),
         }
     }
@@ -147,6 +154,7 @@ impl Method {
                 | Self::MmsslOneThreshold
                 | Self::MmsslWholeModality
                 | Self::MmsslRawLatent
+                | Self::MmsslDecodedOutput
         )
     }
 

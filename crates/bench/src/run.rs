@@ -200,12 +200,16 @@ impl Bench<'_> {
             };
             (result, curves)
         };
-        let score_with = |dir: &Path, gate: &dyn Fn(&Gate) -> Thresholds| -> Result<Scored> {
+        let score_with = |dir: &Path, gate: &dyn Fn(&Gate) -> Thresholds, keep_repair: bool| -> Result<Scored> {
             let run = Run::load(dir, &flex)?;
             let thresholds = gate(&run.config.gate);
-            Ok(score(&Gated { model: &run.model, cfg: &run.config.model, thresholds }, &run.config.model.stage1))
+            let mut cfg = run.config.model.clone();
+            if !keep_repair {
+                cfg.repair = None;
+            }
+            Ok(score(&Gated { model: &run.model, cfg: &cfg, thresholds }, &cfg.stage1))
         };
-        let score_run = |dir: &Path| score_with(dir, &Gate::thresholds);
+        let score_run = |dir: &Path| score_with(dir, &Gate::thresholds, true);
         // stage 2 retrained on the stage 1 of the same seed's MMSSL run
         let stage2_ablation = |change: &dyn Fn(&mut TrainConfig)| -> Result<(Scored, usize, f64)> {
             self.seed_result(Method::Mmssl, seed)?;
@@ -224,15 +228,20 @@ impl Bench<'_> {
                     report.stage1_seconds + report.stage2_seconds,
                 )
             }
-            Method::MmsslNoGate | Method::MmsslOneThreshold | Method::MmsslWholeModality => {
+            Method::MmsslNoGate
+            | Method::MmsslOneThreshold
+            | Method::MmsslWholeModality
+            | Method::MmsslDecodedOutput => {
                 let base = self.seed_result(Method::Mmssl, seed)?;
                 let gate = |g: &Gate| match method {
                     // every score is ≥ 0: threshold 0 flags every modality of every sample
                     Method::MmsslNoGate => Thresholds::uniform(0.0),
                     Method::MmsslWholeModality => g.thresholds().with_channel(None),
-                    _ => Thresholds::uniform(g.threshold).with_channel(g.thresholds().channel),
+                    Method::MmsslOneThreshold => Thresholds::uniform(g.threshold).with_channel(g.thresholds().channel),
+                    _ => g.thresholds(),
                 };
-                (score_with(&run_dir(self.out, Method::Mmssl, seed), &gate)?, base.epochs, base.train_seconds)
+                let repair = method != Method::MmsslDecodedOutput;
+                (score_with(&run_dir(self.out, Method::Mmssl, seed), &gate, repair)?, base.epochs, base.train_seconds)
             }
             Method::MmsslNoModulation => stage2_ablation(&|c| c.stage2.modulation = Modulation::off())?,
             Method::MmsslNoEvidence => stage2_ablation(&|c| c.architecture.evidence_grid = None)?,

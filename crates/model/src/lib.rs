@@ -5,7 +5,8 @@
 //! * Stage 2 ([`ComputeBlock`]): dense encoder E, detector D (one fault logit per modality),
 //!   corrector C (spectrally normalised, a contraction) and decoder G back to the latent.
 //! * [`Mmssl::infer`]: encode → detect → gate per modality → decode and substitute only the
-//!   flagged modality; [`Mmssl::run`] adds the references the evaluation compares against.
+//!   flagged modality, keeping what of its input agrees with the correction
+//!   ([`InputRepair`]); [`Mmssl::run`] adds the references the evaluation compares against.
 //!
 //! The code takes a [`burn::tensor::Device`] and makes no backend assumption; a plain (non
 //! autodiff) device gives the inference path without gradient bookkeeping.
@@ -14,6 +15,7 @@ mod autoencoder;
 mod block;
 mod error;
 pub mod evidence;
+pub mod input_repair;
 mod layers;
 mod pipeline;
 mod run;
@@ -29,6 +31,7 @@ pub use block::{
 };
 pub use error::{Error, Result};
 pub use evidence::Evidence;
+pub use input_repair::{InputRepair, SpreadSums};
 pub use layers::{conv, lrelu, unit_rows, LEAKY_SLOPE};
 pub use pipeline::{
     camera_to_host, evidence_tensor, index_tensor, sensor_to_host, Flops, Gated, HostBatch, Inference, Mmssl,

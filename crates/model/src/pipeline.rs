@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::autoencoder::{Stage1, Stage1Config};
 use crate::block::{BlockConfig, ComputeBlock};
 use crate::evidence::Evidence;
+use crate::input_repair::InputRepair;
 
 /// Everything needed to rebuild the networks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +17,10 @@ pub struct ModelConfig {
     pub stage1: Stage1Config,
     /// Stage-2 compute block.
     pub block: BlockConfig,
+    /// What of a flagged modality's input is kept beside the correction; `None` (every run
+    /// written before it) hands on the decoded correction as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair: Option<InputRepair>,
 }
 
 impl ModelConfig {
@@ -23,7 +28,7 @@ impl ModelConfig {
     pub fn new(height: usize, width: usize, sensor_dim: usize, window: usize) -> Self {
         let stage1 = Stage1Config::new(height, width, sensor_dim, window);
         let block = BlockConfig::new(stage1.joint_latent());
-        Self { stage1, block }
+        Self { stage1, block, repair: None }
     }
 
     /// Builds the model with fresh weights.
@@ -269,6 +274,50 @@ impl Mmssl {
         self.substitute_flagged(cfg, batch, detection, thresholds, device)
     }
 
+    /// The corrected frames of rows `rows` of `batch` from the corrected latent [B, L]: decoded,
+    /// then repaired from the input where the model has an [`InputRepair`]; [rows, 3, H, W].
+    fn corrected_camera(
+        &self,
+        cfg: &ModelConfig,
+        batch: &HostBatch,
+        latent: Tensor<2>,
+        rows: &[usize],
+        device: &Device,
+    ) -> Vec<f32> {
+        let s1 = &cfg.stage1;
+        let z = latent.narrow(1, 0, s1.camera_latent()).select(0, index_tensor(rows, device));
+        let mut decoded = camera_to_host(self.stage1.decode_camera(z, s1));
+        if let Some(repair) = &cfg.repair {
+            let frame = 3 * s1.height * s1.width;
+            for (k, &b) in rows.iter().enumerate() {
+                repair.frame(&batch.camera[b * frame..(b + 1) * frame], &mut decoded[k * frame..(k + 1) * frame]);
+            }
+        }
+        decoded
+    }
+
+    /// The corrected windows of rows `rows`, as [`Mmssl::corrected_camera`]; [rows, T, D].
+    fn corrected_sensor(
+        &self,
+        cfg: &ModelConfig,
+        batch: &HostBatch,
+        latent: Tensor<2>,
+        rows: &[usize],
+        device: &Device,
+    ) -> Vec<f32> {
+        let s1 = &cfg.stage1;
+        let z = latent.narrow(1, s1.camera_latent(), s1.sensor_latent()).select(0, index_tensor(rows, device));
+        let mut decoded = sensor_to_host(self.stage1.decode_sensor(z, s1));
+        if let Some(repair) = &cfg.repair {
+            let win = s1.window * s1.sensor_dim;
+            for (k, &b) in rows.iter().enumerate() {
+                let input = &batch.sensor[b * win..(b + 1) * win];
+                repair.window(input, &mut decoded[k * win..(k + 1) * win]);
+            }
+        }
+        decoded
+    }
+
     fn substitute_flagged(
         &self,
         cfg: &ModelConfig,
@@ -279,7 +328,6 @@ impl Mmssl {
     ) -> Inference {
         let Detection { latent, scores, channel_scores, flags, .. } = d;
         let s1 = &cfg.stage1;
-        let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
         let (h, w, t, dim) = (s1.height, s1.width, s1.window, s1.sensor_dim);
         let mut camera = batch.camera.clone();
         let mut sensor = batch.sensor.clone();
@@ -301,8 +349,7 @@ impl Mmssl {
         };
         let cam_rows = rows_of(&flags, 0);
         if !cam_rows.is_empty() {
-            let z = latent.clone().narrow(1, 0, lc).select(0, index_tensor(&cam_rows, device));
-            let decoded = camera_to_host(self.stage1.decode_camera(z, s1));
+            let decoded = self.corrected_camera(cfg, batch, latent.clone(), &cam_rows, device);
             let frame = 3 * h * w;
             for (k, &b) in cam_rows.iter().enumerate() {
                 let regions = if grid > 0 { chosen(b, dim..channels) } else { vec![true] };
@@ -322,8 +369,7 @@ impl Mmssl {
         }
         let sen_rows = rows_of(&flags, 1);
         if !sen_rows.is_empty() {
-            let z = latent.narrow(1, lc, ls).select(0, index_tensor(&sen_rows, device));
-            let decoded = sensor_to_host(self.stage1.decode_sensor(z, s1));
+            let decoded = self.corrected_sensor(cfg, batch, latent, &sen_rows, device);
             let win = t * dim;
             for (k, &b) in sen_rows.iter().enumerate() {
                 let columns = chosen(b, 0..dim);
@@ -344,12 +390,12 @@ impl Mmssl {
     /// autoencoder's reconstruction of the input.
     pub fn run(&self, cfg: &ModelConfig, batch: &HostBatch, thresholds: Thresholds, device: &Device) -> PipelineOutput {
         let s1 = &cfg.stage1;
-        let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
         let mut d = self.detect(cfg, batch, thresholds, device);
         let (autoencoder_camera, autoencoder_sensor) =
             d.reconstruction.take().unwrap_or_else(|| self.stage1.reconstruct(s1, d.z.clone()));
-        let corrected_camera = camera_to_host(self.stage1.decode_camera(d.latent.clone().narrow(1, 0, lc), s1));
-        let corrected_sensor = sensor_to_host(self.stage1.decode_sensor(d.latent.clone().narrow(1, lc, ls), s1));
+        let all: Vec<usize> = (0..batch.len).collect();
+        let corrected_camera = self.corrected_camera(cfg, batch, d.latent.clone(), &all, device);
+        let corrected_sensor = self.corrected_sensor(cfg, batch, d.latent.clone(), &all, device);
         let inference = self.substitute_flagged(cfg, batch, d, thresholds, device);
         PipelineOutput { inference, corrected_camera, corrected_sensor, autoencoder_camera, autoencoder_sensor }
     }

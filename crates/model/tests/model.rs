@@ -247,3 +247,45 @@ fn a_block_with_evidence_scores_every_channel_and_loads_bit_exact() {
 fn out_at(model: &mmguard_model::Mmssl, cfg: &ModelConfig, b: &HostBatch) -> mmguard_model::Inference {
     model.run(cfg, b, Thresholds::uniform(0.5), &Device::flex()).inference
 }
+
+#[test]
+fn a_flagged_modality_keeps_the_input_that_agrees_with_its_correction() {
+    let device = Device::flex();
+    let mut cfg = tiny();
+    let model = cfg.init(&device);
+    let b = batch(2, &cfg);
+    let plain = model.run(&cfg, &b, Thresholds::uniform(0.0), &device);
+    // a tolerance that spans the untrained decoder's error on half the pixels, not on the others
+    let frame = 3 * 16 * 32;
+    let mut gaps: Vec<f32> = (0..frame).map(|i| (b.camera[i] - plain.corrected_camera[i]).abs()).collect();
+    gaps.sort_by(f32::total_cmp);
+    let spread = gaps[frame / 2];
+    cfg.repair = Some(mmguard_model::InputRepair {
+        tolerance: 1.0,
+        camera_spread: vec![spread; 3],
+        sensor_spread: vec![1e-3; 5],
+    });
+    let repaired = model.infer(&cfg, &b, Thresholds::uniform(0.0), &device);
+    let (mut kept, mut rebuilt) = (0, 0);
+    for i in 0..frame {
+        let (input, decoded) = (b.camera[i], plain.corrected_camera[i]);
+        if (input - decoded).abs() <= spread {
+            assert_eq!(repaired.camera[i], input, "pixel {i} agrees with its correction and is kept");
+            kept += 1;
+        } else {
+            assert_eq!(repaired.camera[i], decoded, "pixel {i} disagrees and is rebuilt");
+            rebuilt += 1;
+        }
+    }
+    assert!(kept > 0 && rebuilt > 0);
+    // the ungated reference carries the same repair, and an unflagged sample is still untouched
+    let reference = model.run(&cfg, &b, Thresholds::uniform(0.0), &device);
+    assert_eq!(reference.corrected_camera[..frame], repaired.camera[..frame]);
+    let untouched = model.infer(&cfg, &b, Thresholds::uniform(2.0), &device);
+    assert_eq!((untouched.camera, untouched.sensor), (b.camera.clone(), b.sensor.clone()));
+    // the repair travels with the run
+    let dir = tempfile::tempdir().unwrap();
+    let config = run_config(&cfg, (0..5).map(|j| format!("c{j}")).collect());
+    Run::save(dir.path(), &config, &model).unwrap();
+    assert_eq!(Run::load(dir.path(), &device).unwrap().config.model.repair, cfg.repair);
+}

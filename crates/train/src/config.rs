@@ -97,6 +97,11 @@ pub struct Architecture {
     /// Scores are σ(logit/τ) (`mmguard_model::BlockConfig::score_temperature`); `null` is
     /// τ = 1.
     pub score_temperature: Option<f32>,
+    /// A flagged modality keeps what of its input agrees with the correction: pixels within
+    /// this many times the decoder's clean error, sensor columns through the affine map that
+    /// undoes a gain or offset (`mmguard_model::input_repair`); `null` hands on the decoded
+    /// correction as it is.
+    pub input_repair: Option<f32>,
 }
 
 impl TrainConfig {
@@ -135,6 +140,7 @@ impl Default for Architecture {
             evidence_grid: Some(4),
             latent_scale: true,
             score_temperature: Some(4.0),
+            input_repair: Some(3.0),
         }
     }
 }

@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor};
 use mmguard_data::{Dataset, MinMax, Split, SplitConfig, Windows};
 use mmguard_model::{
     host_batch, write_json, BlockConfig, Evidence, Gate, LatentScale, Mmssl, ModelConfig, Provenance, Run, RunConfig,
-    Stage1, Stage1Config, Thresholds, Versions, LOG_FILE, METRICS_FILE,
+    SpreadSums, Stage1, Stage1Config, Thresholds, Versions, LOG_FILE, METRICS_FILE,
 };
 use serde::Serialize;
 
@@ -70,12 +70,12 @@ pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> ModelConfig {
         score_temperature: a.score_temperature,
         ..BlockConfig::new(stage1.joint_latent())
     };
-    ModelConfig { stage1, block }
+    ModelConfig { stage1, block, repair: None }
 }
 
-/// Fits what the compute block measures clean data by — the evidence's statistics and the
-/// latent's scale — on the training windows, through the trained stage 1; `block` takes the
-/// fitted scale.
+/// Fits what the model measures clean data by — the evidence's statistics, the latent's scale
+/// and the input repair's tolerances — on the training windows, through the trained stage 1;
+/// `block` takes the fitted scale.
 fn fit_clean_statistics(
     model_cfg: &mut ModelConfig,
     block: &mut mmguard_model::ComputeBlock,
@@ -87,15 +87,22 @@ fn fit_clean_statistics(
     let (plain, s1) = (Device::flex(), &model_cfg.stage1);
     let frozen = stage1.valid();
     let (mut raw, mut latents) = (Vec::new(), Vec::new());
+    let mut spreads = SpreadSums::new(s1.sensor_dim);
+    let tolerance = cfg.architecture.input_repair;
     for chunk in prep.train.ends.chunks(cfg.batch_size) {
         let b = host_batch(data, chunk, cfg.window, &prep.norm);
         let z = frozen.encode(b.camera_tensor(s1, &plain), b.sensor_tensor(s1, &plain));
         latents.extend(z.clone().into_data().try_into_vec::<f32>().expect("float tensor"));
+        if model_cfg.block.evidence.is_none() && tolerance.is_none() {
+            continue;
+        }
+        let (camera, sensor) = frozen.reconstruct(s1, z);
         if let Some(evidence) = &model_cfg.block.evidence {
-            let (camera, sensor) = frozen.reconstruct(s1, z);
             raw.extend(evidence.raw(s1, &b.camera, &b.sensor, &camera, &sensor));
         }
+        spreads.add((&b.camera, &camera), (&b.sensor, &sensor), s1.height * s1.width);
     }
+    model_cfg.repair = tolerance.map(|k| spreads.finish(k));
     let l = s1.joint_latent();
     if let Some(evidence) = model_cfg.block.evidence.as_mut() {
         evidence.fit(&raw);
