@@ -43,8 +43,10 @@ pub struct BenchConfig {
 /// methods use a learning rate of 3·10⁻³, which reaches in 8 epochs the validation error that
 /// 10⁻³ reaches in about 20 (measured on the arm demo data).
 pub fn bench_budget() -> TrainConfig {
-    let mut cfg =
-        TrainConfig { stage1: StageSchedule { epochs: 5, learning_rate: 3e-3, patience: 5 }, ..TrainConfig::default() };
+    let mut cfg = TrainConfig {
+        stage1: StageSchedule { epochs: 5, learning_rate: 3e-3, patience: 5, halve_after: None },
+        ..TrainConfig::default()
+    };
     cfg.stage2.schedule.epochs = 5;
     cfg
 }

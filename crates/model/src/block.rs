@@ -7,6 +7,7 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::autoencoder::Stage1;
 use crate::evidence::{Evidence, CAMERA_FEATURES, SENSOR_FEATURES};
 use crate::layers::{lrelu, LEAKY_SLOPE};
 use crate::spectral::{spectral_norm, SnLinear};
@@ -43,6 +44,16 @@ pub struct BlockConfig {
     /// (every run written before) is τ = 1, the plain probability.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score_temperature: Option<f32>,
+    /// The correction has an output path of its own: a copy of the stage-1 autoencoder,
+    /// started from it and trained in stage 2 on faulty input, encodes what E → C → G corrects
+    /// and decodes the corrected latent; detection keeps reading the frozen stage-1 encoders.
+    /// The frozen encoders were fitted to clean data only and lose what a faulty input needs
+    /// for its repair (a per-column gain: measured on the arm twin, the corrected sensor
+    /// window's error was ten times the autoencoder's clean error, and an affine map per
+    /// column could not remove it — a wrong level or scale per column). `false` (every run
+    /// written before) decodes with stage 1.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub output_path: bool,
 }
 
 /// A standardised latent element is clamped to ±this: a gain of 6 on a wide-range column
@@ -131,6 +142,7 @@ impl BlockConfig {
             evidence: None,
             latent_scale: None,
             score_temperature: None,
+            output_path: false,
         }
     }
 
@@ -167,6 +179,7 @@ impl BlockConfig {
                 alpha: self.alpha,
             },
             decoder: lin(self.hidden, self.decoder.outputs(self.latent)),
+            output: None,
             mode: self.decoder,
             scale: self.latent_scale.clone(),
         }
@@ -314,6 +327,8 @@ pub struct ComputeBlock {
     pub corrector: Corrector,
     /// G.
     pub decoder: Linear,
+    /// The output path ([`BlockConfig::output_path`]), set from the trained stage 1.
+    pub output: Option<Stage1>,
     /// How G's output becomes the corrected latent.
     #[module(skip)]
     pub mode: LatentDecoder,
@@ -345,18 +360,21 @@ impl ComputeBlock {
     /// # Shapes
     /// z̃ [B, latent], evidence [B, F] (standardised; `None` for a block without) → [`BlockOutput`]
     pub fn forward(&self, z: Tensor<2>, evidence: Option<Tensor<2>>) -> BlockOutput {
+        self.forward_with(z, evidence, None)
+    }
+
+    /// [`ComputeBlock::forward`] with the correction reading `z_output`, the output path's
+    /// latent of the same input, when given; detection reads `z`.
+    pub fn forward_with(&self, z: Tensor<2>, evidence: Option<Tensor<2>>, z_output: Option<Tensor<2>>) -> BlockOutput {
         let z = self.standardise(z);
         let hidden = self.encoder.forward(z.clone());
         let (logits, channel_logits) = self.detector.forward(hidden.clone(), evidence);
-        let corrected = self.corrector.forward(hidden.clone());
-        let g = self.decoder.forward(corrected.clone());
-        let latent = match self.mode {
-            LatentDecoder::Direct => g,
-            LatentDecoder::Residual => z + g,
-            LatentDecoder::Highway => {
-                let l = z.dims()[1];
-                let keep = sigmoid(g.clone().narrow(1, l, l));
-                keep.clone() * z + (keep.neg() + 1.0) * g.narrow(1, 0, l)
+        let (corrected, latent) = match z_output {
+            None => self.correct_units(z, hidden.clone()),
+            Some(zo) => {
+                let zo = self.standardise_smooth(zo);
+                let h = self.encoder.forward(zo.clone());
+                self.correct_units(zo, h)
             }
         };
         BlockOutput {
@@ -367,6 +385,35 @@ impl ComputeBlock {
             latent: self.unstandardise(latent.clone()),
             latent_units: latent,
         }
+    }
+
+    /// The corrected latent of an input latent `z` [B, L] alone, without detection.
+    pub fn correct(&self, z: Tensor<2>) -> Tensor<2> {
+        let z = self.standardise_smooth(z);
+        let h = self.encoder.forward(z.clone());
+        self.unstandardise(self.correct_units(z, h).1)
+    }
+
+    /// C's code and the corrected latent in the block's units, from the standardised latent
+    /// and E's code of it.
+    fn correct_units(&self, z: Tensor<2>, hidden: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let corrected = self.corrector.forward(hidden);
+        let g = self.decoder.forward(corrected.clone());
+        let latent = match self.mode {
+            LatentDecoder::Direct => g,
+            LatentDecoder::Residual => z + g,
+            LatentDecoder::Highway => {
+                let l = z.dims()[1];
+                let keep = sigmoid(g.clone().narrow(1, l, l));
+                keep.clone() * z + (keep.neg() + 1.0) * g.narrow(1, 0, l)
+            }
+        };
+        (corrected, latent)
+    }
+
+    /// The autoencoder that decodes the corrected latent: the output path, or `stage1`.
+    pub fn output_decoder<'a>(&'a self, stage1: &'a Stage1) -> &'a Stage1 {
+        self.output.as_ref().unwrap_or(stage1)
     }
 
     /// E's code of a latent (the contrastive loss's positives).
@@ -381,6 +428,19 @@ impl ComputeBlock {
             Some(s) => {
                 let (mean, inv) = self.scale_tensors(s, &z.device());
                 ((z - mean) * inv).clamp(-LATENT_BOUND, LATENT_BOUND)
+            }
+            None => z,
+        }
+    }
+
+    /// [`ComputeBlock::standardise`] bounded smoothly, B·tanh(z/B): the output path's encoders
+    /// learn, and a hard clamp would give no gradient to exactly the latents a large fault
+    /// pushes past the bound.
+    fn standardise_smooth(&self, z: Tensor<2>) -> Tensor<2> {
+        match &self.scale {
+            Some(s) => {
+                let (mean, inv) = self.scale_tensors(s, &z.device());
+                burn::tensor::activation::tanh(((z - mean) * inv).div_scalar(LATENT_BOUND)).mul_scalar(LATENT_BOUND)
             }
             None => z,
         }

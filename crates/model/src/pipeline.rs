@@ -33,7 +33,9 @@ impl ModelConfig {
 
     /// Builds the model with fresh weights.
     pub fn init(&self, device: &Device) -> Mmssl {
-        Mmssl { stage1: self.stage1.init(device), block: self.block.init(device) }
+        let mut block = self.block.init(device);
+        block.output = self.block.output_path.then(|| self.stage1.init(device));
+        Mmssl { stage1: self.stage1.init(device), block }
     }
 }
 
@@ -65,6 +67,13 @@ impl HostBatch {
             camera: parts.iter().flat_map(|p| p.camera.iter().copied()).collect(),
             sensor: parts.iter().flat_map(|p| p.sensor.iter().copied()).collect(),
         }
+    }
+
+    /// Rows `rows` of the batch, in that order.
+    pub fn select(&self, rows: &[usize]) -> HostBatch {
+        let (frame, win) = (self.camera.len() / self.len.max(1), self.sensor.len() / self.len.max(1));
+        let gather = |v: &[f32], n: usize| rows.iter().flat_map(|&b| v[b * n..(b + 1) * n].iter().copied()).collect();
+        HostBatch { len: rows.len(), camera: gather(&self.camera, frame), sensor: gather(&self.sensor, win) }
     }
 
     /// Camera tensor [B, 3, H, W].
@@ -274,6 +283,26 @@ impl Mmssl {
         self.substitute_flagged(cfg, batch, detection, thresholds, device)
     }
 
+    /// The corrected latent of rows `rows` of `batch`: the block's output on the detection
+    /// latent, `latent` [B, L], or, with an output path, the correction of the output path's
+    /// latent of those rows (encoded here, so that a sample nothing flagged is encoded once).
+    fn corrected_latent(
+        &self,
+        cfg: &ModelConfig,
+        batch: &HostBatch,
+        latent: Tensor<2>,
+        rows: &[usize],
+        device: &Device,
+    ) -> Tensor<2> {
+        match &self.block.output {
+            None => latent.select(0, index_tensor(rows, device)),
+            Some(output) => {
+                let (s1, sub) = (&cfg.stage1, batch.select(rows));
+                self.block.correct(output.encode(sub.camera_tensor(s1, device), sub.sensor_tensor(s1, device)))
+            }
+        }
+    }
+
     /// The corrected frames of rows `rows` of `batch` from the corrected latent [B, L]: decoded,
     /// then repaired from the input where the model has an [`InputRepair`]; [rows, 3, H, W].
     fn corrected_camera(
@@ -285,8 +314,8 @@ impl Mmssl {
         device: &Device,
     ) -> Vec<f32> {
         let s1 = &cfg.stage1;
-        let z = latent.narrow(1, 0, s1.camera_latent()).select(0, index_tensor(rows, device));
-        let mut decoded = camera_to_host(self.stage1.decode_camera(z, s1));
+        let z = self.corrected_latent(cfg, batch, latent, rows, device).narrow(1, 0, s1.camera_latent());
+        let mut decoded = camera_to_host(self.block.output_decoder(&self.stage1).decode_camera(z, s1));
         if let Some(repair) = &cfg.repair {
             let frame = 3 * s1.height * s1.width;
             for (k, &b) in rows.iter().enumerate() {
@@ -306,8 +335,9 @@ impl Mmssl {
         device: &Device,
     ) -> Vec<f32> {
         let s1 = &cfg.stage1;
-        let z = latent.narrow(1, s1.camera_latent(), s1.sensor_latent()).select(0, index_tensor(rows, device));
-        let mut decoded = sensor_to_host(self.stage1.decode_sensor(z, s1));
+        let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
+        let z = self.corrected_latent(cfg, batch, latent, rows, device).narrow(1, lc, ls);
+        let mut decoded = sensor_to_host(self.block.output_decoder(&self.stage1).decode_sensor(z, s1));
         if let Some(repair) = &cfg.repair {
             let win = s1.window * s1.sensor_dim;
             for (k, &b) in rows.iter().enumerate() {

@@ -289,3 +289,37 @@ fn a_flagged_modality_keeps_the_input_that_agrees_with_its_correction() {
     Run::save(dir.path(), &config, &model).unwrap();
     assert_eq!(Run::load(dir.path(), &device).unwrap().config.model.repair, cfg.repair);
 }
+
+#[test]
+fn an_output_path_corrects_through_its_own_autoencoder_and_travels_with_the_run() {
+    let device = Device::flex();
+    let mut cfg = tiny();
+    cfg.block.output_path = true;
+    let model = cfg.init(&device);
+    let output = model.block.output.as_ref().expect("an output path");
+    let s1 = &cfg.stage1;
+    let b = batch(3, &cfg);
+    let out = model.run(&cfg, &b, Thresholds::uniform(0.0), &device);
+    // the correction reads the output path's latent of the input and decodes with its decoders
+    let latent = model.block.correct(output.encode(b.camera_tensor(s1, &device), b.sensor_tensor(s1, &device)));
+    let (camera, sensor) = output.reconstruct(s1, latent);
+    assert_eq!((&out.corrected_camera, &out.corrected_sensor), (&camera, &sensor));
+    // not the frozen stage 1's decoding of the detection latent
+    let mut plain_cfg = cfg.clone();
+    plain_cfg.block.output_path = false;
+    let without = mmguard_model::Mmssl { stage1: model.stage1.clone(), block: model.block.clone() };
+    assert_ne!(out.corrected_sensor, {
+        let mut m = without;
+        m.block.output = None;
+        m.run(&plain_cfg, &b, Thresholds::uniform(0.0), &device).corrected_sensor
+    });
+    // a flagged row is corrected alone as in the batch; an unflagged modality passes untouched
+    let cam_only = model.infer(&cfg, &b, Thresholds { camera: 0.0, sensor: 2.0, channel: None }, &device);
+    assert_eq!(cam_only.sensor, b.sensor);
+    assert_eq!(cam_only.camera, out.inference.camera);
+    let dir = tempfile::tempdir().unwrap();
+    let config = run_config(&cfg, (0..5).map(|j| format!("c{j}")).collect());
+    Run::save(dir.path(), &config, &model).unwrap();
+    let run = Run::load(dir.path(), &device).unwrap();
+    assert_eq!(run.model.run(&cfg, &b, Thresholds::uniform(0.0), &device).inference, out.inference);
+}

@@ -47,7 +47,8 @@ fn joint_loss(
     let z_faulty = stage1.encode(t.faulty.camera_tensor(s1, device), t.faulty.sensor_tensor(s1, device));
     // no evidence: a single-stage run has no autoencoder trained on clean data to measure it by
     let targets = Targets { clean: &t.clean, labels: &t.labels, channel_labels: &[] };
-    let (terms, parts) = stage2_terms(block, stage1, cfg, s2, (z_faulty, None), z_clean.detach(), targets, device);
+    let (terms, parts) =
+        stage2_terms(block, stage1, cfg, s2, (z_faulty, None, None), z_clean.detach(), targets, device);
     let recon_value = f64::from(recon.clone().into_scalar::<f32>());
     (recon + terms, parts, recon_value)
 }
@@ -77,7 +78,7 @@ impl Context<'_> {
         let mut state = Some((stage1, block));
         let per_epoch = prep.train.count().div_ceil(cfg.batch_size) as u64;
         let bar = stage_bar(cfg.progress, per_epoch * epochs as u64, "single stage");
-        let mut stop = EarlyStop::new(s2.schedule.patience);
+        let mut stop = EarlyStop::new(&s2.schedule);
         let mut run = 0;
         for epoch in 1..=epochs {
             let start = Instant::now();
@@ -89,9 +90,10 @@ impl Context<'_> {
                 let (stage1, block) = state.take().expect("present between steps");
                 let (loss, parts, r) = joint_loss(&block, &stage1, model_cfg, s2, &t, ad);
                 let mut grads = loss.backward();
-                let (block, _) = update_block(&mut optim, s2, block, &mut grads);
+                let lr = stop.learning_rate(s2.schedule.learning_rate);
+                let (block, _) = update_block(&mut optim, s2, lr, block, &mut grads);
                 let g1 = GradientsParams::from_module(&mut grads, &stage1);
-                let stage1 = optim.step(cfg.stage1.learning_rate, stage1, g1);
+                let stage1 = optim.step(stop.learning_rate(cfg.stage1.learning_rate), stage1, g1);
                 state = Some((stage1, block));
                 acc.accumulate(&parts, r, chunk.len() as f64);
                 n += chunk.len();

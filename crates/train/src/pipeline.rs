@@ -68,6 +68,7 @@ pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> ModelConfig {
         evidence,
         latent_scale,
         score_temperature: a.score_temperature,
+        output_path: a.output_path && !cfg.single_stage,
         ..BlockConfig::new(stage1.joint_latent())
     };
     ModelConfig { stage1, block, repair: None }
@@ -234,6 +235,10 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
             let t1 = Instant::now();
             let mut block = block;
             fit_clean_statistics(&mut model_cfg, &mut block, &stage1, data, &prep, cfg);
+            // the output path starts as the trained autoencoder
+            if model_cfg.block.output_path {
+                block.output = Some(stage1.clone());
+            }
             let mut ctx = Context {
                 data,
                 cfg,

@@ -42,6 +42,11 @@ impl Stage1Trainer {
         self.model.expect("present between steps")
     }
 
+    /// The learning rate of the next steps.
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
     /// One step on a clean batch; returns the loss (camera MSE + sensor MSE).
     pub fn step(&mut self, batch: &HostBatch) -> f32 {
         let cam = batch.camera_tensor(&self.cfg, &self.device);

@@ -23,6 +23,8 @@ pub struct Stage2Batch {
     pub z_clean: Vec<f32>,
     /// The clean input.
     pub clean: HostBatch,
+    /// The faulty copy the latents and evidence were made from (the output path's input).
+    pub faulty: HostBatch,
     /// Fault labels (camera, sensor), [B, 2]: a modality is faulty when a fault was injected
     /// into it and changed it.
     pub labels: Vec<f32>,
@@ -210,7 +212,7 @@ pub fn make_batch(
             (Some(e.standardise(&raw)), ch)
         }
     };
-    Stage2Batch { z_faulty, z_clean, clean, labels, evidence, channel_labels }
+    Stage2Batch { z_faulty, z_clean, clean, faulty, labels, evidence, channel_labels }
 }
 
 /// Stage-2 loss terms of one batch.
@@ -283,7 +285,7 @@ pub fn stage2_loss(
     let z_clean = tensor2(&batch.z_clean, [b, l], device);
     let evidence = batch.evidence.as_ref().map(|e| tensor2(e, [b, e.len() / b], device));
     let targets = Targets { clean: &batch.clean, labels: &batch.labels, channel_labels: &batch.channel_labels };
-    stage2_terms(block, stage1, cfg, s2, (z_faulty, evidence), z_clean, targets, device)
+    stage2_terms(block, stage1, cfg, s2, (z_faulty, evidence, Some(&batch.faulty)), z_clean, targets, device)
 }
 
 /// What the stage-2 objective compares against: the clean input and the fault labels, per
@@ -298,16 +300,16 @@ pub struct Targets<'a> {
     pub channel_labels: &'a [f32],
 }
 
-/// The stage-2 objective from latents on the device: `input` — the faulty latent [B, L] and its
-/// evidence [B, F] — goes through the block, `z_clean` [B, L] is the target (and the
-/// contrastive positives).
+/// The stage-2 objective from latents on the device: `input` — the faulty latent [B, L], its
+/// evidence [B, F] and the faulty input itself, for a block with an output path — goes
+/// through the block, `z_clean` [B, L] is the target (and the contrastive positives).
 #[allow(clippy::too_many_arguments)]
 pub fn stage2_terms(
     block: &ComputeBlock,
     stage1: &Stage1,
     cfg: &ModelConfig,
     s2: &Stage2Config,
-    input: (Tensor<2>, Option<Tensor<2>>),
+    input: (Tensor<2>, Option<Tensor<2>>, Option<&HostBatch>),
     z_clean: Tensor<2>,
     targets: Targets<'_>,
     device: &Device,
@@ -316,7 +318,12 @@ pub fn stage2_terms(
     let Targets { clean, labels, channel_labels } = targets;
     let b = clean.len;
     let label_tensor = tensor2(labels, [b, 2], device);
-    let out = block.forward(input.0, input.1);
+    let z_output = match (&block.output, input.2) {
+        (Some(output), Some(x)) => Some(output.encode(x.camera_tensor(s1, device), x.sensor_tensor(s1, device))),
+        _ => None,
+    };
+    let out = block.forward_with(input.0, input.1, z_output);
+    let decoder = block.output_decoder(stage1);
     let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
     let (cam, sen) = (clean.camera_tensor(s1, device), clean.sensor_tensor(s1, device));
     let (z_cam, z_sen) = (out.latent.clone().narrow(1, 0, lc), out.latent.clone().narrow(1, lc, ls));
@@ -335,18 +342,18 @@ pub fn stage2_terms(
             let idx = index_tensor(&rc, device);
             let zc = z_cam.select(0, idx.clone());
             latent = latent + mse(u_cam.select(0, idx.clone()), target.clone().narrow(1, 0, lc).select(0, idx.clone()));
-            output = output + mse(stage1.decode_camera(zc, s1), cam.select(0, idx));
+            output = output + mse(decoder.decode_camera(zc, s1), cam.select(0, idx));
         }
         if !rs.is_empty() {
             let idx = index_tensor(&rs, device);
             let zs = z_sen.select(0, idx.clone());
             latent =
                 latent + mse(u_sen.select(0, idx.clone()), target.clone().narrow(1, lc, ls).select(0, idx.clone()));
-            output = output + mse(stage1.decode_sensor(zs, s1), sen.select(0, idx));
+            output = output + mse(decoder.decode_sensor(zs, s1), sen.select(0, idx));
         }
         (latent, output)
     } else {
-        let output = mse(stage1.decode_camera(z_cam, s1), cam) + mse(stage1.decode_sensor(z_sen, s1), sen);
+        let output = mse(decoder.decode_camera(z_cam, s1), cam) + mse(decoder.decode_sensor(z_sen, s1), sen);
         (mse(out.latent_units, target), output)
     };
     let mut detection = bce_with_logits(out.logits, label_tensor);
@@ -380,6 +387,7 @@ pub struct Stage2Trainer {
     cfg: ModelConfig,
     s2: Stage2Config,
     optim: ModuleOptimizer,
+    lr: f64,
     device: Device,
 }
 
@@ -390,14 +398,21 @@ impl std::fmt::Debug for Stage2Trainer {
 }
 
 impl Stage2Trainer {
-    /// `stage1` is frozen here; gradients still flow through its decoders to G.
+    /// `stage1` is frozen here; gradients still flow through its decoders to G (or through the
+    /// block's output path, which learns).
     pub fn new(block: ComputeBlock, stage1: Stage1, cfg: ModelConfig, s2: Stage2Config, device: Device) -> Self {
-        Self { block: Some(block), stage1: stage1.freeze(), cfg, s2, optim: adam(), device }
+        let lr = s2.schedule.learning_rate;
+        Self { block: Some(block), stage1: stage1.freeze(), cfg, s2, optim: adam(), lr, device }
     }
 
     /// The block in its current state.
     pub fn block(&self) -> &ComputeBlock {
         self.block.as_ref().expect("present between steps")
+    }
+
+    /// The learning rate of the next steps.
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
     }
 
     /// Gives the trained block back.
@@ -409,17 +424,18 @@ impl Stage2Trainer {
     pub fn step(&mut self, batch: &Stage2Batch) -> (Stage2Losses, ModulationStats) {
         let block = self.block.take().expect("present between steps");
         let (loss, parts) = stage2_loss(&block, &self.stage1, &self.cfg, &self.s2, batch, &self.device);
-        let (next, stats) = update_block(&mut self.optim, &self.s2, block, &mut loss.backward());
+        let (next, stats) = update_block(&mut self.optim, &self.s2, self.lr, block, &mut loss.backward());
         self.block = Some(next);
         (parts, stats)
     }
 }
 
-/// The compute block's update from the gradients of a loss: modulation, a step per part, power
-/// iteration on C.
+/// The compute block's update from the gradients of a loss at learning rate `lr`: modulation, a
+/// step per part, power iteration on C.
 pub(crate) fn update_block(
     optim: &mut ModuleOptimizer,
     s2: &Stage2Config,
+    lr: f64,
     block: ComputeBlock,
     grads: &mut Gradients,
 ) -> (ComputeBlock, ModulationStats) {
@@ -431,14 +447,15 @@ pub(crate) fn update_block(
     };
     let m = &s2.modulation;
     let stats = m.apply(&block, &mut g);
-    let lr = s2.schedule.learning_rate;
     let lr_det = lr * m.detection_lr_factor();
-    let ComputeBlock { encoder, detector, corrector, decoder, mode, scale } = block;
+    let output_grads = block.output.as_ref().map(|o| GradientsParams::from_module(grads, o));
+    let ComputeBlock { encoder, detector, corrector, decoder, output, mode, scale } = block;
     let next = ComputeBlock {
         encoder: optim.step(lr_det, encoder, g.encoder),
         detector: optim.step(lr_det, detector, g.detector),
         corrector: optim.step(lr, corrector, g.corrector).power_iteration(m.power_iterations),
         decoder: optim.step(lr, decoder, g.decoder),
+        output: output.zip(output_grads).map(|(o, g)| optim.step(lr, o, g)),
         mode,
         scale,
     };

@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::{TrainConfig, TrainingFaults};
+use crate::config::{StageSchedule, TrainConfig, TrainingFaults};
 use crate::error::{Error, Result};
 use crate::log::{stage_bar, CsvLog, EpochRecord};
 use crate::pipeline::Prepared;
@@ -24,11 +24,19 @@ pub(crate) struct EarlyStop<M> {
     pub(crate) kept: Option<M>,
     stale: usize,
     patience: usize,
+    halve_after: Option<usize>,
+    halvings: i32,
 }
 
 impl<M: Clone> EarlyStop<M> {
-    pub(crate) fn new(patience: usize) -> Self {
-        Self { best: f64::INFINITY, kept: None, stale: 0, patience }
+    pub(crate) fn new(schedule: &StageSchedule) -> Self {
+        let (patience, halve_after) = (schedule.patience, schedule.halve_after);
+        Self { best: f64::INFINITY, kept: None, stale: 0, patience, halve_after, halvings: 0 }
+    }
+
+    /// `base` halved for every `halve_after` epochs without a better validation loss so far.
+    pub(crate) fn learning_rate(&self, base: f64) -> f64 {
+        base * 0.5f64.powi(self.halvings)
     }
 
     /// Records an epoch; returns whether training should stop.
@@ -39,6 +47,9 @@ impl<M: Clone> EarlyStop<M> {
             self.stale = 0;
         } else {
             self.stale += 1;
+            if self.halve_after.is_some_and(|h| h > 0 && self.stale.is_multiple_of(h)) {
+                self.halvings += 1;
+            }
         }
         self.stale >= self.patience
     }
@@ -112,7 +123,7 @@ impl Context<'_> {
         let mut trainer = Stage1Trainer::new(stage1, s1.clone(), sched.learning_rate, ad.clone());
         let per_epoch = prep.train.count().div_ceil(cfg.batch_size) as u64;
         let bar = stage_bar(cfg.progress, per_epoch * sched.epochs as u64, "stage 1");
-        let mut stop = EarlyStop::new(sched.patience);
+        let mut stop = EarlyStop::new(sched);
         let mut epochs = 0;
         for epoch in 1..=sched.epochs {
             let start = Instant::now();
@@ -142,6 +153,7 @@ impl Context<'_> {
             if stop.update(val, trainer.model()) {
                 break;
             }
+            trainer.set_learning_rate(stop.learning_rate(sched.learning_rate));
         }
         bar.finish();
         Ok((stop.kept.expect("at least one epoch"), epochs, stop.best))
@@ -173,7 +185,7 @@ impl Context<'_> {
         let mut trainer = Stage2Trainer::new(block, stage1.clone(), model_cfg.clone(), s2.clone(), ad.clone());
         let per_epoch = prep.train.count().div_ceil(cfg.batch_size) as u64;
         let bar = stage_bar(cfg.progress, per_epoch * s2.schedule.epochs as u64, "stage 2");
-        let mut stop = EarlyStop::new(s2.schedule.patience);
+        let mut stop = EarlyStop::new(&s2.schedule);
         let mut epochs = 0;
         for epoch in 1..=s2.schedule.epochs {
             let start = Instant::now();
@@ -216,6 +228,7 @@ impl Context<'_> {
             if stop.update(val, trainer.block()) {
                 break;
             }
+            trainer.set_learning_rate(stop.learning_rate(s2.schedule.learning_rate));
         }
         bar.finish();
         Ok((stop.kept.expect("at least one epoch"), epochs, stop.best))
