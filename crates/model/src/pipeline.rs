@@ -247,6 +247,13 @@ fn probabilities(logits: Tensor<2>, channel_logits: Option<Tensor<2>>, temperatu
     (scores, channel_logits.map_or_else(Vec::new, score))
 }
 
+/// A modality of the output.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Camera,
+    Sensor,
+}
+
 /// What detection found for a batch: the input latent, its reconstruction when the evidence
 /// needed it, the corrected latent, the scores and the gate's flags.
 struct Detection {
@@ -303,46 +310,39 @@ impl Mmssl {
         }
     }
 
-    /// The corrected frames of rows `rows` of `batch` from the corrected latent [B, L]: decoded,
-    /// then repaired from the input where the model has an [`InputRepair`]; [rows, 3, H, W].
-    fn corrected_camera(
+    /// One modality of the corrected rows `rows` of `batch` from the corrected latent [B, L]:
+    /// decoded, then repaired from the input where the model has an [`InputRepair`]; frames
+    /// [rows, 3, H, W] or windows [rows, T, D].
+    fn corrected(
         &self,
         cfg: &ModelConfig,
         batch: &HostBatch,
         latent: Tensor<2>,
         rows: &[usize],
-        device: &Device,
-    ) -> Vec<f32> {
-        let s1 = &cfg.stage1;
-        let z = self.corrected_latent(cfg, batch, latent, rows, device).narrow(1, 0, s1.camera_latent());
-        let mut decoded = camera_to_host(self.block.output_decoder(&self.stage1).decode_camera(z, s1));
-        if let Some(repair) = &cfg.repair {
-            let frame = 3 * s1.height * s1.width;
-            for (k, &b) in rows.iter().enumerate() {
-                repair.frame(&batch.camera[b * frame..(b + 1) * frame], &mut decoded[k * frame..(k + 1) * frame]);
-            }
-        }
-        decoded
-    }
-
-    /// The corrected windows of rows `rows`, as [`Mmssl::corrected_camera`]; [rows, T, D].
-    fn corrected_sensor(
-        &self,
-        cfg: &ModelConfig,
-        batch: &HostBatch,
-        latent: Tensor<2>,
-        rows: &[usize],
+        part: Part,
         device: &Device,
     ) -> Vec<f32> {
         let s1 = &cfg.stage1;
         let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
-        let z = self.corrected_latent(cfg, batch, latent, rows, device).narrow(1, lc, ls);
-        let mut decoded = sensor_to_host(self.block.output_decoder(&self.stage1).decode_sensor(z, s1));
+        let z = self.corrected_latent(cfg, batch, latent, rows, device);
+        let decoder = self.block.output_decoder(&self.stage1);
+        let (mut decoded, input, n) = match part {
+            Part::Camera => {
+                (camera_to_host(decoder.decode_camera(z.narrow(1, 0, lc), s1)), &batch.camera, 3 * s1.height * s1.width)
+            }
+            Part::Sensor => (
+                sensor_to_host(decoder.decode_sensor(z.narrow(1, lc, ls), s1)),
+                &batch.sensor,
+                s1.window * s1.sensor_dim,
+            ),
+        };
         if let Some(repair) = &cfg.repair {
-            let win = s1.window * s1.sensor_dim;
             for (k, &b) in rows.iter().enumerate() {
-                let input = &batch.sensor[b * win..(b + 1) * win];
-                repair.window(input, &mut decoded[k * win..(k + 1) * win]);
+                let (x, out) = (&input[b * n..(b + 1) * n], &mut decoded[k * n..(k + 1) * n]);
+                match part {
+                    Part::Camera => repair.frame(x, out),
+                    Part::Sensor => repair.window(x, out),
+                }
             }
         }
         decoded
@@ -379,7 +379,7 @@ impl Mmssl {
         };
         let cam_rows = rows_of(&flags, 0);
         if !cam_rows.is_empty() {
-            let decoded = self.corrected_camera(cfg, batch, latent.clone(), &cam_rows, device);
+            let decoded = self.corrected(cfg, batch, latent.clone(), &cam_rows, Part::Camera, device);
             let frame = 3 * h * w;
             for (k, &b) in cam_rows.iter().enumerate() {
                 let regions = if grid > 0 { chosen(b, dim..channels) } else { vec![true] };
@@ -399,7 +399,7 @@ impl Mmssl {
         }
         let sen_rows = rows_of(&flags, 1);
         if !sen_rows.is_empty() {
-            let decoded = self.corrected_sensor(cfg, batch, latent, &sen_rows, device);
+            let decoded = self.corrected(cfg, batch, latent, &sen_rows, Part::Sensor, device);
             let win = t * dim;
             for (k, &b) in sen_rows.iter().enumerate() {
                 let columns = chosen(b, 0..dim);
@@ -424,8 +424,8 @@ impl Mmssl {
         let (autoencoder_camera, autoencoder_sensor) =
             d.reconstruction.take().unwrap_or_else(|| self.stage1.reconstruct(s1, d.z.clone()));
         let all: Vec<usize> = (0..batch.len).collect();
-        let corrected_camera = self.corrected_camera(cfg, batch, d.latent.clone(), &all, device);
-        let corrected_sensor = self.corrected_sensor(cfg, batch, d.latent.clone(), &all, device);
+        let corrected_camera = self.corrected(cfg, batch, d.latent.clone(), &all, Part::Camera, device);
+        let corrected_sensor = self.corrected(cfg, batch, d.latent.clone(), &all, Part::Sensor, device);
         let inference = self.substitute_flagged(cfg, batch, d, thresholds, device);
         PipelineOutput { inference, corrected_camera, corrected_sensor, autoencoder_camera, autoencoder_sensor }
     }
