@@ -18,7 +18,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::config::TrainConfig;
+use crate::config::{StageSchedule, TrainConfig};
 use crate::error::Result;
 use crate::inject::Injected;
 use crate::log::{stage_bar, CsvLog, EpochRecord};
@@ -169,7 +169,9 @@ fn train_one_stage<M: Reconstruct>(
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(3));
     let per_epoch = prep.train.count().div_ceil(cfg.batch_size) as u64;
     let bar = stage_bar(cfg.progress, per_epoch * epochs as u64, name);
-    let mut stop = EarlyStop::new(&cfg.stage2.schedule);
+    // a constant learning rate: their best measured setting (MMAE on the arm demo data, 70
+    // epochs: 1.065 ×10⁻² combined at a constant rate, 1.131 with stage 2's halving)
+    let mut stop = EarlyStop::new(&StageSchedule { halve_after: None, ..cfg.stage2.schedule.clone() });
     let (start, mut run_epochs, mut seen) = (Instant::now(), 0, 0usize);
     for epoch in 1..=epochs {
         let t = Instant::now();
@@ -208,7 +210,7 @@ fn train_one_stage<M: Reconstruct>(
             sum += f64::from(loss.clone().into_scalar::<f32>()) * chunk.len() as f64;
             n += chunk.len();
             let grads = GradientsParams::from_grads(loss.backward(), &m);
-            model = Some(optim.step(stop.learning_rate(lr), m, grads));
+            model = Some(optim.step(lr, m, grads));
             bar.inc(1);
             bar.set_message(format!("epoch {epoch} loss {:.5}", sum / n as f64));
         }

@@ -163,8 +163,8 @@ pub struct StageSchedule {
     /// (and keep training from where it is); `null` keeps it constant. Stage 2 halves after 3:
     /// its validation error jumped by a tenth from epoch to epoch at a constant rate, and
     /// early stopping kept a noisy minimum (arm demo run, stage 2 only: combined error
-    /// 1.332 → 1.207 ×10⁻²). The one-stage baselines train on stage 2's schedule and halve
-    /// with it.
+    /// 1.332 → 1.207 ×10⁻²). The one-stage baselines, which train on stage 2's schedule, keep
+    /// a constant rate: it suits them better (`baseline.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub halve_after: Option<usize>,
 }
