@@ -16,7 +16,10 @@
 //!   reconstruction.
 //!
 //! "The decoder's clean error" is the root mean square of the stage-1 reconstruction error on
-//! clean training windows, per colour channel and per sensor column, times a tolerance.
+//! clean training windows, per colour channel and per sensor column, times a tolerance. It is
+//! fitted before stage 2, so with an output path it measures stage 1's decoder, not the output
+//! path's decoding of the correction that is repaired (a known approximation; refitting it
+//! after stage 2 is open work).
 
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +31,8 @@ const MIN_SPREAD: f32 = 1e-3;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputRepair {
-    /// An input value is kept when it is within `tolerance` × the spread of the reconstruction.
+    /// A pixel, or a reading of a column's affine map, is kept when it is within `tolerance` ×
+    /// the spread of the reconstruction.
     pub tolerance: f32,
     /// Root mean square of the stage-1 reconstruction error on clean training frames, per
     /// colour channel, [3].

@@ -100,11 +100,12 @@ pub struct Architecture {
     /// A flagged modality keeps what of its input agrees with the correction: pixels within
     /// this many times the decoder's clean error, sensor columns through the affine map that
     /// undoes a gain or offset (`mmguard_model::input_repair`); `null` hands on the decoded
-    /// correction as it is.
+    /// correction as it is. Fitted after stage 1, so a single-stage run has none.
     pub input_repair: Option<f32>,
     /// The correction encodes and decodes through a copy of stage 1 trained in stage 2
     /// (`mmguard_model::BlockConfig::output_path`); `false` corrects the frozen encoders'
-    /// latent and decodes it with stage 1.
+    /// latent and decodes it with stage 1. Its gradients are not modulated (no γ, clipping or
+    /// renormalisation: those are the compute block's).
     pub output_path: bool,
 }
 
@@ -164,7 +165,8 @@ pub struct StageSchedule {
     /// its validation error jumped by a tenth from epoch to epoch at a constant rate, and
     /// early stopping kept a noisy minimum (arm demo run, stage 2 only: combined error
     /// 1.332 → 1.207 ×10⁻²). The one-stage baselines, which train on stage 2's schedule, keep
-    /// a constant rate: it suits them better (`baseline.rs`).
+    /// a constant rate: it suits them better (`baseline.rs`). The single-stage ablation halves
+    /// both its rates on stage 2's schedule, the one it stops on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub halve_after: Option<usize>,
 }
