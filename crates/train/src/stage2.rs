@@ -144,12 +144,9 @@ impl LatentEncoder<'_> {
         let changed = |x: &[f32], y: &[f32], n: usize| -> Vec<usize> {
             (0..faulty.len).filter(|&b| differs(&x[b * n..(b + 1) * n], &y[b * n..(b + 1) * n])).collect()
         };
-        let gather = |x: &[f32], idx: &[usize], n: usize| -> Vec<f32> {
-            idx.iter().flat_map(|&b| x[b * n..(b + 1) * n].iter().copied()).collect()
-        };
         let cam = changed(&clean.camera, &faulty.camera, frame);
         if !cam.is_empty() {
-            let sub = HostBatch { len: cam.len(), camera: gather(&faulty.camera, &cam, frame), sensor: Vec::new() };
+            let sub = faulty.select(&cam);
             let enc = rows(self.stage1.encode_camera(sub.camera_tensor(s1, self.device)));
             for (k, &b) in cam.iter().enumerate() {
                 z[b * l..b * l + lc].copy_from_slice(&enc[k * lc..(k + 1) * lc]);
@@ -157,7 +154,7 @@ impl LatentEncoder<'_> {
         }
         let sen = changed(&clean.sensor, &faulty.sensor, win);
         if !sen.is_empty() {
-            let sub = HostBatch { len: sen.len(), camera: Vec::new(), sensor: gather(&faulty.sensor, &sen, win) };
+            let sub = faulty.select(&sen);
             let enc = rows(self.stage1.encode_sensor(sub.sensor_tensor(s1, self.device)));
             for (k, &b) in sen.iter().enumerate() {
                 z[b * l + lc..(b + 1) * l].copy_from_slice(&enc[k * ls..(k + 1) * ls]);
