@@ -166,6 +166,17 @@ fn generate_train_eval_lowers_the_error() {
         assert!(m["reconstructed_mse"].as_f64().unwrap() < m["zero_fill_mse"].as_f64().unwrap(), "{m}");
     }
 
+    // the sensor-faulty copies column by column: every column named, in the file's order, and
+    // the per-column errors average to the sensor figure
+    let columns = report["sensor_columns"].as_array().unwrap();
+    assert_eq!(columns.len(), 18);
+    assert_eq!(columns[0]["name"], "j0_angle");
+    let mean = |key: &str| columns.iter().map(|c| c[key].as_f64().unwrap()).sum::<f64>() / 18.0;
+    for (key, total) in [("faulty_input", "faulty_input_mse"), ("corrected", "corrected_mse")] {
+        let whole = report[total]["sensor"].as_f64().unwrap();
+        assert!((mean(key) - whole).abs() <= 1e-9 * whole.max(1.0), "{key}: {} vs {whole}", mean(key));
+    }
+
     // another file with the run's columns is evaluated whole
     ok(&[
         "generate",

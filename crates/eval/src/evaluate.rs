@@ -126,6 +126,20 @@ pub struct EvalReport {
     pub false_alarm_rate: f64,
     /// Camera absent, then sensor absent.
     pub missing_modality: [MissingModality; 2],
+    /// The sensor-faulty copies column by column: which readings the correction gets right
+    /// and which it does not.
+    pub sensor_columns: Vec<ColumnMse>,
+}
+
+/// One sensor column of the sensor-faulty copies.
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnMse {
+    /// Column name.
+    pub name: String,
+    /// The faulty input.
+    pub faulty_input: f64,
+    /// MMSSL's output (gated).
+    pub corrected: f64,
 }
 
 /// Which windows of `data` to evaluate: the run's test episodes when `data` is the training
@@ -157,6 +171,32 @@ impl Sums {
         } else {
             self.sq / self.n as f64
         }
+    }
+}
+
+/// Squared errors per column of time-major sensor windows [T, D].
+#[derive(Debug, Clone)]
+pub(crate) struct ColumnSums {
+    sq: Vec<f64>,
+    readings: usize,
+}
+
+impl ColumnSums {
+    pub(crate) fn new(columns: usize) -> Self {
+        Self { sq: vec![0.0; columns], readings: 0 }
+    }
+
+    pub(crate) fn add(&mut self, out: &[f32], clean: &[f32]) {
+        let d = self.sq.len();
+        for (k, (a, b)) in out.iter().zip(clean).enumerate() {
+            self.sq[k % d] += f64::from(a - b).powi(2);
+        }
+        self.readings += out.len() / d;
+    }
+
+    /// Mean squared error per column.
+    pub(crate) fn means(&self) -> Vec<f64> {
+        self.sq.iter().map(|&s| s / self.readings.max(1) as f64).collect()
     }
 }
 
@@ -220,6 +260,8 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
     let mut ungated: [[Sums; 2]; KINDS] = Default::default();
     let mut scores: Vec<([f32; 2], usize)> = Vec::new();
     let mut absent_flagged = [0usize; 2];
+    // per sensor column of the sensor-faulty copies: the faulty input, the output
+    let mut columns = [ColumnSums::new(s1.sensor_dim), ColumnSums::new(s1.sensor_dim)];
     for chunk in windows.ends.chunks(cfg.batch_size.max(1)) {
         let clean = host_batch(data, chunk, s1.window, &run.config.normalization);
         let b = clean.len;
@@ -242,7 +284,11 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
                 autoenc[kind][0].add(&out.autoencoder_camera[cf.clone()], cc);
                 autoenc[kind][1].add(&out.autoencoder_sensor[sf.clone()], sc);
                 ungated[kind][0].add(&out.corrected_camera[cf], cc);
-                ungated[kind][1].add(&out.corrected_sensor[sf], sc);
+                ungated[kind][1].add(&out.corrected_sensor[sf.clone()], sc);
+                if kind == 2 {
+                    columns[0].add(&copies.sensor[sf.clone()], sc);
+                    columns[1].add(&out.inference.sensor[sf.clone()], sc);
+                }
                 if kind < 3 {
                     scores.push((out.inference.scores[k], kind));
                 } else {
@@ -300,6 +346,13 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
                 flagged: absent_flagged[m] as f64 / windows.count().max(1) as f64,
             }
         }),
+        sensor_columns: run
+            .config
+            .columns
+            .iter()
+            .zip(columns[0].means().into_iter().zip(columns[1].means()))
+            .map(|(c, (faulty_input, corrected))| ColumnMse { name: c.name.clone(), faulty_input, corrected })
+            .collect(),
     })
 }
 
@@ -353,6 +406,10 @@ impl EvalReport {
                 m.present_mse * 100.0,
                 m.flagged
             );
+        }
+        s += "\n| sensor-faulty copies by column, MSE × 10⁻² | faulty input | **MMSSL corrected** |\n|---|---|---|\n";
+        for c in &self.sensor_columns {
+            s += &format!("| {} | {:.3} | {:.3} |\n", c.name, c.faulty_input * 100.0, c.corrected * 100.0);
         }
         s
     }

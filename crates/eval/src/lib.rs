@@ -10,7 +10,8 @@ mod stream;
 mod sweep;
 
 pub use evaluate::{
-    corrupt, eval_windows, evaluate, test_copies, DetectionReport, EvalConfig, EvalReport, MissingModality, Mse,
+    corrupt, eval_windows, evaluate, test_copies, ColumnMse, DetectionReport, EvalConfig, EvalReport, MissingModality,
+    Mse,
 };
 pub use metrics::{aupr, auroc, Detection, Stat};
 pub use protocol::{protocol, severity_curves, CurveConfig, CurvePoint, ProtocolResult};

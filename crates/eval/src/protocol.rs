@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use mmguard_faults::{Compound, Modality};
 
-use crate::evaluate::{test_copies, EvalConfig, Mse, Sums};
+use crate::evaluate::{test_copies, ColumnSums, EvalConfig, Mse, Sums};
 use crate::metrics::auroc;
 use crate::sweep::Cells;
 
@@ -32,6 +32,10 @@ pub struct ProtocolResult {
     pub auroc: [Option<f64>; 2],
     /// Method output samples per second (all copies, this machine).
     pub samples_per_s: f64,
+    /// The method's output on the sensor-faulty copies, MSE per sensor column (empty in
+    /// results stored before it was measured).
+    #[serde(default)]
+    pub sensor_columns: Vec<f64>,
 }
 
 /// Scores `method` on `windows` of `data`, scaled with `norm`, under `cfg`'s test faults.
@@ -50,6 +54,7 @@ pub fn protocol(
     let mut output: [[Sums; 2]; 3] = Default::default();
     let mut input: [[Sums; 2]; 3] = Default::default();
     let mut scores: Vec<([f32; 2], usize)> = Vec::new();
+    let mut columns = ColumnSums::new(s1.sensor_dim);
     let mut seconds = 0.0;
     for chunk in windows.ends.chunks(cfg.batch_size.max(1)) {
         let clean = host_batch(data, chunk, s1.window, norm);
@@ -67,6 +72,9 @@ pub fn protocol(
                 out_kind[1].add(&out.sensor[k * win..(k + 1) * win], sc);
                 in_kind[0].add(&copies.camera[k * frame..(k + 1) * frame], cc);
                 in_kind[1].add(&copies.sensor[k * win..(k + 1) * win], sc);
+                if kind == 2 {
+                    columns.add(&out.sensor[k * win..(k + 1) * win], sc);
+                }
                 scores.push((out.scores[k], kind));
             }
         }
@@ -84,6 +92,7 @@ pub fn protocol(
         clean_mse: mse(output[0][0].mean(), output[0][1].mean()),
         auroc: [detect(0), detect(1)],
         samples_per_s: scores.len() as f64 / seconds.max(1e-9),
+        sensor_columns: columns.means(),
     }
 }
 

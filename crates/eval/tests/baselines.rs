@@ -34,6 +34,10 @@ fn mmae_and_mmssl_are_scored_on_the_same_copies() {
     ] {
         assert!(out < input, "{name}: MMAE output {out} not below the faulty input {input}");
     }
+    // the per-column errors of the sensor-faulty copies average to the sensor figure
+    assert_eq!(got.sensor_columns.len(), data.columns.len());
+    let mean = got.sensor_columns.iter().sum::<f64>() / got.sensor_columns.len() as f64;
+    assert!((mean - got.output_mse.sensor).abs() <= 1e-9, "{mean} vs {}", got.output_mse.sensor);
     let again = protocol(&mmae, &data, &prep.test, &prep.norm, s1, &eval);
     assert_eq!(got.output_mse, again.output_mse);
 

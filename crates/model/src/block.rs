@@ -54,6 +54,23 @@ pub struct BlockConfig {
     /// written before) decodes with stage 1.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub output_path: bool,
+    /// The correction reads a code of its own, E_c(z̃) → C → G, from an encoder shaped as E;
+    /// E keeps serving the detector alone. A shared E is pulled two ways: the detector's loss
+    /// and γ (a doubled learning rate under Adam) on one side, the output error on the other,
+    /// and with an output path its two inputs (frozen and learning encoders) drift apart.
+    /// `false` (every run written before) is the paper's shared E.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub correction_encoder: bool,
+    /// The output path's standardised latent is bounded smoothly to ±this, B·tanh(z/B);
+    /// `null` leaves it unbounded: its encoders learn on faulty input and can keep a gained
+    /// window's latent in range themselves, where a bound squashes the scale it must undo.
+    /// Every run written before has the bound [`LATENT_BOUND`].
+    #[serde(default = "default_output_bound")]
+    pub output_bound: Option<f32>,
+}
+
+fn default_output_bound() -> Option<f32> {
+    Some(LATENT_BOUND)
 }
 
 /// A standardised latent element is clamped to ±this: a gain of 6 on a wide-range column
@@ -143,14 +160,17 @@ impl BlockConfig {
             latent_scale: None,
             score_temperature: None,
             output_path: false,
+            correction_encoder: false,
+            output_bound: default_output_bound(),
         }
     }
 
     /// Builds the block with fresh weights.
     pub fn init(&self, device: &Device) -> ComputeBlock {
         let lin = |i, o| LinearConfig::new(i, o).init(device);
-        ComputeBlock {
-            encoder: Encoder { l1: lin(self.latent, self.hidden), l2: lin(self.hidden, self.hidden) },
+        let encoder = || Encoder { l1: lin(self.latent, self.hidden), l2: lin(self.hidden, self.hidden) };
+        let mut block = ComputeBlock {
+            encoder: encoder(),
             detector: {
                 let features = self.evidence.as_ref().map_or(0, Evidence::width);
                 let heads = self.evidence.as_ref().map(|e| {
@@ -179,10 +199,15 @@ impl BlockConfig {
                 alpha: self.alpha,
             },
             decoder: lin(self.hidden, self.decoder.outputs(self.latent)),
+            correction: None,
             output: None,
             mode: self.decoder,
             scale: self.latent_scale.clone(),
-        }
+            output_bound: self.output_bound,
+        };
+        // drawn last: the other parts start as they would without it
+        block.correction = self.correction_encoder.then(encoder);
+        block
     }
 }
 
@@ -327,6 +352,8 @@ pub struct ComputeBlock {
     pub corrector: Corrector,
     /// G.
     pub decoder: Linear,
+    /// E_c, the correction's own encoder ([`BlockConfig::correction_encoder`]).
+    pub correction: Option<Encoder>,
     /// The output path ([`BlockConfig::output_path`]), set from the trained stage 1.
     pub output: Option<Stage1>,
     /// How G's output becomes the corrected latent.
@@ -335,6 +362,9 @@ pub struct ComputeBlock {
     /// The clean latent's scale, when the block works on the standardised latent.
     #[module(skip)]
     pub scale: Option<LatentScale>,
+    /// [`BlockConfig::output_bound`].
+    #[module(skip)]
+    pub output_bound: Option<f32>,
 }
 
 /// What the block computes for a batch of (possibly faulty) joint latents.
@@ -369,11 +399,15 @@ impl ComputeBlock {
         let z = self.standardise(z);
         let hidden = self.encoder.forward(z.clone());
         let (logits, channel_logits) = self.detector.forward(hidden.clone(), evidence);
-        let (corrected, latent) = match z_output {
-            None => self.correct_units(z, hidden.clone()),
-            Some(zo) => {
+        let (corrected, latent) = match (z_output, &self.correction) {
+            (None, None) => self.correct_units(z, hidden.clone()),
+            (None, Some(ec)) => {
+                let h = ec.forward(z.clone());
+                self.correct_units(z, h)
+            }
+            (Some(zo), _) => {
                 let zo = self.standardise_smooth(zo);
-                let h = self.encoder.forward(zo.clone());
+                let h = self.correction_code(zo.clone());
                 self.correct_units(zo, h)
             }
         };
@@ -390,8 +424,13 @@ impl ComputeBlock {
     /// The corrected latent of an input latent `z` [B, L] alone, without detection.
     pub fn correct(&self, z: Tensor<2>) -> Tensor<2> {
         let z = self.standardise_smooth(z);
-        let h = self.encoder.forward(z.clone());
+        let h = self.correction_code(z.clone());
         self.unstandardise(self.correct_units(z, h).1)
+    }
+
+    /// The code C corrects: E_c's when the block has it, E's otherwise; `z` in block units.
+    fn correction_code(&self, z: Tensor<2>) -> Tensor<2> {
+        self.correction.as_ref().unwrap_or(&self.encoder).forward(z)
     }
 
     /// C's code and the corrected latent in the block's units, from the standardised latent
@@ -416,9 +455,10 @@ impl ComputeBlock {
         self.output.as_ref().unwrap_or(stage1)
     }
 
-    /// E's code of a latent (the contrastive loss's positives).
+    /// The code C reads for a latent (the contrastive loss's positives): E_c's when the block
+    /// has it, E's otherwise.
     pub fn embed(&self, z: Tensor<2>) -> Tensor<2> {
-        self.encoder.forward(self.standardise(z))
+        self.correction_code(self.standardise(z))
     }
 
     /// A raw latent [B, latent] in the block's units: standardised and bounded when the block
@@ -433,14 +473,19 @@ impl ComputeBlock {
         }
     }
 
-    /// [`ComputeBlock::standardise`] bounded smoothly, B·tanh(z/B): the output path's encoders
-    /// learn, and a hard clamp would give no gradient to exactly the latents a large fault
-    /// pushes past the bound.
+    /// The output path's latent in block units: standardised and bounded smoothly,
+    /// B·tanh(z/B) with B = [`BlockConfig::output_bound`] (the output path's encoders learn,
+    /// and a hard clamp would give no gradient to exactly the latents a large fault pushes past
+    /// the bound), or standardised only.
     fn standardise_smooth(&self, z: Tensor<2>) -> Tensor<2> {
         match &self.scale {
             Some(s) => {
                 let (mean, inv) = self.scale_tensors(s, &z.device());
-                burn::tensor::activation::tanh(((z - mean) * inv).div_scalar(LATENT_BOUND)).mul_scalar(LATENT_BOUND)
+                let z = (z - mean) * inv;
+                match self.output_bound {
+                    Some(b) => burn::tensor::activation::tanh(z.div_scalar(b)).mul_scalar(b),
+                    None => z,
+                }
             }
             None => z,
         }

@@ -107,6 +107,13 @@ pub struct Architecture {
     /// latent and decodes it with stage 1. Its gradients are not modulated (no γ, clipping or
     /// renormalisation: those are the compute block's).
     pub output_path: bool,
+    /// The corrector reads a code of its own encoder E_c, E serving the detector alone
+    /// (`mmguard_model::BlockConfig::correction_encoder`); `false` shares E, as the paper.
+    /// Learns at the base rate, unmodulated, like the output path.
+    pub correction_encoder: bool,
+    /// The output path's standardised latent is bounded smoothly to ±this
+    /// (`mmguard_model::BlockConfig::output_bound`); `null` leaves it unbounded.
+    pub output_bound: Option<f32>,
 }
 
 impl TrainConfig {
@@ -147,6 +154,8 @@ impl Default for Architecture {
             score_temperature: Some(4.0),
             input_repair: Some(3.0),
             output_path: true,
+            correction_encoder: false,
+            output_bound: Some(mmguard_model::LATENT_BOUND),
         }
     }
 }

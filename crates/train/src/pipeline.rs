@@ -69,6 +69,8 @@ pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> ModelConfig {
         latent_scale,
         score_temperature: a.score_temperature,
         output_path: a.output_path && !cfg.single_stage,
+        correction_encoder: a.correction_encoder,
+        output_bound: a.output_bound,
         ..BlockConfig::new(stage1.joint_latent())
     };
     ModelConfig { stage1, block, repair: None }

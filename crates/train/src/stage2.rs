@@ -446,15 +446,18 @@ pub(crate) fn update_block(
     let stats = m.apply(&block, &mut g);
     let lr_det = lr * m.detection_lr_factor();
     let output_grads = block.output.as_ref().map(|o| GradientsParams::from_module(grads, o));
-    let ComputeBlock { encoder, detector, corrector, decoder, output, mode, scale } = block;
+    let correction_grads = block.correction.as_ref().map(|e| GradientsParams::from_module(grads, e));
+    let ComputeBlock { encoder, detector, corrector, decoder, correction, output, mode, scale, output_bound } = block;
     let next = ComputeBlock {
         encoder: optim.step(lr_det, encoder, g.encoder),
         detector: optim.step(lr_det, detector, g.detector),
         corrector: optim.step(lr, corrector, g.corrector).power_iteration(m.power_iterations),
         decoder: optim.step(lr, decoder, g.decoder),
+        correction: correction.zip(correction_grads).map(|(e, g)| optim.step(lr, e, g)),
         output: output.zip(output_grads).map(|(o, g)| optim.step(lr, o, g)),
         mode,
         scale,
+        output_bound,
     };
     (next, stats)
 }
