@@ -1,0 +1,278 @@
+//! 2-D convolution (cross-correlation, as burn's) in NHWC: forward, input gradient, weight
+//! gradient, and through them the transposed convolution.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use crate::gemm::{matmul, View};
+
+/// Output rows (of B·Ho·Wo) per forward block: the unit of parallel work, fixed so that the
+/// split is the same for any number of threads.
+const ROWS_PER_BLOCK: usize = 256;
+/// Images per partial sum of the weight gradient; partials are added in order.
+const IMAGES_PER_PARTIAL: usize = 4;
+
+thread_local! {
+    // the im2col buffer of this thread, reused across calls: no allocation once it has grown
+    static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+fn with_columns<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    COLUMNS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() < len {
+            c.resize(len, 0.0);
+        }
+        f(&mut c[..len])
+    })
+}
+
+/// What the forward pass applies to each output value after the bias.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// Nothing.
+    Identity,
+    /// max(x, slope·x) for 0 ≤ slope ≤ 1.
+    LeakyRelu(f32),
+}
+
+impl Activation {
+    fn apply(self, v: &mut [f32]) {
+        if let Self::LeakyRelu(slope) = self {
+            v.iter_mut().for_each(|x| *x = x.max(*x * slope));
+        }
+    }
+}
+
+/// The geometry of one convolution layer over a batch, [height, width] per axis: the model's
+/// camera layers are kernel [4, 4], stride [2, 2], padding [1, 1]; a sensor layer over a
+/// window [B, T, C] is height 1, kernel [1, k].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2d {
+    /// Images B.
+    pub batch: usize,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Input channels.
+    pub channels_in: usize,
+    /// Output channels.
+    pub channels_out: usize,
+    /// Kernel size.
+    pub kernel: [usize; 2],
+    /// Stride.
+    pub stride: [usize; 2],
+    /// Zero padding on both sides of each axis.
+    pub padding: [usize; 2],
+}
+
+/// Weights packed for the GEMM, [kh, kw, Cin, Cout] row-major (K × Cout).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedWeight {
+    values: Vec<f32>,
+    channels_out: usize,
+}
+
+impl PackedWeight {
+    /// Packs a convolution weight in burn's layout [Cout, Cin, kh, kw]; the same array read as
+    /// a transposed convolution's weight [Cin_t, Cout_t, kh, kw] is the weight of the
+    /// convolution whose adjoint it is.
+    pub fn pack(weight: &[f32], layer: &Conv2d) -> Self {
+        let mut values = vec![0.0; layer.weight_len()];
+        assert_eq!(weight.len(), values.len(), "weight of {layer:?}");
+        layer.for_each_weight(|burn, packed| values[packed] = weight[burn]);
+        Self { values, channels_out: layer.channels_out }
+    }
+}
+
+/// A packed weight gradient [K, Cout] back in burn's layout [Cout, Cin, kh, kw].
+pub fn unpack_weight_grad(packed: &[f32], layer: &Conv2d) -> Vec<f32> {
+    let mut out = vec![0.0; layer.weight_len()];
+    assert_eq!(packed.len(), out.len(), "weight gradient of {layer:?}");
+    layer.for_each_weight(|burn, p| out[burn] = packed[p]);
+    out
+}
+
+impl Conv2d {
+    /// Output height.
+    pub fn out_height(&self) -> usize {
+        (self.height + 2 * self.padding[0] - self.kernel[0]) / self.stride[0] + 1
+    }
+
+    /// Output width.
+    pub fn out_width(&self) -> usize {
+        (self.width + 2 * self.padding[1] - self.kernel[1]) / self.stride[1] + 1
+    }
+
+    /// Values of the weight.
+    pub fn weight_len(&self) -> usize {
+        self.channels_out * self.depth()
+    }
+
+    /// Calls `f(index in burn's [Cout, Cin, kh, kw], index in the packed [kh, kw, Cin, Cout])`
+    /// for every weight.
+    fn for_each_weight(&self, mut f: impl FnMut(usize, usize)) {
+        let (co, ci, [kh, kw]) = (self.channels_out, self.channels_in, self.kernel);
+        for o in 0..co {
+            for i in 0..ci {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        f(((o * ci + i) * kh + ky) * kw + kx, ((ky * kw + kx) * ci + i) * co + o);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Values of the input, [B, H, W, Cin].
+    pub fn input_len(&self) -> usize {
+        self.batch * self.height * self.width * self.channels_in
+    }
+
+    /// Values of the output, [B, Ho, Wo, Cout].
+    pub fn output_len(&self) -> usize {
+        self.batch * self.out_height() * self.out_width() * self.channels_out
+    }
+
+    /// K = kh·kw·Cin, the GEMM's inner dimension.
+    fn depth(&self) -> usize {
+        self.kernel[0] * self.kernel[1] * self.channels_in
+    }
+
+    /// Output positions per image.
+    fn positions(&self) -> usize {
+        self.out_height() * self.out_width()
+    }
+
+    /// The input pixel (iy, ix) that output position `p` of an image reads through kernel tap
+    /// (ky, kx), if it is inside the image.
+    fn tap(&self, p: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
+        let (oy, ox) = (p / self.out_width(), p % self.out_width());
+        let iy = (oy * self.stride[0] + ky).checked_sub(self.padding[0])?;
+        let ix = (ox * self.stride[1] + kx).checked_sub(self.padding[1])?;
+        (iy < self.height && ix < self.width).then_some((iy, ix))
+    }
+
+    /// im2col of output rows `rows` (indices into B·Ho·Wo) into `cols` [rows, K].
+    fn im2col(&self, x: &[f32], rows: std::ops::Range<usize>, cols: &mut [f32]) {
+        let (ci, [kh, kw], depth, per_image) = (self.channels_in, self.kernel, self.depth(), self.positions());
+        for (r, row) in rows.zip(cols.chunks_exact_mut(depth)) {
+            let (b, p) = (r / per_image, r % per_image);
+            let image = &x[b * self.height * self.width * ci..];
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let dst = &mut row[(ky * kw + kx) * ci..(ky * kw + kx + 1) * ci];
+                    match self.tap(p, ky, kx) {
+                        Some((iy, ix)) => dst.copy_from_slice(&image[(iy * self.width + ix) * ci..][..ci]),
+                        None => dst.fill(0.0),
+                    }
+                }
+            }
+        }
+    }
+
+    /// y = act(conv(x, w) + bias): x [B, H, W, Cin] → y [B, Ho, Wo, Cout].
+    pub fn forward(&self, x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, act: Activation, y: &mut [f32]) {
+        let (co, depth) = (self.channels_out, self.depth());
+        assert_eq!(x.len(), self.input_len(), "input of {self:?}");
+        assert_eq!(y.len(), self.output_len(), "output of {self:?}");
+        assert_eq!(w.channels_out, co, "weight packed for another layer");
+        if let Some(b) = bias {
+            assert_eq!(b.len(), co, "bias of {self:?}");
+        }
+        y.par_chunks_mut(ROWS_PER_BLOCK * co).enumerate().for_each(|(block, out)| {
+            let start = block * ROWS_PER_BLOCK;
+            let rows = out.len() / co;
+            with_columns(rows * depth, |cols| {
+                self.im2col(x, start..start + rows, cols);
+                matmul(rows, co, depth, View::row_major(cols, depth), View::row_major(&w.values, co), out, co, false);
+            });
+            for row in out.chunks_exact_mut(co) {
+                if let Some(b) = bias {
+                    row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+                }
+                act.apply(row);
+            }
+        });
+    }
+
+    /// dx = the input gradient of `forward` (no bias, no activation) for output gradient
+    /// dy [B, Ho, Wo, Cout]: col2im(dy · Wᵀ), image by image.
+    pub fn input_grad(&self, dy: &[f32], w: &PackedWeight, dx: &mut [f32]) {
+        let (co, depth, per_image) = (self.channels_out, self.depth(), self.positions());
+        let (ci, [kh, kw]) = (self.channels_in, self.kernel);
+        assert_eq!(dy.len(), self.output_len(), "output gradient of {self:?}");
+        assert_eq!(dx.len(), self.input_len(), "input gradient of {self:?}");
+        assert_eq!(w.channels_out, co, "weight packed for another layer");
+        dx.par_chunks_mut(self.height * self.width * ci).enumerate().for_each(|(b, image)| {
+            let grad = &dy[b * per_image * co..(b + 1) * per_image * co];
+            with_columns(per_image * depth, |cols| {
+                matmul(
+                    per_image,
+                    depth,
+                    co,
+                    View::row_major(grad, co),
+                    View::transposed(&w.values, co),
+                    cols,
+                    depth,
+                    false,
+                );
+                image.fill(0.0);
+                for (p, row) in cols.chunks_exact(depth).enumerate() {
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            if let Some((iy, ix)) = self.tap(p, ky, kx) {
+                                let dst = &mut image[(iy * self.width + ix) * ci..][..ci];
+                                let src = &row[(ky * kw + kx) * ci..][..ci];
+                                dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                            }
+                        }
+                    }
+                }
+            });
+        });
+    }
+
+    /// The weight gradient [K, Cout] (packed layout; [`unpack_weight_grad`] gives burn's) and
+    /// the bias gradient [Cout] of `forward` for input x and output gradient dy.
+    pub fn weight_grad(&self, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (co, depth, per_image) = (self.channels_out, self.depth(), self.positions());
+        assert_eq!(x.len(), self.input_len(), "input of {self:?}");
+        assert_eq!(dy.len(), self.output_len(), "output gradient of {self:?}");
+        let partials: Vec<Vec<f32>> = (0..self.batch.div_ceil(IMAGES_PER_PARTIAL))
+            .into_par_iter()
+            .map(|chunk| {
+                let first = chunk * IMAGES_PER_PARTIAL;
+                let images = IMAGES_PER_PARTIAL.min(self.batch - first);
+                let rows = first * per_image..(first + images) * per_image;
+                let mut dw = vec![0.0; depth * co];
+                with_columns(rows.len() * depth, |cols| {
+                    self.im2col(x, rows.clone(), cols);
+                    let grad = &dy[rows.start * co..rows.end * co];
+                    matmul(
+                        depth,
+                        co,
+                        rows.len(),
+                        View::transposed(cols, depth),
+                        View::row_major(grad, co),
+                        &mut dw,
+                        co,
+                        false,
+                    );
+                });
+                dw
+            })
+            .collect();
+        let mut dw = vec![0.0; depth * co];
+        for p in &partials {
+            dw.iter_mut().zip(p).for_each(|(d, v)| *d += v);
+        }
+        let mut db = vec![0.0; co];
+        for row in dy.chunks_exact(co) {
+            db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+        }
+        (dw, db)
+    }
+}
