@@ -15,6 +15,7 @@ mod autoencoder;
 mod block;
 mod error;
 pub mod evidence;
+pub mod fast_conv;
 pub mod input_repair;
 mod layers;
 mod pipeline;

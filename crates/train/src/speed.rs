@@ -56,6 +56,87 @@ pub struct SpeedReport {
     pub forward_flops_per_sample: u64,
     /// Achieved GFLOP/s of batch-64 inference.
     pub infer_batch64_gflops: f64,
+    /// The CPU: model name and the vector extensions the GEMMs can use.
+    pub cpu: String,
+    /// Each camera layer's training cost (forward and every gradient) at the training batch
+    /// size, on burn-flex and on `mmguard-kernels`.
+    pub camera_layers: Vec<LayerSpeed>,
+}
+
+/// One camera layer, forward + backward with every gradient, median milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerSpeed {
+    /// `encoder 3→32, 64²` style name.
+    pub layer: String,
+    /// burn-flex's `Conv2d` / `ConvTranspose2d`.
+    pub burn_ms: f64,
+    /// The same layer on `mmguard_model::fast_conv`.
+    pub kernels_ms: f64,
+}
+
+/// Model name and vector flags from `/proc/cpuinfo` (`unknown` where it cannot be read).
+pub fn cpu_description() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string())
+    };
+    let flags = field("flags").unwrap_or_default();
+    let have: Vec<&str> =
+        ["avx512f", "avx2", "fma"].into_iter().filter(|f| flags.split_whitespace().any(|x| x == *f)).collect();
+    format!("{} ({})", field("model name").unwrap_or_else(|| "unknown".into()), have.join(", "))
+}
+
+/// Times the reference camera layers at `batch` on burn's modules and on the kernels.
+fn camera_layers(batch: usize, image: usize, reps: usize, device: &Device) -> Vec<LayerSpeed> {
+    use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
+    use burn::nn::PaddingConfig2d;
+    use burn::tensor::{Distribution, Tensor};
+    use mmguard_model::fast_conv::{conv2d, conv_transpose2d};
+    let channels = [3, 32, 64, 64, 32];
+    let mut out = Vec::new();
+    for transposed in [false, true] {
+        for l in 0..4 {
+            let (cin, cout, size) = if transposed {
+                (channels[4 - l], channels[3 - l], image >> (4 - l))
+            } else {
+                (channels[l], channels[l + 1], image >> l)
+            };
+            let x =
+                Tensor::<4>::random([batch, cin, size, size], Distribution::Uniform(-1.0, 1.0), device).require_grad();
+            let (burn_ms, kernels_ms) = if transposed {
+                let m = ConvTranspose2dConfig::new([cin, cout], [4, 4])
+                    .with_stride([2, 2])
+                    .with_padding([1, 1])
+                    .init(device);
+                let (w, b) = (m.weight.val(), m.bias.as_ref().expect("bias").val());
+                let r = Tensor::<4>::ones(m.forward(x.clone()).dims(), device);
+                let burn = median_secs(reps, || drop((m.forward(x.clone()) * r.clone()).sum().backward()));
+                let ours = median_secs(reps, || {
+                    drop((conv_transpose2d(x.clone(), w.clone(), b.clone(), [4, 2, 1]) * r.clone()).sum().backward())
+                });
+                (burn, ours)
+            } else {
+                let m = Conv2dConfig::new([cin, cout], [4, 4])
+                    .with_stride([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .init(device);
+                let (w, b) = (m.weight.val(), m.bias.as_ref().expect("bias").val());
+                let r = Tensor::<4>::ones(m.forward(x.clone()).dims(), device);
+                let burn = median_secs(reps, || drop((m.forward(x.clone()) * r.clone()).sum().backward()));
+                let ours = median_secs(reps, || {
+                    drop((conv2d(x.clone(), w.clone(), b.clone(), [4, 2, 1]) * r.clone()).sum().backward())
+                });
+                (burn, ours)
+            };
+            let kind = if transposed { "decoder" } else { "encoder" };
+            out.push(LayerSpeed {
+                layer: format!("{kind} {cin}→{cout}, {size}²"),
+                burn_ms: burn_ms * 1e3,
+                kernels_ms: kernels_ms * 1e3,
+            });
+        }
+    }
+    out
 }
 
 fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -128,12 +209,30 @@ pub fn measure(cfg: &SpeedConfig) -> SpeedReport {
         infer_batch1_bypass_ms: i1_bypass * 1e3,
         forward_flops_per_sample: flops,
         infer_batch64_gflops: flops as f64 * 64.0 / i64s / 1e9,
+        cpu: cpu_description(),
+        camera_layers: camera_layers(cfg.batch_size, cfg.image, cfg.reps, &plain.autodiff()),
     }
 }
 
 impl SpeedReport {
     /// The report as a Markdown table, with the PyTorch reference figures of this machine.
     pub fn to_markdown(&self) -> String {
+        let mut layers = format!(
+            "\nCamera layers, forward + backward with every gradient, batch {}, median ms ({}):\n\n\
+             | layer | burn-flex | mmguard-kernels | speed-up |\n|---|---|---|---|\n",
+            self.config.batch_size, self.cpu
+        );
+        for l in &self.camera_layers {
+            layers += &format!(
+                "| {} | {:.2} | {:.2} | {:.2}× |\n",
+                l.layer,
+                l.burn_ms,
+                l.kernels_ms,
+                l.burn_ms / l.kernels_ms
+            );
+        }
+        let (burn, ours) = self.camera_layers.iter().fold((0.0, 0.0), |(a, b), l| (a + l.burn_ms, b + l.kernels_ms));
+        layers += &format!("| all eight | {burn:.1} | {ours:.1} | {:.2}× |\n", burn / ours);
         format!(
             "| measurement | mmguard (burn-flex) | PyTorch reference |\n|---|---|---|\n\
              | stage-1 training, batch {b} | {:.0} samples/s | ~740 samples/s |\n\
@@ -151,6 +250,6 @@ impl SpeedReport {
             self.forward_flops_per_sample as f64 / 1e6,
             self.infer_batch64_gflops,
             b = self.config.batch_size,
-        )
+        ) + &layers
     }
 }

@@ -1,0 +1,269 @@
+//! The camera convolutions on `mmguard-kernels`, wired into burn as a backend extension with a
+//! hand-written backward pass: burn-flex computes these layers per sample with small GEMMs and
+//! falls back to generic dilated convolutions for their gradients.
+//!
+//! Tensors stay in burn's NCHW layout outside; each op converts to NHWC for the kernels and
+//! back. Semantics are burn's: [`conv2d`] is `burn::nn::conv::Conv2d`'s forward
+//! (cross-correlation plus bias), [`conv_transpose2d`] is `ConvTranspose2d`'s.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Autodiff, Backend, Flex};
+use burn::tensor::{Shape, Tensor, TensorData};
+use mmguard_kernels::conv2d::unpack_weight_grad;
+use mmguard_kernels::{Activation, Conv2d, PackedWeight};
+
+/// Kernel side, stride and padding of a layer (square, the same on both axes).
+pub type Geometry = [usize; 3];
+
+/// Convolutions computed by `mmguard-kernels`.
+#[backend_extension(Flex, Autodiff)]
+pub trait KernelConv: Backend {
+    /// `Conv2d` forward: x [B, Cin, H, W], weight [Cout, Cin, k, k], bias [Cout].
+    fn kernel_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        geometry: Geometry,
+    ) -> FloatTensor<Self>;
+
+    /// `ConvTranspose2d` forward: x [B, Cin, H, W], weight [Cin, Cout, k, k], bias [Cout].
+    fn kernel_conv_transpose2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        geometry: Geometry,
+    ) -> FloatTensor<Self>;
+}
+
+fn values(t: &FloatTensor<Flex>) -> Vec<f32> {
+    t.clone().into_data().try_into_vec::<f32>().expect("f32 tensor")
+}
+
+fn dims4(t: &FloatTensor<Flex>) -> [usize; 4] {
+    let s = t.layout().shape();
+    [s[0], s[1], s[2], s[3]]
+}
+
+fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FloatTensor<Flex> {
+    burn::backend::flex::FlexTensor::from_data(TensorData::new(values, Shape::from(shape)))
+}
+
+/// [B, C, H, W] → [B, H, W, C]
+fn to_nhwc(x: &[f32], [b, c, h, w]: [usize; 4]) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    for n in 0..b {
+        for ch in 0..c {
+            for p in 0..h * w {
+                out[(n * h * w + p) * c + ch] = x[(n * c + ch) * h * w + p];
+            }
+        }
+    }
+    out
+}
+
+/// [B, H, W, C] → [B, C, H, W]
+fn to_nchw(x: &[f32], [b, c, h, w]: [usize; 4]) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    for n in 0..b {
+        for p in 0..h * w {
+            for ch in 0..c {
+                out[(n * c + ch) * h * w + p] = x[(n * h * w + p) * c + ch];
+            }
+        }
+    }
+    out
+}
+
+/// The convolution whose forward pass a layer computes (`transposed: false`) or whose input
+/// gradient it computes (a transposed convolution is that convolution's adjoint), for input
+/// dims [B, C, H, W] of the layer.
+fn layer(dims: [usize; 4], weight: [usize; 4], [k, s, p]: Geometry, transposed: bool) -> Conv2d {
+    let [b, _, h, w] = dims;
+    if transposed {
+        // weight [Cin_t, Cout_t, k, k] is the weight of a convolution Cout_t → Cin_t from the
+        // transposed convolution's output size
+        let (ho, wo) = ((h - 1) * s + k - 2 * p, (w - 1) * s + k - 2 * p);
+        Conv2d {
+            batch: b,
+            height: ho,
+            width: wo,
+            channels_in: weight[1],
+            channels_out: weight[0],
+            kernel: [k, k],
+            stride: [s, s],
+            padding: [p, p],
+        }
+    } else {
+        Conv2d {
+            batch: b,
+            height: h,
+            width: w,
+            channels_in: weight[1],
+            channels_out: weight[0],
+            kernel: [k, k],
+            stride: [s, s],
+            padding: [p, p],
+        }
+    }
+}
+
+fn add_bias(y: &mut [f32], bias: &[f32]) {
+    for row in y.chunks_exact_mut(bias.len()) {
+        row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+    }
+}
+
+fn bias_grad(dy: &[f32], channels: usize) -> Vec<f32> {
+    let mut db = vec![0.0; channels];
+    for row in dy.chunks_exact(channels) {
+        db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+    }
+    db
+}
+
+impl KernelConv for Flex {
+    fn kernel_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        geometry: Geometry,
+    ) -> FloatTensor<Self> {
+        let (dims, wdims) = (dims4(&x), dims4(&weight));
+        let conv = layer(dims, wdims, geometry, false);
+        let packed = PackedWeight::pack(&values(&weight), &conv);
+        let mut y = vec![0.0; conv.output_len()];
+        conv.forward(&to_nhwc(&values(&x), dims), &packed, Some(&values(&bias)), Activation::Identity, &mut y);
+        let out = [dims[0], conv.channels_out, conv.out_height(), conv.out_width()];
+        tensor(to_nchw(&y, out), out.to_vec())
+    }
+
+    fn kernel_conv_transpose2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        geometry: Geometry,
+    ) -> FloatTensor<Self> {
+        let (dims, wdims) = (dims4(&x), dims4(&weight));
+        let conv = layer(dims, wdims, geometry, true);
+        let packed = PackedWeight::pack(&values(&weight), &conv);
+        let mut y = vec![0.0; conv.input_len()];
+        conv.input_grad(&to_nhwc(&values(&x), dims), &packed, &mut y);
+        add_bias(&mut y, &values(&bias));
+        let out = [dims[0], conv.channels_in, conv.height, conv.width];
+        tensor(to_nchw(&y, out), out.to_vec())
+    }
+}
+
+/// The backward pass of either op: inputs, weight and geometry kept from the forward pass.
+#[derive(Debug)]
+struct KernelConvBackward {
+    transposed: bool,
+}
+
+impl Backward<Flex, 3> for KernelConvBackward {
+    type State = (FloatTensor<Flex>, FloatTensor<Flex>, Geometry);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x, weight, geometry) = ops.state;
+        let (dims, wdims, gdims) = (dims4(&x), dims4(&weight), dims4(&grad));
+        let conv = layer(dims, wdims, geometry, self.transposed);
+        let packed = PackedWeight::pack(&values(&weight), &conv);
+        let dy = to_nhwc(&values(&grad), gdims);
+        if let Some(node) = node_x {
+            let dx = if self.transposed {
+                let mut dx = vec![0.0; conv.output_len()];
+                conv.forward(&dy, &packed, None, Activation::Identity, &mut dx);
+                dx
+            } else {
+                let mut dx = vec![0.0; conv.input_len()];
+                conv.input_grad(&dy, &packed, &mut dx);
+                dx
+            };
+            grads.register::<Flex>(node.id, tensor(to_nchw(&dx, dims), dims.to_vec()));
+        }
+        if let Some(node) = node_w {
+            let x = to_nhwc(&values(&x), dims);
+            // the transposed layer's loss ⟨conv_xᵀ(x), dy⟩ = ⟨x, conv(dy)⟩: its weight gradient
+            // is the convolution's with input dy and output gradient x
+            let (dw, _) = if self.transposed { conv.weight_grad(&dy, &x) } else { conv.weight_grad(&x, &dy) };
+            grads.register::<Flex>(node.id, tensor(unpack_weight_grad(&dw, &conv), wdims.to_vec()));
+        }
+        if let Some(node) = node_b {
+            grads.register::<Flex>(node.id, tensor(bias_grad(&dy, gdims[1]), vec![gdims[1]]));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> KernelConv for Autodiff<Flex, C> {
+    fn kernel_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        geometry: Geometry,
+    ) -> FloatTensor<Self> {
+        tracked::<C>(x, weight, bias, geometry, false)
+    }
+
+    fn kernel_conv_transpose2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        geometry: Geometry,
+    ) -> FloatTensor<Self> {
+        tracked::<C>(x, weight, bias, geometry, true)
+    }
+}
+
+fn tracked<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+    weight: FloatTensor<Autodiff<Flex, C>>,
+    bias: FloatTensor<Autodiff<Flex, C>>,
+    geometry: Geometry,
+    transposed: bool,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let forward = |x, w, b| {
+        if transposed {
+            Flex::kernel_conv_transpose2d(x, w, b, geometry)
+        } else {
+            Flex::kernel_conv2d(x, w, b, geometry)
+        }
+    };
+    let op = KernelConvBackward { transposed };
+    match op.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let state = (x.primitive().clone(), weight.primitive().clone(), geometry);
+            prep.finish(state, forward(x.into_primitive(), weight.into_primitive(), bias.into_primitive()))
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(forward(x.into_primitive(), weight.into_primitive(), bias.into_primitive()))
+        }
+    }
+}
+
+/// `Conv2d`'s forward pass on the kernels: x [B, Cin, H, W], weight [Cout, Cin, k, k],
+/// bias [Cout].
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, geometry: Geometry) -> Tensor<4> {
+    Tensor::from_dispatch(<burn::backend::Dispatch as KernelConv>::kernel_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        geometry,
+    ))
+}
+
+/// `ConvTranspose2d`'s forward pass on the kernels: x [B, Cin, H, W], weight
+/// [Cin, Cout, k, k], bias [Cout].
+pub fn conv_transpose2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, geometry: Geometry) -> Tensor<4> {
+    Tensor::from_dispatch(<burn::backend::Dispatch as KernelConv>::kernel_conv_transpose2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        geometry,
+    ))
+}
