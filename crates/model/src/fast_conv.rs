@@ -2,9 +2,11 @@
 //! hand-written backward pass: burn-flex computes these layers per sample with small GEMMs and
 //! falls back to generic dilated convolutions for their gradients.
 //!
-//! Tensors stay in burn's NCHW layout outside; each op converts to NHWC for the kernels and
-//! back. Semantics are burn's: [`conv2d`] is `burn::nn::conv::Conv2d`'s forward
-//! (cross-correlation plus bias), [`conv_transpose2d`] is `ConvTranspose2d`'s.
+//! Activations are NHWC, [B, H, W, C], as the kernels take them, so that a chain of layers (with
+//! burn's element-wise activations between them, which do not care about the layout) changes
+//! layout once at each end; weights keep burn's layout. Semantics are burn's: [`conv2d`] is
+//! `burn::nn::conv::Conv2d`'s forward (cross-correlation plus bias) on the permuted input,
+//! [`conv_transpose2d`] is `ConvTranspose2d`'s.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -22,7 +24,8 @@ pub type Geometry = [usize; 3];
 /// Convolutions computed by `mmguard-kernels`.
 #[backend_extension(Flex, Autodiff)]
 pub trait KernelConv: Backend {
-    /// `Conv2d` forward: x [B, Cin, H, W], weight [Cout, Cin, k, k], bias [Cout].
+    /// `Conv2d` forward: x [B, H, W, Cin], weight [Cout, Cin, k, k], bias [Cout] →
+    /// [B, Ho, Wo, Cout].
     fn kernel_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -30,7 +33,8 @@ pub trait KernelConv: Backend {
         geometry: Geometry,
     ) -> FloatTensor<Self>;
 
-    /// `ConvTranspose2d` forward: x [B, Cin, H, W], weight [Cin, Cout, k, k], bias [Cout].
+    /// `ConvTranspose2d` forward: x [B, H, W, Cin], weight [Cin, Cout, k, k], bias [Cout] →
+    /// [B, Ho, Wo, Cout].
     fn kernel_conv_transpose2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -39,8 +43,12 @@ pub trait KernelConv: Backend {
     ) -> FloatTensor<Self>;
 }
 
-fn values(t: &FloatTensor<Flex>) -> Vec<f32> {
-    t.clone().into_data().try_into_vec::<f32>().expect("f32 tensor")
+/// The values of a contiguous tensor, without a copy when it is contiguous already.
+fn with_values<R>(t: &FloatTensor<Flex>, f: impl FnOnce(&[f32]) -> R) -> R {
+    match t.as_slice::<f32>() {
+        Some(v) => f(v),
+        None => f(&t.clone().into_data().try_into_vec::<f32>().expect("f32 tensor")),
+    }
 }
 
 fn dims4(t: &FloatTensor<Flex>) -> [usize; 4] {
@@ -52,37 +60,11 @@ fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FloatTensor<Flex> {
     burn::backend::flex::FlexTensor::from_data(TensorData::new(values, Shape::from(shape)))
 }
 
-/// [B, C, H, W] → [B, H, W, C]
-fn to_nhwc(x: &[f32], [b, c, h, w]: [usize; 4]) -> Vec<f32> {
-    let mut out = vec![0.0; x.len()];
-    for n in 0..b {
-        for ch in 0..c {
-            for p in 0..h * w {
-                out[(n * h * w + p) * c + ch] = x[(n * c + ch) * h * w + p];
-            }
-        }
-    }
-    out
-}
-
-/// [B, H, W, C] → [B, C, H, W]
-fn to_nchw(x: &[f32], [b, c, h, w]: [usize; 4]) -> Vec<f32> {
-    let mut out = vec![0.0; x.len()];
-    for n in 0..b {
-        for p in 0..h * w {
-            for ch in 0..c {
-                out[(n * c + ch) * h * w + p] = x[(n * h * w + p) * c + ch];
-            }
-        }
-    }
-    out
-}
-
 /// The convolution whose forward pass a layer computes (`transposed: false`) or whose input
 /// gradient it computes (a transposed convolution is that convolution's adjoint), for input
-/// dims [B, C, H, W] of the layer.
+/// dims [B, H, W, C] of the layer.
 fn layer(dims: [usize; 4], weight: [usize; 4], [k, s, p]: Geometry, transposed: bool) -> Conv2d {
-    let [b, _, h, w] = dims;
+    let [b, h, w, _] = dims;
     if transposed {
         // weight [Cin_t, Cout_t, k, k] is the weight of a convolution Cout_t → Cin_t from the
         // transposed convolution's output size
@@ -134,11 +116,10 @@ impl KernelConv for Flex {
     ) -> FloatTensor<Self> {
         let (dims, wdims) = (dims4(&x), dims4(&weight));
         let conv = layer(dims, wdims, geometry, false);
-        let packed = PackedWeight::pack(&values(&weight), &conv);
+        let packed = with_values(&weight, |w| PackedWeight::pack(w, &conv));
         let mut y = vec![0.0; conv.output_len()];
-        conv.forward(&to_nhwc(&values(&x), dims), &packed, Some(&values(&bias)), Activation::Identity, &mut y);
-        let out = [dims[0], conv.channels_out, conv.out_height(), conv.out_width()];
-        tensor(to_nchw(&y, out), out.to_vec())
+        with_values(&x, |x| with_values(&bias, |b| conv.forward(x, &packed, Some(b), Activation::Identity, &mut y)));
+        tensor(y, vec![dims[0], conv.out_height(), conv.out_width(), conv.channels_out])
     }
 
     fn kernel_conv_transpose2d(
@@ -149,12 +130,11 @@ impl KernelConv for Flex {
     ) -> FloatTensor<Self> {
         let (dims, wdims) = (dims4(&x), dims4(&weight));
         let conv = layer(dims, wdims, geometry, true);
-        let packed = PackedWeight::pack(&values(&weight), &conv);
+        let packed = with_values(&weight, |w| PackedWeight::pack(w, &conv));
         let mut y = vec![0.0; conv.input_len()];
-        conv.input_grad(&to_nhwc(&values(&x), dims), &packed, &mut y);
-        add_bias(&mut y, &values(&bias));
-        let out = [dims[0], conv.channels_in, conv.height, conv.width];
-        tensor(to_nchw(&y, out), out.to_vec())
+        with_values(&x, |x| conv.input_grad(x, &packed, &mut y));
+        with_values(&bias, |b| add_bias(&mut y, b));
+        tensor(y, vec![dims[0], conv.height, conv.width, conv.channels_in])
     }
 }
 
@@ -173,30 +153,34 @@ impl Backward<Flex, 3> for KernelConvBackward {
         let (x, weight, geometry) = ops.state;
         let (dims, wdims, gdims) = (dims4(&x), dims4(&weight), dims4(&grad));
         let conv = layer(dims, wdims, geometry, self.transposed);
-        let packed = PackedWeight::pack(&values(&weight), &conv);
-        let dy = to_nhwc(&values(&grad), gdims);
-        if let Some(node) = node_x {
-            let dx = if self.transposed {
-                let mut dx = vec![0.0; conv.output_len()];
-                conv.forward(&dy, &packed, None, Activation::Identity, &mut dx);
-                dx
-            } else {
-                let mut dx = vec![0.0; conv.input_len()];
-                conv.input_grad(&dy, &packed, &mut dx);
-                dx
-            };
-            grads.register::<Flex>(node.id, tensor(to_nchw(&dx, dims), dims.to_vec()));
-        }
-        if let Some(node) = node_w {
-            let x = to_nhwc(&values(&x), dims);
-            // the transposed layer's loss ⟨conv_xᵀ(x), dy⟩ = ⟨x, conv(dy)⟩: its weight gradient
-            // is the convolution's with input dy and output gradient x
-            let (dw, _) = if self.transposed { conv.weight_grad(&dy, &x) } else { conv.weight_grad(&x, &dy) };
-            grads.register::<Flex>(node.id, tensor(unpack_weight_grad(&dw, &conv), wdims.to_vec()));
-        }
-        if let Some(node) = node_b {
-            grads.register::<Flex>(node.id, tensor(bias_grad(&dy, gdims[1]), vec![gdims[1]]));
-        }
+        let packed = with_values(&weight, |w| PackedWeight::pack(w, &conv));
+        with_values(&grad, |dy| {
+            if let Some(node) = node_x {
+                let dx = if self.transposed {
+                    let mut dx = vec![0.0; conv.output_len()];
+                    conv.forward(dy, &packed, None, Activation::Identity, &mut dx);
+                    dx
+                } else {
+                    let mut dx = vec![0.0; conv.input_len()];
+                    conv.input_grad(dy, &packed, &mut dx);
+                    dx
+                };
+                grads.register::<Flex>(node.id, tensor(dx, dims.to_vec()));
+            }
+            if let Some(node) = node_w {
+                // the transposed layer's loss ⟨conv_xᵀ(x), dy⟩ = ⟨x, conv(dy)⟩: its weight
+                // gradient is the convolution's with input dy and output gradient x
+                let (dw, _) =
+                    with_values(
+                        &x,
+                        |x| if self.transposed { conv.weight_grad(dy, x) } else { conv.weight_grad(x, dy) },
+                    );
+                grads.register::<Flex>(node.id, tensor(unpack_weight_grad(&dw, &conv), wdims.to_vec()));
+            }
+            if let Some(node) = node_b {
+                grads.register::<Flex>(node.id, tensor(bias_grad(dy, gdims[3]), vec![gdims[3]]));
+            }
+        });
     }
 }
 
@@ -246,8 +230,8 @@ fn tracked<C: CheckpointStrategy>(
     }
 }
 
-/// `Conv2d`'s forward pass on the kernels: x [B, Cin, H, W], weight [Cout, Cin, k, k],
-/// bias [Cout].
+/// `Conv2d`'s forward pass on the kernels, NHWC: x [B, H, W, Cin], weight [Cout, Cin, k, k],
+/// bias [Cout] → [B, Ho, Wo, Cout].
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, geometry: Geometry) -> Tensor<4> {
     Tensor::from_dispatch(<burn::backend::Dispatch as KernelConv>::kernel_conv2d(
         x.into_dispatch(),
@@ -257,8 +241,8 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, geometry: Geomet
     ))
 }
 
-/// `ConvTranspose2d`'s forward pass on the kernels: x [B, Cin, H, W], weight
-/// [Cin, Cout, k, k], bias [Cout].
+/// `ConvTranspose2d`'s forward pass on the kernels, NHWC: x [B, H, W, Cin], weight
+/// [Cin, Cout, k, k], bias [Cout] → [B, Ho, Wo, Cout].
 pub fn conv_transpose2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, geometry: Geometry) -> Tensor<4> {
     Tensor::from_dispatch(<burn::backend::Dispatch as KernelConv>::kernel_conv_transpose2d(
         x.into_dispatch(),

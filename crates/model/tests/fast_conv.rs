@@ -1,5 +1,6 @@
 //! The kernel convolutions give burn's results: forward, and every gradient through autodiff,
-//! for the camera layers' geometry (kernel 4, stride 2, padding 1) in both directions.
+//! for the camera layers' geometry (kernel 4, stride 2, padding 1) in both directions, on the
+//! NHWC view of burn's NCHW tensors.
 
 use burn::module::Param;
 use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
@@ -24,6 +25,10 @@ fn close_any<const D: usize>(a: Tensor<D>, b: Tensor<D>, what: &str) {
     }
 }
 
+fn nhwc(x: Tensor<4>) -> Tensor<4> {
+    x.permute([0, 2, 3, 1])
+}
+
 #[test]
 fn kernel_convolutions_match_burns_forward_and_gradients() {
     let device = Device::flex().autodiff();
@@ -36,7 +41,7 @@ fn kernel_convolutions_match_burns_forward_and_gradients() {
         let x = Tensor::<4>::random([3, cin, size, size], Distribution::Uniform(-1.0, 1.0), &device).require_grad();
         let weight = module.weight.val();
         let bias = module.bias.as_ref().map(Param::val).unwrap();
-        let ours = conv2d(x.clone(), weight.clone(), bias.clone(), [4, 2, 1]);
+        let ours = conv2d(nhwc(x.clone()), weight.clone(), bias.clone(), [4, 2, 1]).permute([0, 3, 1, 2]);
         let theirs = module.forward(x.clone());
         close(ours.clone(), theirs.clone(), "conv2d forward");
         let r = Tensor::<4>::random(theirs.dims(), Distribution::Uniform(-1.0, 1.0), &device);
@@ -51,7 +56,7 @@ fn kernel_convolutions_match_burns_forward_and_gradients() {
             ConvTranspose2dConfig::new([cin, cout], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).init(&device);
         let weight = module.weight.val();
         let bias = module.bias.as_ref().map(Param::val).unwrap();
-        let ours = conv_transpose2d(x.clone(), weight.clone(), bias.clone(), [4, 2, 1]);
+        let ours = conv_transpose2d(nhwc(x.clone()), weight.clone(), bias.clone(), [4, 2, 1]).permute([0, 3, 1, 2]);
         let theirs = module.forward(x.clone());
         close(ours.clone(), theirs.clone(), "conv_transpose2d forward");
         let r = Tensor::<4>::random(theirs.dims(), Distribution::Uniform(-1.0, 1.0), &device);

@@ -70,7 +70,8 @@ pub struct LayerSpeed {
     pub layer: String,
     /// burn-flex's `Conv2d` / `ConvTranspose2d`.
     pub burn_ms: f64,
-    /// The same layer on `mmguard_model::fast_conv`.
+    /// The same layer on `mmguard_model::fast_conv`, its activations NHWC as inside a chain of
+    /// such layers.
     pub kernels_ms: f64,
 }
 
@@ -103,6 +104,9 @@ fn camera_layers(batch: usize, image: usize, reps: usize, device: &Device) -> Ve
             };
             let x =
                 Tensor::<4>::random([batch, cin, size, size], Distribution::Uniform(-1.0, 1.0), device).require_grad();
+            // inside a chain of kernel layers the activations stay NHWC
+            let xh =
+                Tensor::<4>::random([batch, size, size, cin], Distribution::Uniform(-1.0, 1.0), device).require_grad();
             let (burn_ms, kernels_ms) = if transposed {
                 let m = ConvTranspose2dConfig::new([cin, cout], [4, 4])
                     .with_stride([2, 2])
@@ -110,9 +114,11 @@ fn camera_layers(batch: usize, image: usize, reps: usize, device: &Device) -> Ve
                     .init(device);
                 let (w, b) = (m.weight.val(), m.bias.as_ref().expect("bias").val());
                 let r = Tensor::<4>::ones(m.forward(x.clone()).dims(), device);
+                let rh =
+                    Tensor::<4>::ones(conv_transpose2d(xh.clone(), w.clone(), b.clone(), [4, 2, 1]).dims(), device);
                 let burn = median_secs(reps, || drop((m.forward(x.clone()) * r.clone()).sum().backward()));
                 let ours = median_secs(reps, || {
-                    drop((conv_transpose2d(x.clone(), w.clone(), b.clone(), [4, 2, 1]) * r.clone()).sum().backward())
+                    drop((conv_transpose2d(xh.clone(), w.clone(), b.clone(), [4, 2, 1]) * rh.clone()).sum().backward())
                 });
                 (burn, ours)
             } else {
@@ -122,9 +128,10 @@ fn camera_layers(batch: usize, image: usize, reps: usize, device: &Device) -> Ve
                     .init(device);
                 let (w, b) = (m.weight.val(), m.bias.as_ref().expect("bias").val());
                 let r = Tensor::<4>::ones(m.forward(x.clone()).dims(), device);
+                let rh = Tensor::<4>::ones(conv2d(xh.clone(), w.clone(), b.clone(), [4, 2, 1]).dims(), device);
                 let burn = median_secs(reps, || drop((m.forward(x.clone()) * r.clone()).sum().backward()));
                 let ours = median_secs(reps, || {
-                    drop((conv2d(x.clone(), w.clone(), b.clone(), [4, 2, 1]) * r.clone()).sum().backward())
+                    drop((conv2d(xh.clone(), w.clone(), b.clone(), [4, 2, 1]) * rh.clone()).sum().backward())
                 });
                 (burn, ours)
             };
