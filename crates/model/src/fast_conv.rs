@@ -65,31 +65,18 @@ fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FloatTensor<Flex> {
 /// dims [B, H, W, C] of the layer.
 fn layer(dims: [usize; 4], weight: [usize; 4], [k, s, p]: Geometry, transposed: bool) -> Conv2d {
     let [b, h, w, _] = dims;
-    if transposed {
-        // weight [Cin_t, Cout_t, k, k] is the weight of a convolution Cout_t → Cin_t from the
-        // transposed convolution's output size
-        let (ho, wo) = ((h - 1) * s + k - 2 * p, (w - 1) * s + k - 2 * p);
-        Conv2d {
-            batch: b,
-            height: ho,
-            width: wo,
-            channels_in: weight[1],
-            channels_out: weight[0],
-            kernel: [k, k],
-            stride: [s, s],
-            padding: [p, p],
-        }
-    } else {
-        Conv2d {
-            batch: b,
-            height: h,
-            width: w,
-            channels_in: weight[1],
-            channels_out: weight[0],
-            kernel: [k, k],
-            stride: [s, s],
-            padding: [p, p],
-        }
+    // a transposed layer's weight [Cin_t, Cout_t, k, k] is that of a convolution Cout_t → Cin_t
+    // from the transposed layer's output size
+    let (height, width) = if transposed { ((h - 1) * s + k - 2 * p, (w - 1) * s + k - 2 * p) } else { (h, w) };
+    Conv2d {
+        batch: b,
+        height,
+        width,
+        channels_in: weight[1],
+        channels_out: weight[0],
+        kernel: [k, k],
+        stride: [s, s],
+        padding: [p, p],
     }
 }
 
