@@ -191,7 +191,7 @@ impl Conv2d {
             });
             for row in out.chunks_exact_mut(co) {
                 if let Some(b) = bias {
-                    row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+                    add_bias(row, b);
                 }
                 act.apply(row);
             }
@@ -235,9 +235,9 @@ impl Conv2d {
         });
     }
 
-    /// The weight gradient [K, Cout] (packed layout; [`unpack_weight_grad`] gives burn's) and
-    /// the bias gradient [Cout] of `forward` for input x and output gradient dy.
-    pub fn weight_grad(&self, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    /// The weight gradient [K, Cout] (packed layout; [`unpack_weight_grad`] gives burn's) of
+    /// `forward` for input x and output gradient dy; [`bias_grad`] gives the bias's.
+    pub fn weight_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
         let (co, depth, per_image) = (self.channels_out, self.depth(), self.positions());
         assert_eq!(x.len(), self.input_len(), "input of {self:?}");
         assert_eq!(dy.len(), self.output_len(), "output gradient of {self:?}");
@@ -269,10 +269,23 @@ impl Conv2d {
         for p in &partials {
             dw.iter_mut().zip(p).for_each(|(d, v)| *d += v);
         }
-        let mut db = vec![0.0; co];
-        for row in dy.chunks_exact(co) {
-            db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
-        }
-        (dw, db)
+        dw
+    }
+}
+
+/// The bias gradient [C] of any layer whose output gradient is `dy` [.., C]: the sum over every
+/// position, in position order.
+pub fn bias_grad(dy: &[f32], channels: usize) -> Vec<f32> {
+    let mut db = vec![0.0; channels];
+    for row in dy.chunks_exact(channels) {
+        db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+    }
+    db
+}
+
+/// Adds `bias` [C] to every position of `y` [.., C].
+pub fn add_bias(y: &mut [f32], bias: &[f32]) {
+    for row in y.chunks_exact_mut(bias.len()) {
+        row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
     }
 }

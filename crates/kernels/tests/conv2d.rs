@@ -1,7 +1,7 @@
 //! The NHWC kernels against a direct definition in f64: forward, input and weight gradients,
 //! the transposed convolution as the adjoint, and bit-identical results on one and two threads.
 
-use mmguard_kernels::conv2d::unpack_weight_grad;
+use mmguard_kernels::conv2d::{bias_grad, unpack_weight_grad};
 use mmguard_kernels::{Activation, Conv2d, PackedWeight};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -113,7 +113,7 @@ fn gradients_are_the_adjoint_and_the_outer_product() {
             assert!((f64::from(dx[k]) - want).abs() <= 1e-5 * want.abs().max(1.0), "{c:?} dx[{k}]");
         }
         // dW[o, i, ky, kx] = Σ dy[b, oy, ox, o] · x[b, oy·s − p + ky, …, i], db = Σ dy
-        let (dw, db) = c.weight_grad(&x, &dy);
+        let (dw, db) = (c.weight_grad(&x, &dy), bias_grad(&dy, c.channels_out));
         let dw = unpack_weight_grad(&dw, &c);
         for j in 0..w.len() {
             let mut e = vec![0.0; w.len()];
@@ -157,7 +157,7 @@ fn one_and_two_threads_give_the_same_bits() {
             c.forward(&x, &w, None, Activation::LeakyRelu(0.2), &mut y);
             let mut dx = vec![0.0; c.input_len()];
             c.input_grad(&dy, &w, &mut dx);
-            let (dw, db) = c.weight_grad(&x, &dy);
+            let (dw, db) = (c.weight_grad(&x, &dy), bias_grad(&dy, c.channels_out));
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
             (bits(&y), bits(&dx), bits(&dw), bits(&db))
         })

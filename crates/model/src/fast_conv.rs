@@ -15,7 +15,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Flex};
 use burn::tensor::{Shape, Tensor, TensorData};
-use mmguard_kernels::conv2d::unpack_weight_grad;
+use mmguard_kernels::conv2d::{add_bias, bias_grad, unpack_weight_grad};
 use mmguard_kernels::{Activation, Conv2d, PackedWeight};
 
 /// Kernel side, stride and padding of a layer (square, the same on both axes).
@@ -78,20 +78,6 @@ fn layer(dims: [usize; 4], weight: [usize; 4], [k, s, p]: Geometry, transposed: 
         stride: [s, s],
         padding: [p, p],
     }
-}
-
-fn add_bias(y: &mut [f32], bias: &[f32]) {
-    for row in y.chunks_exact_mut(bias.len()) {
-        row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
-    }
-}
-
-fn bias_grad(dy: &[f32], channels: usize) -> Vec<f32> {
-    let mut db = vec![0.0; channels];
-    for row in dy.chunks_exact(channels) {
-        db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
-    }
-    db
 }
 
 impl KernelConv for Flex {
@@ -157,7 +143,7 @@ impl Backward<Flex, 3> for KernelConvBackward {
             if let Some(node) = node_w {
                 // the transposed layer's loss ⟨conv_xᵀ(x), dy⟩ = ⟨x, conv(dy)⟩: its weight
                 // gradient is the convolution's with input dy and output gradient x
-                let (dw, _) =
+                let dw =
                     with_values(
                         &x,
                         |x| if self.transposed { conv.weight_grad(dy, x) } else { conv.weight_grad(x, dy) },
