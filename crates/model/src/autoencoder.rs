@@ -10,7 +10,8 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::{conv, lrelu};
+use crate::fast_conv::{chain1d, chain2d, Layer1d, Layer2d};
+use crate::layers::{conv, lrelu, Act};
 
 /// Sizes of the stage-1 autoencoder. The defaults are the reference architecture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,10 +135,8 @@ impl CameraEncoder {
     /// # Shapes
     /// [B, 3, H, W] → [B, C4, H/16, W/16]
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = lrelu(self.c1.forward(x));
-        let x = lrelu(self.c2.forward(x));
-        let x = lrelu(self.c3.forward(x));
-        self.c4.forward(x)
+        let [c1, c2, c3, c4] = [&self.c1, &self.c2, &self.c3, &self.c4].map(Layer2d::Conv);
+        chain2d(x, &[(c1, Act::Lrelu), (c2, Act::Lrelu), (c3, Act::Lrelu), (c4, Act::Linear)])
     }
 }
 
@@ -154,10 +153,8 @@ impl CameraDecoder {
     /// # Shapes
     /// [B, C4, H/16, W/16] → [B, 3, H, W], values in (0, 1)
     pub fn forward(&self, z: Tensor<4>) -> Tensor<4> {
-        let x = lrelu(self.t1.forward(z));
-        let x = lrelu(self.t2.forward(x));
-        let x = lrelu(self.t3.forward(x));
-        sigmoid(self.t4.forward(x))
+        let [t1, t2, t3, t4] = [&self.t1, &self.t2, &self.t3, &self.t4].map(Layer2d::Transposed);
+        sigmoid(chain2d(z, &[(t1, Act::Lrelu), (t2, Act::Lrelu), (t3, Act::Lrelu), (t4, Act::Linear)]))
     }
 }
 
@@ -173,9 +170,8 @@ impl SensorEncoder {
     /// # Shapes
     /// [B, D, T] → [B, C3, T/4]
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = lrelu(self.c1.forward(x));
-        let x = lrelu(self.c2.forward(x));
-        self.c3.forward(x)
+        let [c1, c2, c3] = [&self.c1, &self.c2, &self.c3].map(Layer1d::Conv);
+        chain1d(x, &[(c1, Act::Lrelu), (c2, Act::Lrelu), (c3, Act::Linear)])
     }
 }
 
@@ -191,9 +187,8 @@ impl SensorDecoder {
     /// # Shapes
     /// [B, C3, T/4] → [B, D, T]
     pub fn forward(&self, z: Tensor<3>) -> Tensor<3> {
-        let x = lrelu(self.t1.forward(z));
-        let x = lrelu(self.t2.forward(x));
-        self.c3.forward(x)
+        let (t1, t2, c3) = (Layer1d::Transposed(&self.t1), Layer1d::Transposed(&self.t2), Layer1d::Conv(&self.c3));
+        chain1d(z, &[(t1, Act::Lrelu), (t2, Act::Lrelu), (c3, Act::Linear)])
     }
 }
 

@@ -1,12 +1,19 @@
-//! The camera convolutions on `mmguard-kernels`, wired into burn as a backend extension with a
-//! hand-written backward pass: burn-flex computes these layers per sample with small GEMMs and
+//! The networks' convolutions on `mmguard-kernels`, wired into burn as a backend extension with
+//! a hand-written backward pass: burn-flex computes these layers per sample with small GEMMs and
 //! falls back to generic dilated convolutions for their gradients.
 //!
-//! Activations are NHWC, [B, H, W, C], as the kernels take them, so that a chain of layers (with
-//! burn's element-wise activations between them, which do not care about the layout) changes
-//! layout once at each end; weights keep burn's layout. Semantics are burn's: [`conv2d`] is
-//! `burn::nn::conv::Conv2d`'s forward (cross-correlation plus bias) on the permuted input,
-//! [`conv_transpose2d`] is `ConvTranspose2d`'s.
+//! A network hands a chain of burn's own modules to [`chain2d`] or [`chain1d`]; on the flex
+//! device (plain or under autodiff) the chain runs on the kernels, its activations NHWC inside
+//! (a 1-D layer over a window [B, C, T] is a 2-D one of height 1), so the layout changes once
+//! at each end, and each layer's LeakyReLU is fused into it. On any other device, or for a
+//! module configured beyond what the kernels cover, the chain is burn's modules one by one.
+//! The results are burn's (`Conv2d`'s cross-correlation plus bias, `ConvTranspose2d`'s
+//! adjoint), and so are the parameters: the weights keep burn's layout, and saved runs load
+//! unchanged.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -14,33 +21,193 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Flex};
-use burn::tensor::{Shape, Tensor, TensorData};
+use burn::module::Param;
+use burn::nn::conv::{Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d};
+use burn::nn::{PaddingConfig1d, PaddingConfig2d};
+use burn::tensor::{Device, Shape, Tensor, TensorData};
 use mmguard_kernels::conv2d::{add_bias, bias_grad, unpack_weight_grad};
-use mmguard_kernels::{Activation, Conv2d, PackedWeight};
+use mmguard_kernels::{Activation, PackedWeight};
 
-/// Kernel side, stride and padding of a layer (square, the same on both axes).
-pub type Geometry = [usize; 3];
+use crate::layers::Act;
+
+/// What the kernels compute for one layer, apart from its tensors.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spec {
+    /// A transposed convolution (weight [Cin, Cout, kh, kw]) rather than a convolution
+    /// (weight [Cout, Cin, kh, kw]).
+    pub transposed: bool,
+    /// Kernel [height, width].
+    pub kernel: [usize; 2],
+    /// Stride [height, width].
+    pub stride: [usize; 2],
+    /// Zero padding on both sides, [height, width].
+    pub padding: [usize; 2],
+    /// Applied to the output, after the bias.
+    pub activation: Activation,
+}
 
 /// Convolutions computed by `mmguard-kernels`.
 #[backend_extension(Flex, Autodiff)]
 pub trait KernelConv: Backend {
-    /// `Conv2d` forward: x [B, H, W, Cin], weight [Cout, Cin, k, k], bias [Cout] →
-    /// [B, Ho, Wo, Cout].
-    fn kernel_conv2d(
+    /// x [B, H, W, Cin] → act(layer(x) + bias) [B, Ho, Wo, Cout], for weight in burn's layout
+    /// (4-D; a 1-D layer's with a unit height axis) and bias [Cout].
+    fn kernel_conv(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-        geometry: Geometry,
+        spec: Spec,
     ) -> FloatTensor<Self>;
+}
 
-    /// `ConvTranspose2d` forward: x [B, H, W, Cin], weight [Cin, Cout, k, k], bias [Cout] →
-    /// [B, Ho, Wo, Cout].
-    fn kernel_conv_transpose2d(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        geometry: Geometry,
-    ) -> FloatTensor<Self>;
+/// Whether chains on the flex device run on the kernels (the default) or on burn's modules.
+static KERNELS: AtomicBool = AtomicBool::new(true);
+
+/// Sends the flex device's chains to burn's own modules (`false`) or back to the kernels, for
+/// the whole process: the speed benchmark's and the equivalence tests' way to run both paths.
+pub fn use_kernels(on: bool) {
+    KERNELS.store(on, Ordering::Relaxed);
+}
+
+/// Whether a chain on `device` runs on the kernels.
+fn kernels_serve(device: &Device) -> bool {
+    KERNELS.load(Ordering::Relaxed) && device.clone().inner() == Device::flex()
+}
+
+/// A layer of a 2-D chain: burn's module, read as it is.
+#[derive(Debug, Clone, Copy)]
+pub enum Layer2d<'a> {
+    /// A convolution.
+    Conv(&'a Conv2d),
+    /// A transposed convolution.
+    Transposed(&'a ConvTranspose2d),
+}
+
+/// A layer of a 1-D chain over windows [B, C, T].
+#[derive(Debug, Clone, Copy)]
+pub enum Layer1d<'a> {
+    /// A convolution.
+    Conv(&'a Conv1d),
+    /// A transposed convolution.
+    Transposed(&'a ConvTranspose1d),
+}
+
+/// One layer as the kernels take it.
+struct KernelLayer {
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    spec: Spec,
+}
+
+/// Symmetric explicit padding [height, width], if that is what the configuration says.
+fn symmetric(padding: &PaddingConfig2d) -> Option<[usize; 2]> {
+    match *padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => Some([top, left]),
+        PaddingConfig2d::Valid => Some([0, 0]),
+        _ => None,
+    }
+}
+
+fn symmetric1d(padding: &PaddingConfig1d) -> Option<usize> {
+    match *padding {
+        PaddingConfig1d::Explicit(left, right) if left == right => Some(left),
+        PaddingConfig1d::Valid => Some(0),
+        _ => None,
+    }
+}
+
+impl Layer2d<'_> {
+    /// The layer on the kernels, or `None` for what they do not cover (dilation, groups, no
+    /// bias, output padding, asymmetric or computed padding).
+    fn kernel(self, activation: Activation) -> Option<KernelLayer> {
+        let (weight, bias, transposed, kernel, stride, padding) = match self {
+            Self::Conv(c) => {
+                let plain = c.dilation == [1, 1] && c.groups == 1;
+                (&c.weight, &c.bias, false, c.kernel_size, c.stride, symmetric(&c.padding).filter(|_| plain)?)
+            }
+            Self::Transposed(t) => {
+                let plain = t.dilation == [1, 1] && t.groups == 1 && t.padding_out == [0, 0];
+                (&t.weight, &t.bias, true, t.kernel_size, t.stride, Some(t.padding).filter(|_| plain)?)
+            }
+        };
+        let spec = Spec { transposed, kernel, stride, padding, activation };
+        Some(KernelLayer { weight: weight.val(), bias: bias.as_ref().map(Param::val)?, spec })
+    }
+
+    fn burn(self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::Conv(c) => c.forward(x),
+            Self::Transposed(t) => t.forward(x),
+        }
+    }
+}
+
+impl Layer1d<'_> {
+    /// The layer as a 2-D one of height 1, or `None` for what the kernels do not cover.
+    fn kernel(self, activation: Activation) -> Option<KernelLayer> {
+        let (weight, bias, transposed, k, s, p) = match self {
+            Self::Conv(c) => {
+                let plain = c.dilation == 1 && c.groups == 1;
+                (&c.weight, &c.bias, false, c.kernel_size, c.stride, symmetric1d(&c.padding).filter(|_| plain)?)
+            }
+            Self::Transposed(t) => {
+                let plain = t.dilation == 1 && t.groups == 1 && t.padding_out == 0;
+                (&t.weight, &t.bias, true, t.kernel_size, t.stride, Some(t.padding).filter(|_| plain)?)
+            }
+        };
+        let spec = Spec { transposed, kernel: [1, k], stride: [1, s], padding: [0, p], activation };
+        Some(KernelLayer { weight: weight.val().unsqueeze_dim(2), bias: bias.as_ref().map(Param::val)?, spec })
+    }
+
+    fn burn(self, x: Tensor<3>) -> Tensor<3> {
+        match self {
+            Self::Conv(c) => c.forward(x),
+            Self::Transposed(t) => t.forward(x),
+        }
+    }
+}
+
+/// The kernel layers of a chain on `device`, or `None` where burn's modules must run it.
+fn kernel_chain<L: Copy>(
+    device: &Device,
+    layers: &[(L, Act)],
+    kernel: impl Fn(L, Activation) -> Option<KernelLayer>,
+) -> Option<Vec<KernelLayer>> {
+    if !kernels_serve(device) {
+        return None;
+    }
+    layers.iter().map(|&(l, a)| kernel(l, a.kernel())).collect()
+}
+
+fn run_nhwc(x: Tensor<4>, layers: Vec<KernelLayer>) -> Tensor<4> {
+    layers.into_iter().fold(x, |x, l| {
+        Tensor::from_dispatch(<burn::backend::Dispatch as KernelConv>::kernel_conv(
+            x.into_dispatch(),
+            l.weight.into_dispatch(),
+            l.bias.into_dispatch(),
+            l.spec,
+        ))
+    })
+}
+
+/// Runs a chain of 2-D layers, each followed by its activation: [B, C, H, W] → [B, C', H', W'].
+pub fn chain2d(x: Tensor<4>, layers: &[(Layer2d, Act)]) -> Tensor<4> {
+    match kernel_chain(&x.device(), layers, Layer2d::kernel) {
+        Some(kernel) => run_nhwc(x.permute([0, 2, 3, 1]), kernel).permute([0, 3, 1, 2]),
+        None => layers.iter().fold(x, |x, &(l, a)| a.apply(l.burn(x))),
+    }
+}
+
+/// Runs a chain of 1-D layers, each followed by its activation: [B, C, T] → [B, C', T'].
+pub fn chain1d(x: Tensor<3>, layers: &[(Layer1d, Act)]) -> Tensor<3> {
+    match kernel_chain(&x.device(), layers, Layer1d::kernel) {
+        Some(kernel) => {
+            let [b, _, t] = x.dims();
+            let y = run_nhwc(x.permute([0, 2, 1]).reshape([b as i32, 1, t as i32, -1]), kernel);
+            let [_, _, t, c] = y.dims();
+            y.reshape([b, t, c]).permute([0, 2, 1])
+        }
+        None => layers.iter().fold(x, |x, &(l, a)| a.apply(l.burn(x))),
+    }
 }
 
 /// The values of a contiguous tensor, without a copy when it is contiguous already.
@@ -60,82 +227,104 @@ fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FloatTensor<Flex> {
     burn::backend::flex::FlexTensor::from_data(TensorData::new(values, Shape::from(shape)))
 }
 
-/// The convolution whose forward pass a layer computes (`transposed: false`) or whose input
-/// gradient it computes (a transposed convolution is that convolution's adjoint), for input
-/// dims [B, H, W, C] of the layer.
-fn layer(dims: [usize; 4], weight: [usize; 4], [k, s, p]: Geometry, transposed: bool) -> Conv2d {
+/// The convolution whose forward pass a layer computes (a plain layer) or whose input gradient
+/// it computes (a transposed layer is that convolution's adjoint), for input dims [B, H, W, C]
+/// of the layer.
+fn convolution(dims: [usize; 4], weight: [usize; 4], spec: &Spec) -> mmguard_kernels::Conv2d {
     let [b, h, w, _] = dims;
+    let ([kh, kw], [sh, sw], [ph, pw]) = (spec.kernel, spec.stride, spec.padding);
     // a transposed layer's weight [Cin_t, Cout_t, k, k] is that of a convolution Cout_t → Cin_t
     // from the transposed layer's output size
-    let (height, width) = if transposed { ((h - 1) * s + k - 2 * p, (w - 1) * s + k - 2 * p) } else { (h, w) };
-    Conv2d {
+    let (height, width) =
+        if spec.transposed { ((h - 1) * sh + kh - 2 * ph, (w - 1) * sw + kw - 2 * pw) } else { (h, w) };
+    mmguard_kernels::Conv2d {
         batch: b,
         height,
         width,
         channels_in: weight[1],
         channels_out: weight[0],
-        kernel: [k, k],
-        stride: [s, s],
-        padding: [p, p],
+        kernel: spec.kernel,
+        stride: spec.stride,
+        padding: spec.padding,
     }
+}
+
+/// The forward pass on flex, and the packed weight the backward pass reuses.
+fn forward_flex(
+    x: &FloatTensor<Flex>,
+    weight: &FloatTensor<Flex>,
+    bias: &FloatTensor<Flex>,
+    spec: &Spec,
+) -> (FloatTensor<Flex>, PackedWeight) {
+    let dims = dims4(x);
+    let conv = convolution(dims, dims4(weight), spec);
+    let packed = with_values(weight, |w| PackedWeight::pack(w, &conv));
+    let y = with_values(x, |x| {
+        with_values(bias, |b| {
+            if spec.transposed {
+                let mut y = vec![0.0; conv.input_len()];
+                conv.input_grad(x, &packed, &mut y);
+                add_bias(&mut y, b, spec.activation);
+                tensor(y, vec![dims[0], conv.height, conv.width, conv.channels_in])
+            } else {
+                let mut y = vec![0.0; conv.output_len()];
+                conv.forward(x, &packed, Some(b), spec.activation, &mut y);
+                tensor(y, vec![dims[0], conv.out_height(), conv.out_width(), conv.channels_out])
+            }
+        })
+    });
+    (y, packed)
 }
 
 impl KernelConv for Flex {
-    fn kernel_conv2d(
+    fn kernel_conv(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-        geometry: Geometry,
+        spec: Spec,
     ) -> FloatTensor<Self> {
-        let (dims, wdims) = (dims4(&x), dims4(&weight));
-        let conv = layer(dims, wdims, geometry, false);
-        let packed = with_values(&weight, |w| PackedWeight::pack(w, &conv));
-        let mut y = vec![0.0; conv.output_len()];
-        with_values(&x, |x| with_values(&bias, |b| conv.forward(x, &packed, Some(b), Activation::Identity, &mut y)));
-        tensor(y, vec![dims[0], conv.out_height(), conv.out_width(), conv.channels_out])
-    }
-
-    fn kernel_conv_transpose2d(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        geometry: Geometry,
-    ) -> FloatTensor<Self> {
-        let (dims, wdims) = (dims4(&x), dims4(&weight));
-        let conv = layer(dims, wdims, geometry, true);
-        let packed = with_values(&weight, |w| PackedWeight::pack(w, &conv));
-        let mut y = vec![0.0; conv.input_len()];
-        with_values(&x, |x| conv.input_grad(x, &packed, &mut y));
-        with_values(&bias, |b| add_bias(&mut y, b));
-        tensor(y, vec![dims[0], conv.height, conv.width, conv.channels_in])
+        forward_flex(&x, &weight, &bias, &spec).0
     }
 }
 
-/// The backward pass of either op: inputs, weight and geometry kept from the forward pass.
+/// The backward pass of a kernel layer.
 #[derive(Debug)]
 struct KernelConvBackward {
-    transposed: bool,
+    spec: Spec,
+    weight_dims: [usize; 4],
+}
+
+/// What the backward pass keeps: the input, the packed weight, and the output where the
+/// activation's gradient needs it.
+#[derive(Debug, Clone)]
+struct SavedState {
+    x: FloatTensor<Flex>,
+    packed: Arc<PackedWeight>,
+    y: Option<FloatTensor<Flex>>,
 }
 
 impl Backward<Flex, 3> for KernelConvBackward {
-    type State = (FloatTensor<Flex>, FloatTensor<Flex>, Geometry);
+    type State = SavedState;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_w, node_b] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        let (x, weight, geometry) = ops.state;
-        let (dims, wdims, gdims) = (dims4(&x), dims4(&weight), dims4(&grad));
-        let conv = layer(dims, wdims, geometry, self.transposed);
-        let packed = with_values(&weight, |w| PackedWeight::pack(w, &conv));
+        let SavedState { x, packed, y } = ops.state;
+        let (dims, gdims, spec) = (dims4(&x), dims4(&grad), self.spec);
+        let conv = convolution(dims, self.weight_dims, &spec);
         with_values(&grad, |dy| {
+            let dy: Cow<[f32]> = match &y {
+                Some(y) => with_values(y, |y| Cow::Owned(spec.activation.backward(y, dy).into_owned())),
+                None => Cow::Borrowed(dy),
+            };
             if let Some(node) = node_x {
-                let dx = if self.transposed {
+                let dx = if spec.transposed {
                     let mut dx = vec![0.0; conv.output_len()];
-                    conv.forward(dy, &packed, None, Activation::Identity, &mut dx);
+                    conv.forward(&dy, &packed, None, Activation::Identity, &mut dx);
                     dx
                 } else {
                     let mut dx = vec![0.0; conv.input_len()];
-                    conv.input_grad(dy, &packed, &mut dx);
+                    conv.input_grad(&dy, &packed, &mut dx);
                     dx
                 };
                 grads.register::<Flex>(node.id, tensor(dx, dims.to_vec()));
@@ -146,81 +335,35 @@ impl Backward<Flex, 3> for KernelConvBackward {
                 let dw =
                     with_values(
                         &x,
-                        |x| if self.transposed { conv.weight_grad(dy, x) } else { conv.weight_grad(x, dy) },
+                        |x| if spec.transposed { conv.weight_grad(&dy, x) } else { conv.weight_grad(x, &dy) },
                     );
-                grads.register::<Flex>(node.id, tensor(unpack_weight_grad(&dw, &conv), wdims.to_vec()));
+                grads.register::<Flex>(node.id, tensor(unpack_weight_grad(&dw, &conv), self.weight_dims.to_vec()));
             }
             if let Some(node) = node_b {
-                grads.register::<Flex>(node.id, tensor(bias_grad(dy, gdims[3]), vec![gdims[3]]));
+                grads.register::<Flex>(node.id, tensor(bias_grad(&dy, gdims[3]), vec![gdims[3]]));
             }
         });
     }
 }
 
 impl<C: CheckpointStrategy> KernelConv for Autodiff<Flex, C> {
-    fn kernel_conv2d(
+    fn kernel_conv(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-        geometry: Geometry,
+        spec: Spec,
     ) -> FloatTensor<Self> {
-        tracked::<C>(x, weight, bias, geometry, false)
-    }
-
-    fn kernel_conv_transpose2d(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        geometry: Geometry,
-    ) -> FloatTensor<Self> {
-        tracked::<C>(x, weight, bias, geometry, true)
-    }
-}
-
-fn tracked<C: CheckpointStrategy>(
-    x: FloatTensor<Autodiff<Flex, C>>,
-    weight: FloatTensor<Autodiff<Flex, C>>,
-    bias: FloatTensor<Autodiff<Flex, C>>,
-    geometry: Geometry,
-    transposed: bool,
-) -> FloatTensor<Autodiff<Flex, C>> {
-    let forward = |x, w, b| {
-        if transposed {
-            Flex::kernel_conv_transpose2d(x, w, b, geometry)
-        } else {
-            Flex::kernel_conv2d(x, w, b, geometry)
-        }
-    };
-    let op = KernelConvBackward { transposed };
-    match op.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => {
-            let state = (x.primitive().clone(), weight.primitive().clone(), geometry);
-            prep.finish(state, forward(x.into_primitive(), weight.into_primitive(), bias.into_primitive()))
-        }
-        OpsKind::UnTracked(prep) => {
-            prep.finish(forward(x.into_primitive(), weight.into_primitive(), bias.into_primitive()))
+        let op = KernelConvBackward { spec, weight_dims: dims4(weight.primitive()) };
+        match op.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (y, packed) = forward_flex(x.primitive(), weight.primitive(), bias.primitive(), &spec);
+                let keep_y = (spec.activation != Activation::Identity).then(|| y.clone());
+                let state = SavedState { x: x.into_primitive(), packed: Arc::new(packed), y: keep_y };
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(forward_flex(x.primitive(), weight.primitive(), bias.primitive(), &spec).0)
+            }
         }
     }
-}
-
-/// `Conv2d`'s forward pass on the kernels, NHWC: x [B, H, W, Cin], weight [Cout, Cin, k, k],
-/// bias [Cout] → [B, Ho, Wo, Cout].
-pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, geometry: Geometry) -> Tensor<4> {
-    Tensor::from_dispatch(<burn::backend::Dispatch as KernelConv>::kernel_conv2d(
-        x.into_dispatch(),
-        weight.into_dispatch(),
-        bias.into_dispatch(),
-        geometry,
-    ))
-}
-
-/// `ConvTranspose2d`'s forward pass on the kernels, NHWC: x [B, H, W, Cin], weight
-/// [Cin, Cout, k, k], bias [Cout] → [B, Ho, Wo, Cout].
-pub fn conv_transpose2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, geometry: Geometry) -> Tensor<4> {
-    Tensor::from_dispatch(<burn::backend::Dispatch as KernelConv>::kernel_conv_transpose2d(
-        x.into_dispatch(),
-        weight.into_dispatch(),
-        bias.into_dispatch(),
-        geometry,
-    ))
 }

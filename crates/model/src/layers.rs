@@ -2,6 +2,7 @@
 
 use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::Tensor;
+use mmguard_kernels::Activation;
 
 /// Slope of the LeakyReLU used after every hidden layer.
 pub const LEAKY_SLOPE: f64 = 0.2;
@@ -17,6 +18,33 @@ pub fn lrelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         x.clone().mul_scalar(LEAKY_SLOPE) + relu(x).mul_scalar(1.0 - LEAKY_SLOPE)
     } else {
         leaky_relu(x, LEAKY_SLOPE)
+    }
+}
+
+/// What follows a layer of a convolution chain ([`crate::fast_conv`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// Nothing: the chain's last layer, whose output is the latent or goes to a sigmoid.
+    Linear,
+    /// [`lrelu`].
+    Lrelu,
+}
+
+impl Act {
+    /// Applies it on burn's tensors.
+    pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Self::Linear => x,
+            Self::Lrelu => lrelu(x),
+        }
+    }
+
+    /// The same activation fused into a kernel layer.
+    pub fn kernel(self) -> Activation {
+        match self {
+            Self::Linear => Activation::Identity,
+            Self::Lrelu => Activation::LeakyRelu(LEAKY_SLOPE as f32),
+        }
     }
 }
 

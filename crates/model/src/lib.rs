@@ -33,7 +33,7 @@ pub use block::{
 pub use error::{Error, Result};
 pub use evidence::Evidence;
 pub use input_repair::{InputRepair, SpreadSums};
-pub use layers::{conv, lrelu, unit_rows, LEAKY_SLOPE};
+pub use layers::{conv, lrelu, unit_rows, Act, LEAKY_SLOPE};
 pub use pipeline::{
     camera_to_host, evidence_tensor, index_tensor, sensor_to_host, Flops, Gated, HostBatch, Inference, Mmssl,
     ModelConfig, PipelineOutput, Repair, Thresholds,

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::Device;
+use mmguard_model::fast_conv::use_kernels;
 use mmguard_model::{HostBatch, Mmssl, ModelConfig, Thresholds};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -35,13 +36,26 @@ impl Default for SpeedConfig {
     }
 }
 
-/// Median timings, samples per second, and arithmetic rate.
+/// The benchmark on both convolution paths, measured in one sitting.
 #[derive(Debug, Clone, Serialize)]
 pub struct SpeedReport {
     /// The configuration.
     pub config: SpeedConfig,
-    /// rayon threads used by burn-flex.
+    /// rayon threads used by burn-flex and the kernels.
     pub threads: usize,
+    /// The CPU: model name and the vector extensions the GEMMs can use.
+    pub cpu: String,
+    /// Forward FLOPs per sample of the full pipeline (encoders + block + decoders).
+    pub forward_flops_per_sample: u64,
+    /// The convolutions on `mmguard-kernels` (the default).
+    pub kernels: PathSpeed,
+    /// The convolutions on burn-flex's own modules ([`mmguard_model::fast_conv::use_kernels`]).
+    pub burn: PathSpeed,
+}
+
+/// Median timings of one convolution path, as samples per second.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathSpeed {
     /// Stage-1 training, samples/s (median step).
     pub stage1_train_samples_per_s: f64,
     /// Stage-2 training including fault injection and re-encoding, samples/s.
@@ -52,27 +66,8 @@ pub struct SpeedReport {
     pub infer_batch1_ms: f64,
     /// Inference, batch 1, clean sample (gate bypass: no decoding), milliseconds.
     pub infer_batch1_bypass_ms: f64,
-    /// Forward FLOPs per sample of the full pipeline (encoders + block + decoders).
-    pub forward_flops_per_sample: u64,
     /// Achieved GFLOP/s of batch-64 inference.
     pub infer_batch64_gflops: f64,
-    /// The CPU: model name and the vector extensions the GEMMs can use.
-    pub cpu: String,
-    /// Each camera layer's training cost (forward and every gradient) at the training batch
-    /// size, on burn-flex and on `mmguard-kernels`.
-    pub camera_layers: Vec<LayerSpeed>,
-}
-
-/// One camera layer, forward + backward with every gradient, median milliseconds.
-#[derive(Debug, Clone, Serialize)]
-pub struct LayerSpeed {
-    /// `encoder 3→32, 64²` style name.
-    pub layer: String,
-    /// burn-flex's `Conv2d` / `ConvTranspose2d`.
-    pub burn_ms: f64,
-    /// The same layer on `mmguard_model::fast_conv`, its activations NHWC as inside a chain of
-    /// such layers.
-    pub kernels_ms: f64,
 }
 
 /// Model name and vector flags from `/proc/cpuinfo` (`unknown` where it cannot be read).
@@ -85,65 +80,6 @@ pub fn cpu_description() -> String {
     let have: Vec<&str> =
         ["avx512f", "avx2", "fma"].into_iter().filter(|f| flags.split_whitespace().any(|x| x == *f)).collect();
     format!("{} ({})", field("model name").unwrap_or_else(|| "unknown".into()), have.join(", "))
-}
-
-/// Times the reference camera layers at `batch` on burn's modules and on the kernels.
-fn camera_layers(batch: usize, image: usize, reps: usize, device: &Device) -> Vec<LayerSpeed> {
-    use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
-    use burn::nn::PaddingConfig2d;
-    use burn::tensor::{Distribution, Tensor};
-    use mmguard_model::fast_conv::{conv2d, conv_transpose2d};
-    let channels = [3, 32, 64, 64, 32];
-    let mut out = Vec::new();
-    for transposed in [false, true] {
-        for l in 0..4 {
-            let (cin, cout, size) = if transposed {
-                (channels[4 - l], channels[3 - l], image >> (4 - l))
-            } else {
-                (channels[l], channels[l + 1], image >> l)
-            };
-            let x =
-                Tensor::<4>::random([batch, cin, size, size], Distribution::Uniform(-1.0, 1.0), device).require_grad();
-            // inside a chain of kernel layers the activations stay NHWC
-            let xh =
-                Tensor::<4>::random([batch, size, size, cin], Distribution::Uniform(-1.0, 1.0), device).require_grad();
-            let (burn_ms, kernels_ms) = if transposed {
-                let m = ConvTranspose2dConfig::new([cin, cout], [4, 4])
-                    .with_stride([2, 2])
-                    .with_padding([1, 1])
-                    .init(device);
-                let (w, b) = (m.weight.val(), m.bias.as_ref().expect("bias").val());
-                let r = Tensor::<4>::ones(m.forward(x.clone()).dims(), device);
-                let rh =
-                    Tensor::<4>::ones(conv_transpose2d(xh.clone(), w.clone(), b.clone(), [4, 2, 1]).dims(), device);
-                let burn = median_secs(reps, || drop((m.forward(x.clone()) * r.clone()).sum().backward()));
-                let ours = median_secs(reps, || {
-                    drop((conv_transpose2d(xh.clone(), w.clone(), b.clone(), [4, 2, 1]) * rh.clone()).sum().backward())
-                });
-                (burn, ours)
-            } else {
-                let m = Conv2dConfig::new([cin, cout], [4, 4])
-                    .with_stride([2, 2])
-                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                    .init(device);
-                let (w, b) = (m.weight.val(), m.bias.as_ref().expect("bias").val());
-                let r = Tensor::<4>::ones(m.forward(x.clone()).dims(), device);
-                let rh = Tensor::<4>::ones(conv2d(xh.clone(), w.clone(), b.clone(), [4, 2, 1]).dims(), device);
-                let burn = median_secs(reps, || drop((m.forward(x.clone()) * r.clone()).sum().backward()));
-                let ours = median_secs(reps, || {
-                    drop((conv2d(xh.clone(), w.clone(), b.clone(), [4, 2, 1]) * rh.clone()).sum().backward())
-                });
-                (burn, ours)
-            };
-            let kind = if transposed { "decoder" } else { "encoder" };
-            out.push(LayerSpeed {
-                layer: format!("{kind} {cin}→{cout}, {size}²"),
-                burn_ms: burn_ms * 1e3,
-                kernels_ms: kernels_ms * 1e3,
-            });
-        }
-    }
-    out
 }
 
 fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -168,7 +104,8 @@ fn random_batch(len: usize, cfg: &ModelConfig, rng: &mut ChaCha8Rng) -> HostBatc
     }
 }
 
-/// Runs the measurements.
+/// Runs the measurements: the kernels and burn's modules alternate per measurement, so that
+/// both see the same state of a shared machine.
 pub fn measure(cfg: &SpeedConfig) -> SpeedReport {
     let model_cfg = ModelConfig::new(cfg.image, cfg.image, cfg.sensor_dim, cfg.window);
     let plain = Device::flex();
@@ -176,10 +113,22 @@ pub fn measure(cfg: &SpeedConfig) -> SpeedReport {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let batch = random_batch(cfg.batch_size, &model_cfg, &mut rng);
     let Mmssl { stage1, block } = init_model(&model_cfg, &ad, 0);
+    // both paths: [kernels, burn]
+    let both = |f: &mut dyn FnMut() -> f64| {
+        let mut out = [0.0; 2];
+        for (slot, on) in [(0, true), (1, false)] {
+            use_kernels(on);
+            out[slot] = f();
+        }
+        use_kernels(true);
+        out
+    };
 
     let mut t1 = Stage1Trainer::new(stage1.clone(), model_cfg.stage1.clone(), 1e-3, ad.clone());
-    let s1 = median_secs(cfg.reps, || {
-        t1.step(&batch);
+    let s1 = both(&mut || {
+        median_secs(cfg.reps, || {
+            t1.step(&batch);
+        })
     });
 
     let s2cfg = Stage2Config::default();
@@ -188,75 +137,76 @@ pub fn measure(cfg: &SpeedConfig) -> SpeedReport {
     let z_clean = enc.clean(&batch);
     let previous = vec![None; batch.len];
     let mut t2 = Stage2Trainer::new(block, stage1, model_cfg.clone(), s2cfg.clone(), ad);
-    let s2 = median_secs(cfg.reps, || {
-        let b = make_batch(&enc, batch.clone(), z_clean.clone(), &previous, &s2cfg, &mut rng);
-        t2.step(&b);
+    let s2 = both(&mut || {
+        median_secs(cfg.reps, || {
+            let b = make_batch(&enc, batch.clone(), z_clean.clone(), &previous, &s2cfg, &mut rng);
+            t2.step(&b);
+        })
     });
 
     let model = Mmssl { stage1: t1.into_model(), block: t2.into_block() }.valid();
     let b64 = random_batch(64, &model_cfg, &mut rng);
-    let i64s = median_secs(cfg.reps, || {
-        model.infer(&model_cfg, &b64, Thresholds::uniform(0.0), &plain);
-    });
     let b1 = random_batch(1, &model_cfg, &mut rng);
-    let i1 = median_secs(cfg.reps * 5, || {
-        model.infer(&model_cfg, &b1, Thresholds::uniform(0.0), &plain);
-    });
-    let i1_bypass = median_secs(cfg.reps * 5, || {
-        model.infer(&model_cfg, &b1, Thresholds::uniform(2.0), &plain);
-    });
+    let infer = |b: &HostBatch, threshold: f32, reps: usize| {
+        both(&mut || median_secs(reps, || drop(model.infer(&model_cfg, b, Thresholds::uniform(threshold), &plain))))
+    };
+    let (i64s, i1, i1_bypass) =
+        (infer(&b64, 0.0, cfg.reps), infer(&b1, 0.0, cfg.reps * 5), infer(&b1, 2.0, cfg.reps * 5));
     let flops = model_cfg.forward_flops().pipeline();
+    let path = |k: usize| PathSpeed {
+        stage1_train_samples_per_s: cfg.batch_size as f64 / s1[k],
+        stage2_train_samples_per_s: cfg.batch_size as f64 / s2[k],
+        infer_batch64_samples_per_s: 64.0 / i64s[k],
+        infer_batch1_ms: i1[k] * 1e3,
+        infer_batch1_bypass_ms: i1_bypass[k] * 1e3,
+        infer_batch64_gflops: flops as f64 * 64.0 / i64s[k] / 1e9,
+    };
     SpeedReport {
         config: cfg.clone(),
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        stage1_train_samples_per_s: cfg.batch_size as f64 / s1,
-        stage2_train_samples_per_s: cfg.batch_size as f64 / s2,
-        infer_batch64_samples_per_s: 64.0 / i64s,
-        infer_batch1_ms: i1 * 1e3,
-        infer_batch1_bypass_ms: i1_bypass * 1e3,
-        forward_flops_per_sample: flops,
-        infer_batch64_gflops: flops as f64 * 64.0 / i64s / 1e9,
         cpu: cpu_description(),
-        camera_layers: camera_layers(cfg.batch_size, cfg.image, cfg.reps, &plain.autodiff()),
+        forward_flops_per_sample: flops,
+        kernels: path(0),
+        burn: path(1),
     }
 }
 
 impl SpeedReport {
-    /// The report as a Markdown table, with the PyTorch reference figures of this machine.
+    /// The report as a Markdown table, the kernels beside burn-flex's own modules.
     pub fn to_markdown(&self) -> String {
-        let mut layers = format!(
-            "\nCamera layers, forward + backward with every gradient, batch {}, median ms ({}):\n\n\
-             | layer | burn-flex | mmguard-kernels | speed-up |\n|---|---|---|---|\n",
-            self.config.batch_size, self.cpu
+        let (k, b) = (&self.kernels, &self.burn);
+        let rows = [
+            (
+                format!("stage-1 training, batch {}, samples/s", self.config.batch_size),
+                k.stage1_train_samples_per_s,
+                b.stage1_train_samples_per_s,
+            ),
+            (
+                format!("stage-2 training, batch {}, samples/s", self.config.batch_size),
+                k.stage2_train_samples_per_s,
+                b.stage2_train_samples_per_s,
+            ),
+            (
+                "inference, batch 64 (both corrected), samples/s".into(),
+                k.infer_batch64_samples_per_s,
+                b.infer_batch64_samples_per_s,
+            ),
+            ("inference, batch 1 (both corrected), ms".into(), k.infer_batch1_ms, b.infer_batch1_ms),
+            ("inference, batch 1 (clean, bypass), ms".into(), k.infer_batch1_bypass_ms, b.infer_batch1_bypass_ms),
+            ("achieved, batch-64 inference, GFLOP/s".into(), k.infer_batch64_gflops, b.infer_batch64_gflops),
+        ];
+        let mut out = format!(
+            "{} ({} threads); {:.1} MFLOP forward per sample\n\n\
+             | measurement | mmguard-kernels | burn-flex | kernels ÷ burn |\n|---|---|---|---|\n",
+            self.cpu,
+            self.threads,
+            self.forward_flops_per_sample as f64 / 1e6
         );
-        for l in &self.camera_layers {
-            layers += &format!(
-                "| {} | {:.2} | {:.2} | {:.2}× |\n",
-                l.layer,
-                l.burn_ms,
-                l.kernels_ms,
-                l.burn_ms / l.kernels_ms
-            );
+        for (name, kernels, burn) in rows {
+            // a time is better when smaller: the ratio is always "how many times faster"
+            let ratio = if name.ends_with("ms") { burn / kernels } else { kernels / burn };
+            out += &format!("| {name} | {kernels:.2} | {burn:.2} | {ratio:.2}× |\n");
         }
-        let (burn, ours) = self.camera_layers.iter().fold((0.0, 0.0), |(a, b), l| (a + l.burn_ms, b + l.kernels_ms));
-        layers += &format!("| all eight | {burn:.1} | {ours:.1} | {:.2}× |\n", burn / ours);
-        format!(
-            "| measurement | mmguard (burn-flex) | PyTorch reference |\n|---|---|---|\n\
-             | stage-1 training, batch {b} | {:.0} samples/s | ~740 samples/s |\n\
-             | stage-2 training, batch {b} | {:.0} samples/s | ~930 samples/s |\n\
-             | inference, batch 64 (both corrected) | {:.0} samples/s | ~1,900 samples/s |\n\
-             | inference, batch 1 (both corrected) | {:.2} ms | 1.8 ms |\n\
-             | inference, batch 1 (clean, bypass) | {:.2} ms | – |\n\
-             | forward FLOPs per sample | {:.1} M | |\n\
-             | achieved, batch-64 inference | {:.1} GFLOP/s | |\n",
-            self.stage1_train_samples_per_s,
-            self.stage2_train_samples_per_s,
-            self.infer_batch64_samples_per_s,
-            self.infer_batch1_ms,
-            self.infer_batch1_bypass_ms,
-            self.forward_flops_per_sample as f64 / 1e6,
-            self.infer_batch64_gflops,
-            b = self.config.batch_size,
-        ) + &layers
+        out
     }
 }
