@@ -36,26 +36,33 @@ pub enum Activation {
     Identity,
     /// max(x, slope·x) for 0 ≤ slope ≤ 1.
     LeakyRelu(f32),
+    /// 1 / (1 + e^−x).
+    Sigmoid,
 }
 
 impl Activation {
     /// Applies the activation to every value in place.
     pub fn apply(self, v: &mut [f32]) {
-        if let Self::LeakyRelu(slope) = self {
-            v.iter_mut().for_each(|x| *x = x.max(*x * slope));
+        match self {
+            Self::Identity => {}
+            Self::LeakyRelu(slope) => v.iter_mut().for_each(|x| *x = x.max(*x * slope)),
+            Self::Sigmoid => v.iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp())),
         }
     }
 
     /// The gradient before the activation, from its output `y` and the gradient after it.
     /// A positive slope keeps the sign, so `y > 0` exactly where the input was; at 0 the
-    /// gradient is the slope, as burn's `0.2·x + 0.8·relu(x)` gives.
+    /// gradient is the slope, as burn's `0.2·x + 0.8·relu(x)` gives. The sigmoid's is
+    /// y·(1 − y).
     pub fn backward<'a>(self, y: &[f32], dy: &'a [f32]) -> Cow<'a, [f32]> {
+        assert_eq!(y.len(), dy.len(), "activation output and its gradient");
+        let each = |f: fn(f32, f32, f32) -> f32, slope: f32| {
+            Cow::Owned(y.par_iter().zip(dy).map(|(&y, &d)| f(y, d, slope)).collect())
+        };
         match self {
             Self::Identity => Cow::Borrowed(dy),
-            Self::LeakyRelu(slope) => {
-                assert_eq!(y.len(), dy.len(), "activation output and its gradient");
-                Cow::Owned(y.par_iter().zip(dy).map(|(&y, &d)| if y > 0.0 { d } else { d * slope }).collect())
-            }
+            Self::LeakyRelu(slope) => each(|y, d, slope| if y > 0.0 { d } else { d * slope }, slope),
+            Self::Sigmoid => each(|y, d, _| d * y * (1.0 - y), 0.0),
         }
     }
 }
@@ -161,13 +168,18 @@ impl Conv2d {
         self.out_height() * self.out_width()
     }
 
-    /// The input pixel (iy, ix) that output position `p` of an image reads through kernel tap
-    /// (ky, kx), if it is inside the image.
-    fn tap(&self, p: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
+    /// What output position `p` of an image reads through kernel row `ky`: the input row iy,
+    /// the kernel columns whose input column lies inside the image, and the input column of
+    /// the first of them. Those taps read one contiguous run of the input row, which is what
+    /// im2col copies and col2im adds back.
+    fn tap_run(&self, p: usize, ky: usize) -> Option<(usize, std::ops::Range<usize>, usize)> {
         let (oy, ox) = (p / self.out_width(), p % self.out_width());
-        let iy = (oy * self.stride[0] + ky).checked_sub(self.padding[0])?;
-        let ix = (ox * self.stride[1] + kx).checked_sub(self.padding[1])?;
-        (iy < self.height && ix < self.width).then_some((iy, ix))
+        let iy = (oy * self.stride[0] + ky).checked_sub(self.padding[0]).filter(|&iy| iy < self.height)?;
+        // input column of kernel column kx: ox·s + kx − pad, inside [0, W)
+        let left = ox * self.stride[1];
+        let first = self.padding[1].saturating_sub(left);
+        let last = (self.width + self.padding[1]).saturating_sub(left).min(self.kernel[1]);
+        (first < last).then(|| (iy, first..last, left + first - self.padding[1]))
     }
 
     /// im2col of output rows `rows` (indices into B·Ho·Wo) into `cols` [rows, K].
@@ -176,13 +188,15 @@ impl Conv2d {
         for (r, row) in rows.zip(cols.chunks_exact_mut(depth)) {
             let (b, p) = (r / per_image, r % per_image);
             let image = &x[b * self.height * self.width * ci..];
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    let dst = &mut row[(ky * kw + kx) * ci..(ky * kw + kx + 1) * ci];
-                    match self.tap(p, ky, kx) {
-                        Some((iy, ix)) => dst.copy_from_slice(&image[(iy * self.width + ix) * ci..][..ci]),
-                        None => dst.fill(0.0),
+            for (ky, dst) in row.chunks_exact_mut(kw * ci).enumerate().take(kh) {
+                match self.tap_run(p, ky) {
+                    Some((iy, taps, ix)) => {
+                        let (start, end) = (taps.start * ci, taps.end * ci);
+                        dst[..start].fill(0.0);
+                        dst[start..end].copy_from_slice(&image[(iy * self.width + ix) * ci..][..end - start]);
+                        dst[end..].fill(0.0);
                     }
+                    None => dst.fill(0.0),
                 }
             }
         }
@@ -234,13 +248,11 @@ impl Conv2d {
                 );
                 image.fill(0.0);
                 for (p, row) in cols.chunks_exact(depth).enumerate() {
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            if let Some((iy, ix)) = self.tap(p, ky, kx) {
-                                let dst = &mut image[(iy * self.width + ix) * ci..][..ci];
-                                let src = &row[(ky * kw + kx) * ci..][..ci];
-                                dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
-                            }
+                    for (ky, src) in row.chunks_exact(kw * ci).enumerate().take(kh) {
+                        if let Some((iy, taps, ix)) = self.tap_run(p, ky) {
+                            let src = &src[taps.start * ci..taps.end * ci];
+                            let dst = &mut image[(iy * self.width + ix) * ci..][..src.len()];
+                            dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
                         }
                     }
                 }

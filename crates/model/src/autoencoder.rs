@@ -6,7 +6,6 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d};
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -154,7 +153,7 @@ impl CameraDecoder {
     /// [B, C4, H/16, W/16] → [B, 3, H, W], values in (0, 1)
     pub fn forward(&self, z: Tensor<4>) -> Tensor<4> {
         let [t1, t2, t3, t4] = [&self.t1, &self.t2, &self.t3, &self.t4].map(Layer2d::Transposed);
-        sigmoid(chain2d(z, &[(t1, Act::Lrelu), (t2, Act::Lrelu), (t3, Act::Lrelu), (t4, Act::Linear)]))
+        chain2d(z, &[(t1, Act::Lrelu), (t2, Act::Lrelu), (t3, Act::Lrelu), (t4, Act::Sigmoid)])
     }
 }
 

@@ -12,8 +12,9 @@
 //! unchanged.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -249,31 +250,59 @@ fn convolution(dims: [usize; 4], weight: [usize; 4], spec: &Spec) -> mmguard_ker
     }
 }
 
-/// The forward pass on flex, and the packed weight the backward pass reuses.
+/// How many packed weights [`packed_once`] keeps: every layer of a few models.
+const PACKED_KEPT: usize = 64;
+
+/// Packed weights of plain-device layers, newest last. Each entry keeps its weight tensor, so
+/// that storage cannot be freed, nor its address given to another weight, while the entry
+/// exists (nor written in place: it is shared).
+static PACKED: Mutex<VecDeque<(FloatTensor<Flex>, Arc<PackedWeight>)>> = Mutex::new(VecDeque::new());
+
+/// The packed form of a weight that does not change between calls (a model on the plain
+/// device: inference, the frozen encoders of stage 2), packed on its first use only; at batch 1
+/// packing on every call was a third of the forward pass.
+fn packed_once(weight: &FloatTensor<Flex>, conv: &mmguard_kernels::Conv2d) -> Arc<PackedWeight> {
+    let Some(values) = weight.as_slice::<f32>() else {
+        return Arc::new(with_values(weight, |w| PackedWeight::pack(w, conv)));
+    };
+    let same = |t: &FloatTensor<Flex>| {
+        t.as_slice::<f32>().is_some_and(|v| std::ptr::eq(v, values)) && dims4(t) == dims4(weight)
+    };
+    let mut kept = PACKED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, packed)) = kept.iter().find(|(t, _)| same(t)) {
+        return packed.clone();
+    }
+    let packed = Arc::new(PackedWeight::pack(values, conv));
+    if kept.len() == PACKED_KEPT {
+        kept.pop_front();
+    }
+    kept.push_back((weight.clone(), packed.clone()));
+    packed
+}
+
+/// The forward pass on flex with a packed weight.
 fn forward_flex(
     x: &FloatTensor<Flex>,
-    weight: &FloatTensor<Flex>,
+    packed: &PackedWeight,
     bias: &FloatTensor<Flex>,
+    conv: &mmguard_kernels::Conv2d,
     spec: &Spec,
-) -> (FloatTensor<Flex>, PackedWeight) {
-    let dims = dims4(x);
-    let conv = convolution(dims, dims4(weight), spec);
-    let packed = with_values(weight, |w| PackedWeight::pack(w, &conv));
-    let y = with_values(x, |x| {
+) -> FloatTensor<Flex> {
+    let batch = dims4(x)[0];
+    with_values(x, |x| {
         with_values(bias, |b| {
             if spec.transposed {
                 let mut y = vec![0.0; conv.input_len()];
-                conv.input_grad(x, &packed, &mut y);
+                conv.input_grad(x, packed, &mut y);
                 add_bias(&mut y, b, spec.activation);
-                tensor(y, vec![dims[0], conv.height, conv.width, conv.channels_in])
+                tensor(y, vec![batch, conv.height, conv.width, conv.channels_in])
             } else {
                 let mut y = vec![0.0; conv.output_len()];
-                conv.forward(x, &packed, Some(b), spec.activation, &mut y);
-                tensor(y, vec![dims[0], conv.out_height(), conv.out_width(), conv.channels_out])
+                conv.forward(x, packed, Some(b), spec.activation, &mut y);
+                tensor(y, vec![batch, conv.out_height(), conv.out_width(), conv.channels_out])
             }
         })
-    });
-    (y, packed)
+    })
 }
 
 impl KernelConv for Flex {
@@ -283,7 +312,8 @@ impl KernelConv for Flex {
         bias: FloatTensor<Self>,
         spec: Spec,
     ) -> FloatTensor<Self> {
-        forward_flex(&x, &weight, &bias, &spec).0
+        let conv = convolution(dims4(&x), dims4(&weight), &spec);
+        forward_flex(&x, &packed_once(&weight, &conv), &bias, &conv, &spec)
     }
 }
 
@@ -354,15 +384,19 @@ impl<C: CheckpointStrategy> KernelConv for Autodiff<Flex, C> {
         spec: Spec,
     ) -> FloatTensor<Self> {
         let op = KernelConvBackward { spec, weight_dims: dims4(weight.primitive()) };
+        let conv = convolution(dims4(x.primitive()), op.weight_dims, &spec);
         match op.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let (y, packed) = forward_flex(x.primitive(), weight.primitive(), bias.primitive(), &spec);
+                // a learning weight changes every step: packed here, kept for the backward pass
+                let packed = Arc::new(with_values(weight.primitive(), |w| PackedWeight::pack(w, &conv)));
+                let y = forward_flex(x.primitive(), &packed, bias.primitive(), &conv, &spec);
                 let keep_y = (spec.activation != Activation::Identity).then(|| y.clone());
-                let state = SavedState { x: x.into_primitive(), packed: Arc::new(packed), y: keep_y };
+                let state = SavedState { x: x.into_primitive(), packed, y: keep_y };
                 prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => {
-                prep.finish(forward_flex(x.primitive(), weight.primitive(), bias.primitive(), &spec).0)
+                let packed = with_values(weight.primitive(), |w| PackedWeight::pack(w, &conv));
+                prep.finish(forward_flex(x.primitive(), &packed, bias.primitive(), &conv, &spec))
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Small building blocks shared by the networks.
 
-use burn::tensor::activation::{leaky_relu, relu};
+use burn::tensor::activation::{leaky_relu, relu, sigmoid};
 use burn::tensor::Tensor;
 use mmguard_kernels::Activation;
 
@@ -24,10 +24,12 @@ pub fn lrelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// What follows a layer of a convolution chain ([`crate::fast_conv`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
-    /// Nothing: the chain's last layer, whose output is the latent or goes to a sigmoid.
+    /// Nothing: a chain's last layer whose output is a latent or a sensor window.
     Linear,
     /// [`lrelu`].
     Lrelu,
+    /// The sigmoid, after the camera decoder's last layer.
+    Sigmoid,
 }
 
 impl Act {
@@ -36,6 +38,7 @@ impl Act {
         match self {
             Self::Linear => x,
             Self::Lrelu => lrelu(x),
+            Self::Sigmoid => sigmoid(x),
         }
     }
 
@@ -44,6 +47,7 @@ impl Act {
         match self {
             Self::Linear => Activation::Identity,
             Self::Lrelu => Activation::LeakyRelu(LEAKY_SLOPE as f32),
+            Self::Sigmoid => Activation::Sigmoid,
         }
     }
 }

@@ -81,7 +81,7 @@ fn each_2d_layer_matches_burn_forward_and_gradients() {
         (2, 8, 4, 8, 8, 4, 2, 1, Act::Linear),
         (1, 5, 7, 12, 20, 4, 2, 1, Act::Lrelu),
         (2, 3, 6, 9, 7, 3, 1, 1, Act::Lrelu),
-        (1, 4, 3, 10, 6, 5, 3, 2, Act::Linear),
+        (1, 4, 3, 10, 6, 5, 3, 2, Act::Sigmoid),
     ];
     for (b, ci, co, h, w, k, s, p, act) in cases {
         let conv = Conv2dConfig::new([ci, co], [k, k])
