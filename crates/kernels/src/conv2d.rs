@@ -13,6 +13,13 @@ use crate::gemm::{matmul, View};
 const ROWS_PER_BLOCK: usize = 256;
 /// Images per partial sum of the weight gradient; partials are added in order.
 const IMAGES_PER_PARTIAL: usize = 4;
+/// Images per task of the gathering input gradient.
+const IMAGES_PER_GATHER: usize = 4;
+/// From this many input channels on, the input gradient gathers each stride phase with its own
+/// GEMM instead of scattering one GEMM's columns (col2im). Gathering moves Cin-wide rows and
+/// never adds into the image; with fewer channels its columns (taps·Cout per input pixel)
+/// outgrow the scatter's (k²·Cin per output pixel), as for the camera's 3-channel frame.
+const GATHER_FROM_CHANNELS: usize = 16;
 
 thread_local! {
     // the im2col buffer of this thread, reused across calls: no allocation once it has grown
@@ -90,11 +97,33 @@ pub struct Conv2d {
     pub padding: [usize; 2],
 }
 
-/// Weights packed for the GEMM, [kh, kw, Cin, Cout] row-major (K × Cout).
+/// Weights packed for the GEMM, [kh, kw, Cin, Cout] row-major (K × Cout), and for the
+/// gathering input gradient one matrix per stride phase.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackedWeight {
     values: Vec<f32>,
     channels_out: usize,
+    /// Per phase (py, px), row-major: [(ty, tx, Cout), Cin], the phase's taps in [`Phase`]
+    /// order; empty below [`GATHER_FROM_CHANNELS`].
+    phases: Vec<Vec<f32>>,
+}
+
+/// The input rows (or columns) of one stride phase along one axis: those whose gradient comes
+/// through the kernel rows `taps` (tap j reads output row (y + pad − taps[j]) / stride).
+#[derive(Debug, Clone)]
+struct Phase {
+    inputs: Vec<usize>,
+    taps: Vec<usize>,
+}
+
+/// The phases of one axis: input size, kernel, stride, padding.
+fn phases(size: usize, kernel: usize, stride: usize, pad: usize) -> Vec<Phase> {
+    (0..stride)
+        .map(|c| Phase {
+            inputs: (0..size).filter(|y| (y + pad) % stride == c).collect(),
+            taps: (c..kernel).step_by(stride).collect(),
+        })
+        .collect()
 }
 
 impl PackedWeight {
@@ -105,7 +134,25 @@ impl PackedWeight {
         let mut values = vec![0.0; layer.weight_len()];
         assert_eq!(weight.len(), values.len(), "weight of {layer:?}");
         layer.for_each_weight(|burn, packed| values[packed] = weight[burn]);
-        Self { values, channels_out: layer.channels_out }
+        let (ci, co, kw) = (layer.channels_in, layer.channels_out, layer.kernel[1]);
+        let mut phases = Vec::new();
+        if layer.gathers() {
+            let (ys, xs) = layer.phases();
+            for py in &ys {
+                for px in &xs {
+                    let mut m = Vec::with_capacity(py.taps.len() * px.taps.len() * co * ci);
+                    for &ky in &py.taps {
+                        for &kx in &px.taps {
+                            for o in 0..co {
+                                m.extend((0..ci).map(|c| values[((ky * kw + kx) * ci + c) * co + o]));
+                            }
+                        }
+                    }
+                    phases.push(m);
+                }
+            }
+        }
+        Self { values, channels_out: co, phases }
     }
 }
 
@@ -168,6 +215,19 @@ impl Conv2d {
         self.out_height() * self.out_width()
     }
 
+    /// Whether the input gradient gathers per stride phase ([`GATHER_FROM_CHANNELS`]).
+    fn gathers(&self) -> bool {
+        self.channels_in >= GATHER_FROM_CHANNELS
+    }
+
+    /// The stride phases of both axes.
+    fn phases(&self) -> (Vec<Phase>, Vec<Phase>) {
+        (
+            phases(self.height, self.kernel[0], self.stride[0], self.padding[0]),
+            phases(self.width, self.kernel[1], self.stride[1], self.padding[1]),
+        )
+    }
+
     /// What output position `p` of an image reads through kernel row `ky`: the input row iy,
     /// the kernel columns whose input column lies inside the image, and the input column of
     /// the first of them. Those taps read one contiguous run of the input row, which is what
@@ -226,13 +286,22 @@ impl Conv2d {
     }
 
     /// dx = the input gradient of `forward` (no bias, no activation) for output gradient
-    /// dy [B, Ho, Wo, Cout]: col2im(dy · Wᵀ), image by image.
+    /// dy [B, Ho, Wo, Cout]: gathered per stride phase, or col2im(dy · Wᵀ) image by image for
+    /// few input channels ([`GATHER_FROM_CHANNELS`]).
     pub fn input_grad(&self, dy: &[f32], w: &PackedWeight, dx: &mut [f32]) {
-        let (co, depth, per_image) = (self.channels_out, self.depth(), self.positions());
-        let (ci, [kh, kw]) = (self.channels_in, self.kernel);
         assert_eq!(dy.len(), self.output_len(), "output gradient of {self:?}");
         assert_eq!(dx.len(), self.input_len(), "input gradient of {self:?}");
-        assert_eq!(w.channels_out, co, "weight packed for another layer");
+        assert_eq!(w.channels_out, self.channels_out, "weight packed for another layer");
+        if self.gathers() {
+            self.input_grad_gather(dy, w, dx);
+        } else {
+            self.input_grad_scatter(dy, w, dx);
+        }
+    }
+
+    fn input_grad_scatter(&self, dy: &[f32], w: &PackedWeight, dx: &mut [f32]) {
+        let (co, depth, per_image) = (self.channels_out, self.depth(), self.positions());
+        let (ci, [kh, kw]) = (self.channels_in, self.kernel);
         dx.par_chunks_mut(self.height * self.width * ci).enumerate().for_each(|(b, image)| {
             let grad = &dy[b * per_image * co..(b + 1) * per_image * co];
             with_columns(per_image * depth, |cols| {
@@ -257,6 +326,70 @@ impl Conv2d {
                     }
                 }
             });
+        });
+    }
+
+    /// The input gradient as one GEMM per stride phase (py, px): every input pixel of the
+    /// phase gathers the output-gradient rows its taps read, [pixels, (ty, tx, Cout)], times
+    /// the phase's weight [(ty, tx, Cout), Cin]. Each pixel belongs to one phase, so dx is
+    /// written once and never accumulated.
+    fn input_grad_gather(&self, dy: &[f32], w: &PackedWeight, dx: &mut [f32]) {
+        let (co, ci, (ho, wo)) = (self.channels_out, self.channels_in, (self.out_height(), self.out_width()));
+        let (ys, xs) = self.phases();
+        let (image, grad_image) = (self.height * self.width * ci, ho * wo * co);
+        dx.par_chunks_mut(IMAGES_PER_GATHER * image).enumerate().for_each(|(chunk, images)| {
+            let (first, count) = (chunk * IMAGES_PER_GATHER, images.len() / image);
+            for (k, (py, px)) in ys.iter().flat_map(|py| xs.iter().map(move |px| (py, px))).enumerate() {
+                let depth = py.taps.len() * px.taps.len() * co;
+                let rows = count * py.inputs.len() * px.inputs.len();
+                with_columns(rows * (depth + ci), |buf| {
+                    let (cols, out) = buf.split_at_mut(rows * depth);
+                    let mut row = cols.chunks_exact_mut(depth.max(1));
+                    for b in first..first + count {
+                        let grad = &dy[b * grad_image..(b + 1) * grad_image];
+                        for &y in &py.inputs {
+                            for &x in &px.inputs {
+                                let Some(dst) = row.next() else { break };
+                                let mut taps = dst.chunks_exact_mut(co);
+                                for &ky in &py.taps {
+                                    // output row of this tap, if the tap reaches one
+                                    let oy = (y + self.padding[0]).checked_sub(ky).map(|v| v / self.stride[0]);
+                                    for &kx in &px.taps {
+                                        let ox = (x + self.padding[1]).checked_sub(kx).map(|v| v / self.stride[1]);
+                                        let dst = taps.next().expect("one slot per tap");
+                                        match (oy.filter(|&v| v < ho), ox.filter(|&v| v < wo)) {
+                                            (Some(oy), Some(ox)) => {
+                                                dst.copy_from_slice(&grad[(oy * wo + ox) * co..][..co]);
+                                            }
+                                            _ => dst.fill(0.0),
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    matmul(
+                        rows,
+                        ci,
+                        depth,
+                        View::row_major(cols, depth),
+                        View::row_major(&w.phases[k], ci),
+                        out,
+                        ci,
+                        false,
+                    );
+                    let mut src = out.chunks_exact(ci);
+                    for b in 0..count {
+                        let dst_image = &mut images[b * image..(b + 1) * image];
+                        for &y in &py.inputs {
+                            for &x in &px.inputs {
+                                let from = src.next().expect("one output row per pixel");
+                                dst_image[(y * self.width + x) * ci..][..ci].copy_from_slice(from);
+                            }
+                        }
+                    }
+                });
+            }
         });
     }
 

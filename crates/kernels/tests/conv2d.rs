@@ -20,6 +20,10 @@ fn layers() -> Vec<Conv2d> {
         l(3, [16, 16], [3, 8], [4, 4], [2, 2], [1, 1]),
         l(5, [8, 8], [8, 16], [4, 4], [2, 2], [1, 1]),
         l(1, [4, 4], [16, 4], [4, 4], [2, 2], [1, 1]),
+        // 16 and more input channels take the gathering input gradient: uneven phases, and a
+        // kernel narrower than its stride (phases without taps)
+        l(6, [9, 7], [16, 5], [3, 4], [2, 3], [1, 2]),
+        l(2, [5, 6], [20, 3], [2, 2], [3, 3], [0, 1]),
         l(2, [7, 5], [3, 2], [3, 2], [1, 2], [0, 1]),
         // sensor: k3 s1 p1 keeps T, k4 s2 p1 halves it
         l(4, [1, 16], [5, 8], [1, 3], [1, 1], [0, 1]),
@@ -136,31 +140,34 @@ fn gradients_are_the_adjoint_and_the_outer_product() {
 #[test]
 fn one_and_two_threads_give_the_same_bits() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    // enough rows for several forward blocks and several weight-gradient partials
-    let c = Conv2d {
-        batch: 9,
-        height: 16,
-        width: 16,
-        channels_in: 8,
-        channels_out: 16,
-        kernel: [4, 4],
-        stride: [2, 2],
-        padding: [1, 1],
-    };
-    let x = random(c.input_len(), &mut rng);
-    let dy = random(c.output_len(), &mut rng);
-    let w = PackedWeight::pack(&random(16 * 8 * 16, &mut rng), &c);
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| {
-            let mut y = vec![0.0; c.output_len()];
-            c.forward(&x, &w, None, Activation::LeakyRelu(0.2), &mut y);
-            let mut dx = vec![0.0; c.input_len()];
-            c.input_grad(&dy, &w, &mut dx);
-            let (dw, db) = (c.weight_grad(&x, &dy), bias_grad(&dy, c.channels_out));
-            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
-            (bits(&y), bits(&dx), bits(&dw), bits(&db))
-        })
-    };
-    assert_eq!(run(1), run(2));
+    // enough rows for several forward blocks, weight-gradient partials and gather tasks, on
+    // both input-gradient paths
+    for channels_in in [8, 16] {
+        let c = Conv2d {
+            batch: 9,
+            height: 16,
+            width: 16,
+            channels_in,
+            channels_out: 16,
+            kernel: [4, 4],
+            stride: [2, 2],
+            padding: [1, 1],
+        };
+        let x = random(c.input_len(), &mut rng);
+        let dy = random(c.output_len(), &mut rng);
+        let w = PackedWeight::pack(&random(c.weight_len(), &mut rng), &c);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let mut y = vec![0.0; c.output_len()];
+                c.forward(&x, &w, None, Activation::LeakyRelu(0.2), &mut y);
+                let mut dx = vec![0.0; c.input_len()];
+                c.input_grad(&dy, &w, &mut dx);
+                let (dw, db) = (c.weight_grad(&x, &dy), bias_grad(&dy, c.channels_out));
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+                (bits(&y), bits(&dx), bits(&dw), bits(&db))
+            })
+        };
+        assert_eq!(run(1), run(2), "{c:?}");
+    }
 }
