@@ -8,12 +8,26 @@ use rayon::prelude::*;
 
 use crate::gemm::{matmul, View};
 
-/// Output rows (of B·Ho·Wo) per forward block: the unit of parallel work, fixed so that the
-/// split is the same for any number of threads.
+/// Output rows (of B·Ho·Wo) per forward block at most: the unit of parallel work.
 const ROWS_PER_BLOCK: usize = 256;
+/// A layer is split into at least this many forward blocks where its rows allow (a batch-1
+/// layer has few rows: both cores get work), with no block under [`MIN_ROWS_PER_BLOCK`].
+const MIN_BLOCKS: usize = 8;
+const MIN_ROWS_PER_BLOCK: usize = 32;
+/// Multiply-adds a parallel task should at least have: waking another thread costs about as
+/// much as this many (tens of microseconds), so smaller blocks run together on one thread.
+/// Each block computes its values alone, so grouping never changes a result.
+const MIN_TASK_MACS: usize = 1 << 20;
+/// Elements per task of element-wise passes.
+const MIN_TASK_ELEMENTS: usize = 1 << 14;
+
+/// How many of a parallel loop's items (each `macs` multiply-adds) one task takes at least.
+fn min_items(macs: usize) -> usize {
+    MIN_TASK_MACS.div_ceil(macs.max(1))
+}
 /// Images per partial sum of the weight gradient; partials are added in order.
 const IMAGES_PER_PARTIAL: usize = 4;
-/// Images per task of the gathering input gradient.
+/// Images per task of the gathering input gradient (one task per stride phase and chunk).
 const IMAGES_PER_GATHER: usize = 4;
 /// From this many input channels on, the input gradient gathers each stride phase with its own
 /// GEMM instead of scattering one GEMM's columns (col2im). Gathering moves Cin-wide rows and
@@ -34,6 +48,34 @@ fn with_columns<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
         }
         f(&mut c[..len])
     })
+}
+
+/// A buffer that parallel tasks fill at disjoint places (the phases of the gathering input
+/// gradient interleave within an image, so it cannot be split into chunks).
+struct DisjointWrites<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _buffer: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: the buffer is borrowed mutably for the writer's lifetime, and `write`'s callers
+// guarantee that no two tasks write the same element.
+unsafe impl Sync for DisjointWrites<'_> {}
+
+impl<'a> DisjointWrites<'a> {
+    fn new(buffer: &'a mut [f32]) -> Self {
+        Self { ptr: buffer.as_mut_ptr(), len: buffer.len(), _buffer: std::marker::PhantomData }
+    }
+
+    /// Copies `src` to `at..at + src.len()`.
+    ///
+    /// # Safety
+    /// No other task may read or write that range while the writer lives.
+    unsafe fn write(&self, at: usize, src: &[f32]) {
+        assert!(at + src.len() <= self.len, "write of {} values at {at} into {}", src.len(), self.len);
+        // SAFETY: in bounds (checked above); exclusive by the caller's guarantee
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(at), src.len()) }
+    }
 }
 
 /// What the forward pass applies to each output value after the bias.
@@ -64,7 +106,7 @@ impl Activation {
     pub fn backward<'a>(self, y: &[f32], dy: &'a [f32]) -> Cow<'a, [f32]> {
         assert_eq!(y.len(), dy.len(), "activation output and its gradient");
         let each = |f: fn(f32, f32, f32) -> f32, slope: f32| {
-            Cow::Owned(y.par_iter().zip(dy).map(|(&y, &d)| f(y, d, slope)).collect())
+            Cow::Owned(y.par_iter().with_min_len(MIN_TASK_ELEMENTS).zip(dy).map(|(&y, &d)| f(y, d, slope)).collect())
         };
         match self {
             Self::Identity => Cow::Borrowed(dy),
@@ -215,6 +257,13 @@ impl Conv2d {
         self.out_height() * self.out_width()
     }
 
+    /// Output rows per forward block: a function of the layer alone, so that the split is the
+    /// same for any number of threads.
+    fn rows_per_block(&self) -> usize {
+        let rows = self.batch * self.positions();
+        rows.div_ceil(MIN_BLOCKS).clamp(MIN_ROWS_PER_BLOCK, ROWS_PER_BLOCK)
+    }
+
     /// Whether the input gradient gathers per stride phase ([`GATHER_FROM_CHANNELS`]).
     fn gathers(&self) -> bool {
         self.channels_in >= GATHER_FROM_CHANNELS
@@ -271,8 +320,10 @@ impl Conv2d {
         if let Some(b) = bias {
             assert_eq!(b.len(), co, "bias of {self:?}");
         }
-        y.par_chunks_mut(ROWS_PER_BLOCK * co).enumerate().for_each(|(block, out)| {
-            let start = block * ROWS_PER_BLOCK;
+        let per_block = self.rows_per_block();
+        let together = min_items(per_block * depth * co);
+        y.par_chunks_mut(per_block * co).with_min_len(together).enumerate().for_each(|(block, out)| {
+            let start = block * per_block;
             let rows = out.len() / co;
             with_columns(rows * depth, |cols| {
                 self.im2col(x, start..start + rows, cols);
@@ -302,7 +353,8 @@ impl Conv2d {
     fn input_grad_scatter(&self, dy: &[f32], w: &PackedWeight, dx: &mut [f32]) {
         let (co, depth, per_image) = (self.channels_out, self.depth(), self.positions());
         let (ci, [kh, kw]) = (self.channels_in, self.kernel);
-        dx.par_chunks_mut(self.height * self.width * ci).enumerate().for_each(|(b, image)| {
+        let together = min_items(per_image * depth * co);
+        dx.par_chunks_mut(self.height * self.width * ci).with_min_len(together).enumerate().for_each(|(b, image)| {
             let grad = &dy[b * per_image * co..(b + 1) * per_image * co];
             with_columns(per_image * depth, |cols| {
                 matmul(
@@ -336,60 +388,65 @@ impl Conv2d {
     fn input_grad_gather(&self, dy: &[f32], w: &PackedWeight, dx: &mut [f32]) {
         let (co, ci, (ho, wo)) = (self.channels_out, self.channels_in, (self.out_height(), self.out_width()));
         let (ys, xs) = self.phases();
+        let phases: Vec<(&Phase, &Phase)> = ys.iter().flat_map(|py| xs.iter().map(move |px| (py, px))).collect();
         let (image, grad_image) = (self.height * self.width * ci, ho * wo * co);
-        dx.par_chunks_mut(IMAGES_PER_GATHER * image).enumerate().for_each(|(chunk, images)| {
-            let (first, count) = (chunk * IMAGES_PER_GATHER, images.len() / image);
-            for (k, (py, px)) in ys.iter().flat_map(|py| xs.iter().map(move |px| (py, px))).enumerate() {
-                let depth = py.taps.len() * px.taps.len() * co;
-                let rows = count * py.inputs.len() * px.inputs.len();
-                with_columns(rows * (depth + ci), |buf| {
-                    let (cols, out) = buf.split_at_mut(rows * depth);
-                    let mut row = cols.chunks_exact_mut(depth.max(1));
-                    for b in first..first + count {
-                        let grad = &dy[b * grad_image..(b + 1) * grad_image];
-                        for &y in &py.inputs {
-                            for &x in &px.inputs {
-                                let Some(dst) = row.next() else { break };
-                                let mut taps = dst.chunks_exact_mut(co);
-                                for &ky in &py.taps {
-                                    // output row of this tap, if the tap reaches one
-                                    let oy = (y + self.padding[0]).checked_sub(ky).map(|v| v / self.stride[0]);
-                                    for &kx in &px.taps {
-                                        let ox = (x + self.padding[1]).checked_sub(kx).map(|v| v / self.stride[1]);
-                                        let dst = taps.next().expect("one slot per tap");
-                                        match (oy.filter(|&v| v < ho), ox.filter(|&v| v < wo)) {
-                                            (Some(oy), Some(ox)) => {
-                                                dst.copy_from_slice(&grad[(oy * wo + ox) * co..][..co]);
-                                            }
-                                            _ => dst.fill(0.0),
-                                        }
+        let dx = DisjointWrites::new(dx);
+        // one task per chunk of images and phase: a batch of one still gives every core a phase
+        let chunks = self.batch.div_ceil(IMAGES_PER_GATHER);
+        let macs = IMAGES_PER_GATHER.min(self.batch) * self.height * self.width * ci * self.depth() / phases.len();
+        (0..chunks * phases.len()).into_par_iter().with_min_len(min_items(macs)).for_each(|task| {
+            let (chunk, k) = (task / phases.len(), task % phases.len());
+            let (py, px) = phases[k];
+            let first = chunk * IMAGES_PER_GATHER;
+            let count = IMAGES_PER_GATHER.min(self.batch - first);
+            let depth = py.taps.len() * px.taps.len() * co;
+            let rows = count * py.inputs.len() * px.inputs.len();
+            with_columns(rows * (depth + ci), |buf| {
+                let (cols, out) = buf.split_at_mut(rows * depth);
+                let mut row = cols.chunks_exact_mut(depth.max(1));
+                for b in first..first + count {
+                    let grad = &dy[b * grad_image..(b + 1) * grad_image];
+                    for &y in &py.inputs {
+                        for &x in &px.inputs {
+                            let Some(dst) = row.next() else { break };
+                            let mut taps = dst.chunks_exact_mut(co);
+                            for &ky in &py.taps {
+                                // output row of this tap, if the tap reaches one
+                                let oy = (y + self.padding[0]).checked_sub(ky).map(|v| v / self.stride[0]);
+                                for &kx in &px.taps {
+                                    let ox = (x + self.padding[1]).checked_sub(kx).map(|v| v / self.stride[1]);
+                                    let dst = taps.next().expect("one slot per tap");
+                                    match (oy.filter(|&v| v < ho), ox.filter(|&v| v < wo)) {
+                                        (Some(oy), Some(ox)) => dst.copy_from_slice(&grad[(oy * wo + ox) * co..][..co]),
+                                        _ => dst.fill(0.0),
                                     }
                                 }
                             }
                         }
                     }
-                    matmul(
-                        rows,
-                        ci,
-                        depth,
-                        View::row_major(cols, depth),
-                        View::row_major(&w.phases[k], ci),
-                        out,
-                        ci,
-                        false,
-                    );
-                    let mut src = out.chunks_exact(ci);
-                    for b in 0..count {
-                        let dst_image = &mut images[b * image..(b + 1) * image];
-                        for &y in &py.inputs {
-                            for &x in &px.inputs {
-                                let from = src.next().expect("one output row per pixel");
-                                dst_image[(y * self.width + x) * ci..][..ci].copy_from_slice(from);
-                            }
+                }
+                matmul(
+                    rows,
+                    ci,
+                    depth,
+                    View::row_major(cols, depth),
+                    View::row_major(&w.phases[k], ci),
+                    out,
+                    ci,
+                    false,
+                );
+                let mut src = out.chunks_exact(ci);
+                for b in first..first + count {
+                    for &y in &py.inputs {
+                        for &x in &px.inputs {
+                            let from = src.next().expect("one output row per pixel");
+                            // SAFETY: pixel (b, y, x) lies in phase k alone and image b in this
+                            // chunk alone, so no other task writes these values
+                            unsafe { dx.write(b * image + (y * self.width + x) * ci, from) };
                         }
                     }
-                });
-            }
+                }
+            });
         });
     }
 
