@@ -340,17 +340,42 @@ impl Conv2d {
     /// dy [B, Ho, Wo, Cout]: gathered per stride phase, or col2im(dy · Wᵀ) image by image for
     /// few input channels ([`GATHER_FROM_CHANNELS`]).
     pub fn input_grad(&self, dy: &[f32], w: &PackedWeight, dx: &mut [f32]) {
+        self.adjoint(dy, w, None, Activation::Identity, dx);
+    }
+
+    /// The transposed convolution of this layer's geometry, y = act(conv_xᵀ(x) + bias):
+    /// x [B, Ho, Wo, Cout] → y [B, H, W, Cin], the bias [Cin] and the activation applied to
+    /// each part of y while it is still in cache.
+    pub fn transposed_forward(
+        &self,
+        x: &[f32],
+        w: &PackedWeight,
+        bias: Option<&[f32]>,
+        act: Activation,
+        y: &mut [f32],
+    ) {
+        if let Some(b) = bias {
+            assert_eq!(b.len(), self.channels_in, "bias of the transposed {self:?}");
+        }
+        self.adjoint(x, w, bias, act, y);
+    }
+
+    fn adjoint(&self, dy: &[f32], w: &PackedWeight, bias: Option<&[f32]>, act: Activation, dx: &mut [f32]) {
         assert_eq!(dy.len(), self.output_len(), "output gradient of {self:?}");
         assert_eq!(dx.len(), self.input_len(), "input gradient of {self:?}");
         assert_eq!(w.channels_out, self.channels_out, "weight packed for another layer");
+        let epilogue = |v: &mut [f32]| match bias {
+            Some(b) => add_bias(v, b, act),
+            None => act.apply(v),
+        };
         if self.gathers() {
-            self.input_grad_gather(dy, w, dx);
+            self.input_grad_gather(dy, w, dx, epilogue);
         } else {
-            self.input_grad_scatter(dy, w, dx);
+            self.input_grad_scatter(dy, w, dx, epilogue);
         }
     }
 
-    fn input_grad_scatter(&self, dy: &[f32], w: &PackedWeight, dx: &mut [f32]) {
+    fn input_grad_scatter(&self, dy: &[f32], w: &PackedWeight, dx: &mut [f32], epilogue: impl Fn(&mut [f32]) + Sync) {
         let (co, depth, per_image) = (self.channels_out, self.depth(), self.positions());
         let (ci, [kh, kw]) = (self.channels_in, self.kernel);
         let together = min_items(per_image * depth * co);
@@ -377,6 +402,7 @@ impl Conv2d {
                         }
                     }
                 }
+                epilogue(image);
             });
         });
     }
@@ -385,7 +411,7 @@ impl Conv2d {
     /// phase gathers the output-gradient rows its taps read, [pixels, (ty, tx, Cout)], times
     /// the phase's weight [(ty, tx, Cout), Cin]. Each pixel belongs to one phase, so dx is
     /// written once and never accumulated.
-    fn input_grad_gather(&self, dy: &[f32], w: &PackedWeight, dx: &mut [f32]) {
+    fn input_grad_gather(&self, dy: &[f32], w: &PackedWeight, dx: &mut [f32], epilogue: impl Fn(&mut [f32]) + Sync) {
         let (co, ci, (ho, wo)) = (self.channels_out, self.channels_in, (self.out_height(), self.out_width()));
         let (ys, xs) = self.phases();
         let phases: Vec<(&Phase, &Phase)> = ys.iter().flat_map(|py| xs.iter().map(move |px| (py, px))).collect();
@@ -435,6 +461,7 @@ impl Conv2d {
                     ci,
                     false,
                 );
+                epilogue(out);
                 let mut src = out.chunks_exact(ci);
                 for b in first..first + count {
                     for &y in &py.inputs {
@@ -498,13 +525,11 @@ pub fn bias_grad(dy: &[f32], channels: usize) -> Vec<f32> {
     db
 }
 
-/// Adds `bias` [C] to every position of `y` [.., C], then applies `act`, in one pass.
-pub fn add_bias(y: &mut [f32], bias: &[f32], act: Activation) {
-    // element-wise, so any split gives the same bits; 1024 positions per task
-    y.par_chunks_mut(bias.len() * 1024).for_each(|chunk| {
-        for row in chunk.chunks_exact_mut(bias.len()) {
-            row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
-            act.apply(row);
-        }
-    });
+/// Adds `bias` [C] to every position of `y` [.., C], then applies `act`, in one pass (on the
+/// calling thread: the layers call it per block of their own parallel work).
+fn add_bias(y: &mut [f32], bias: &[f32], act: Activation) {
+    for row in y.chunks_exact_mut(bias.len()) {
+        row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+        act.apply(row);
+    }
 }

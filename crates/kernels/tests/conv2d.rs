@@ -138,6 +138,28 @@ fn gradients_are_the_adjoint_and_the_outer_product() {
 }
 
 #[test]
+fn the_transposed_forward_is_the_input_gradient_with_bias_and_activation() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    for c in layers() {
+        let x = random(c.output_len(), &mut rng);
+        let w = PackedWeight::pack(&random(c.weight_len(), &mut rng), &c);
+        let bias = random(c.channels_in, &mut rng);
+        let mut plain = vec![0.0; c.input_len()];
+        c.input_grad(&x, &w, &mut plain);
+        for act in [Activation::Identity, Activation::LeakyRelu(0.2), Activation::Sigmoid] {
+            let mut want = plain.clone();
+            for (k, v) in want.iter_mut().enumerate() {
+                *v += bias[k % c.channels_in];
+            }
+            act.apply(&mut want);
+            let mut y = vec![f32::NAN; c.input_len()];
+            c.transposed_forward(&x, &w, Some(&bias), act, &mut y);
+            assert_eq!(y, want, "{c:?} {act:?}");
+        }
+    }
+}
+
+#[test]
 fn one_and_two_threads_give_the_same_bits() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     // enough rows for several forward blocks, weight-gradient partials and gather tasks, on

@@ -26,7 +26,7 @@ use burn::module::Param;
 use burn::nn::conv::{Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d};
 use burn::nn::{PaddingConfig1d, PaddingConfig2d};
 use burn::tensor::{Device, Shape, Tensor, TensorData};
-use mmguard_kernels::conv2d::{add_bias, bias_grad, unpack_weight_grad};
+use mmguard_kernels::conv2d::{bias_grad, unpack_weight_grad};
 use mmguard_kernels::{Activation, PackedWeight};
 
 use crate::layers::Act;
@@ -293,8 +293,7 @@ fn forward_flex(
         with_values(bias, |b| {
             if spec.transposed {
                 let mut y = vec![0.0; conv.input_len()];
-                conv.input_grad(x, packed, &mut y);
-                add_bias(&mut y, b, spec.activation);
+                conv.transposed_forward(x, packed, Some(b), spec.activation, &mut y);
                 tensor(y, vec![batch, conv.height, conv.width, conv.channels_in])
             } else {
                 let mut y = vec![0.0; conv.output_len()];
