@@ -385,14 +385,16 @@ impl Mmssl {
                 let regions = if grid > 0 { chosen(b, dim..channels) } else { vec![true] };
                 let g = grid.max(1);
                 let (rh, rw) = (h / g, w / g);
-                for c in 0..3 {
-                    for y in 0..h {
-                        for x in 0..w {
-                            if regions[(y / rh) * g + x / rw] {
-                                let i = c * h * w + y * w + x;
-                                camera[b * frame + i] = decoded[k * frame + i];
-                            }
-                        }
+                let (dst, src) = (&mut camera[b * frame..(b + 1) * frame], &decoded[k * frame..(k + 1) * frame]);
+                if regions.iter().all(|&r| r) {
+                    dst.copy_from_slice(src);
+                    continue;
+                }
+                // a region's part of an image row is one run of rw pixels
+                for (row, (dst, src)) in dst.chunks_exact_mut(w).zip(src.chunks_exact(w)).enumerate() {
+                    let y = row % h;
+                    for (x, _) in regions[(y / rh) * g..(y / rh + 1) * g].iter().enumerate().filter(|(_, &r)| r) {
+                        dst[x * rw..(x + 1) * rw].copy_from_slice(&src[x * rw..(x + 1) * rw]);
                     }
                 }
             }

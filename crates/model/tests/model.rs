@@ -222,6 +222,21 @@ fn a_block_with_evidence_scores_every_channel_and_loads_bit_exact() {
         }
     }
     assert!(some.substituted_columns[..5].iter().any(|&s| !s) && some.substituted_columns[..5].iter().any(|&s| s));
+    // of a flagged frame only the regions (a 4 × 4 grid of 4 × 8 pixels here) whose score
+    // reaches the threshold are replaced, in every colour channel
+    let region_scores = &out.inference.channel_scores[5..c];
+    let mut sorted = region_scores.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let cut = sorted[8];
+    let some = model.infer(&cfg, &b, Thresholds::uniform(0.0).with_channel(Some(cut)), &device);
+    let (h, w) = (16, 32);
+    for k in 0..3 * h * w {
+        let (y, x) = ((k / w) % h, k % w);
+        let take = region_scores[(y / 4) * 4 + x / 8] >= cut;
+        let (got, input, corrected) = (some.camera[k], b.camera[k], out.corrected_camera[k]);
+        assert_eq!(got, if take { corrected } else { input }, "pixel {k}");
+    }
+    assert!(region_scores.iter().any(|&s| s < cut) && region_scores.iter().any(|&s| s >= cut));
     // a channel threshold above every score substitutes the whole modality
     let whole = model.infer(&cfg, &b, Thresholds::uniform(0.0).with_channel(Some(2.0)), &device);
     assert_eq!(&whole.sensor[..win], &out.corrected_sensor[..win]);
