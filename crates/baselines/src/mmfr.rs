@@ -75,7 +75,7 @@ mod tests {
 
     #[test]
     fn no_corrupted_sample_no_loss_and_a_matching_pattern_costs_less() {
-        let device = Device::flex();
+        let device = mmguard_model::compute::device();
         let f = FuzzyConfig::default();
         let code = Tensor::<2>::zeros([4, 100], &device);
         assert!(f.loss(code.clone(), [&[], &[]], &device).is_none());

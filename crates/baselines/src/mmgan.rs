@@ -93,7 +93,7 @@ mod tests {
 
     #[test]
     fn patch_scores_have_the_documented_shapes() {
-        let device = Device::flex();
+        let device = mmguard_model::compute::device();
         let s1 = Stage1Config::new(32, 48, 5, 8);
         let d = AdversaryConfig::default().init(&s1, &device);
         let cam = Tensor::<4>::zeros([2, 3, 32, 48], &device);

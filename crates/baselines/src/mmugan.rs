@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn reconstructs_the_input_geometry() {
-        let device = Device::flex();
+        let device = mmguard_model::compute::device();
         let s1 = Stage1Config::new(32, 48, 5, 8);
         let g = MmaeConfig::new(s1.clone()).init_unet(&device);
         let (c, s, code) =

@@ -1,8 +1,8 @@
 //! Training and scoring every method × seed, resumably.
 
+use mmguard_model::compute;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
 use mmguard_baselines::{AdversaryConfig, FuzzyConfig, Trained};
 use mmguard_data::Dataset;
 use mmguard_eval::{protocol, severity_curves, CurveConfig, CurvePoint, EvalConfig, ProtocolResult};
@@ -140,7 +140,7 @@ pub fn run_heads(data: &Dataset, cfg: &BenchConfig, out: &Path) -> Result<Vec<He
     let study = StudyConfig { methods: cfg.heads.clone(), ..cfg.study.clone() };
     let mut results = Vec::new();
     for seed in 0..cfg.seeds as u64 {
-        let run = Run::load(&run_dir(out, Method::Mmssl, seed), &Device::flex())?;
+        let run = Run::load(&run_dir(out, Method::Mmssl, seed), &compute::device())?;
         results.extend(run_study(&run, data, &study, &[seed])?);
     }
     Ok(results)
@@ -182,7 +182,7 @@ impl Bench<'_> {
         tracing::info!("{} seed {seed}: training into {}", method.label(), dir.display());
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let (data, prep, eval) = (self.data, &self.prep, &self.cfg.eval);
-        let flex = Device::flex();
+        let flex = compute::device();
         let curves = &self.cfg.curves;
         let score = |m: &dyn Repair, s1: &Stage1Config| -> Scored {
             let result = protocol(m, data, &prep.test, &prep.norm, s1, eval);

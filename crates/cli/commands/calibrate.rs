@@ -1,14 +1,14 @@
 //! `mmguard calibrate`
 
 use anyhow::{bail, Context};
-use burn::tensor::Device;
+use mmguard_model::compute;
 use mmguard_model::{write_json, Run, CONFIG_FILE};
 use mmguard_train::{calibrate_gate, Calibration, GateOptions};
 
 use crate::args::CalibrateArgs;
 
 pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
-    let mut run = Run::load(&a.run, &Device::flex())?;
+    let mut run = Run::load(&a.run, &compute::device())?;
     // by default the run's own method: recalibrating an older run does not change its kind
     let name = a.method.clone().unwrap_or_else(|| run.config.gate.method.clone());
     let method: Calibration = serde_json::from_value(serde_json::Value::String(name.clone()))

@@ -1,11 +1,11 @@
 //! `mmguard eval`
 
 use anyhow::{bail, Context};
-use burn::tensor::Device;
 use mmguard_data::npz::{ArrayData, NpzReader};
 use mmguard_eval::{evaluate, evaluate_stream, to_csv, write_curves, EvalConfig, EvalReport};
 use mmguard_faults::inject::LEVEL_KEYS;
 use mmguard_faults::{Compound, Fault, COMMON_CAUSE};
+use mmguard_model::compute;
 use mmguard_model::Run;
 
 use crate::args::EvalArgs;
@@ -47,7 +47,7 @@ fn sweep(a: &EvalArgs, list: &str) -> anyhow::Result<()> {
     if let Some(bad) = a.severities.iter().find(|s| !(0.0..=1.0).contains(*s)) {
         bail!("--severities: {bad} is outside [0, 1]");
     }
-    let run = Run::load(&a.run, &Device::flex())?;
+    let run = Run::load(&a.run, &compute::device())?;
     let path = a.data.clone().unwrap_or_else(|| run.config.data.path.clone().into());
     let data = super::load_dataset(&path)?;
     let rows = mmguard_eval::sweep(&run, &data, &faults, &a.severities, a.seed)?;
@@ -102,7 +102,7 @@ fn sweep(a: &EvalArgs, list: &str) -> anyhow::Result<()> {
 
 fn stream(a: &EvalArgs) -> anyhow::Result<()> {
     let path = a.data.as_ref().context("--stream needs --data: a file made by `mmguard faults inject`")?;
-    let run = Run::load(&a.run, &Device::flex())?;
+    let run = Run::load(&a.run, &compute::device())?;
     let data = super::load_dataset(path)?;
     let mut reader = NpzReader::open(path)?;
     let mut levels: [Vec<f32>; 2] = Default::default();
@@ -129,7 +129,7 @@ pub(crate) fn eval_run(
     threshold: Option<f32>,
     seed: u64,
 ) -> anyhow::Result<EvalReport> {
-    let run = Run::load(run_dir, &Device::flex())?;
+    let run = Run::load(run_dir, &compute::device())?;
     let path = data.map(std::path::PathBuf::from).unwrap_or_else(|| run.config.data.path.clone().into());
     let data = super::load_dataset(&path)?;
     Ok(evaluate(&run, &data, &EvalConfig { threshold, seed, ..EvalConfig::default() })?)

@@ -1,14 +1,14 @@
 //! `mmguard robust`: downstream heads on a run's frozen encoders.
 
 use anyhow::Context;
-use burn::tensor::Device;
+use mmguard_model::compute;
 use mmguard_model::Run;
 use mmguard_robust::{run_study, task_description, write_report, write_results, HeadMethod, StudyConfig};
 
 use crate::args::RobustArgs;
 
 pub fn run(a: RobustArgs) -> anyhow::Result<()> {
-    let run = Run::load(&a.run, &Device::flex())?;
+    let run = Run::load(&a.run, &compute::device())?;
     let path = a.data.clone().unwrap_or_else(|| run.config.data.path.clone().into());
     let data = super::load_dataset(&path)?;
     let mut cfg: StudyConfig = match &a.config {

@@ -5,9 +5,9 @@
 //! copies measure a missing modality: camera absent (frame all zeros) and sensor absent
 //! (window all zeros).
 
-use burn::tensor::Device;
 use mmguard_data::{Dataset, Windows};
 use mmguard_faults::{CameraFault, Compound, Fault, Frame, Modality, SensorFault, Window};
+use mmguard_model::compute;
 use mmguard_model::Stage1Config;
 use mmguard_model::{host_batch, HostBatch, Run, Thresholds};
 use rand::Rng;
@@ -243,7 +243,7 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
     if windows.count() == 0 {
         return Err(crate::Error::Empty(format!("{}: no full window to evaluate", data.path.display())));
     }
-    let device = Device::flex();
+    let device = compute::device();
     let mc = &run.config.model;
     let s1 = &mc.stage1;
     let gate = run.config.gate.thresholds();

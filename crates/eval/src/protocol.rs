@@ -2,8 +2,8 @@
 //! the baselines are scored on the same copies of the same windows — clean, camera test fault,
 //! sensor test fault — with the same seed.
 
-use burn::tensor::Device;
 use mmguard_data::{Dataset, MinMax, Windows};
+use mmguard_model::compute;
 use mmguard_model::{host_batch, HostBatch, Repair, Stage1Config};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -47,7 +47,7 @@ pub fn protocol(
     s1: &Stage1Config,
     cfg: &EvalConfig,
 ) -> ProtocolResult {
-    let device = Device::flex();
+    let device = compute::device();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let (frame, win) = (3 * s1.height * s1.width, s1.window * s1.sensor_dim);
     // [copy kind: clean, camera-faulty, sensor-faulty][camera, sensor]
@@ -125,7 +125,7 @@ pub fn severity_curves(
     severities: &[f32],
     seed: u64,
 ) -> Vec<CurvePoint> {
-    let device = Device::flex();
+    let device = compute::device();
     let (frame, win) = (3 * s1.height * s1.width, s1.window * s1.sensor_dim);
     let mut cells = Cells::new(specs, severities, seed);
     // [cell][camera, sensor][input, output]

@@ -3,9 +3,9 @@
 //! How often the gate flags a faulty window, how often a healthy one, and how many readings
 //! after the onset it takes to notice.
 
-use burn::tensor::Device;
 use mmguard_data::Dataset;
 use mmguard_faults::Modality;
+use mmguard_model::compute;
 use mmguard_model::{host_batch, Run, Thresholds};
 use serde::Serialize;
 
@@ -70,7 +70,7 @@ pub fn evaluate_stream(
         )));
     }
     let (windows, _) = eval_windows(run, data)?;
-    let device = Device::flex();
+    let device = compute::device();
     let mc = &run.config.model;
     let gate = run.config.gate.thresholds();
     let thresholds = threshold.map_or(gate, |t| Thresholds::uniform(t).with_channel(gate.channel));

@@ -1,9 +1,9 @@
 //! Robustness curves: every fault of the catalogue (or a compound of several) at several
 //! severities, on the same test windows (MultiBench-style), as a table, CSV and plots.
 
+use mmguard_model::compute;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
 use mmguard_data::Dataset;
 use mmguard_faults::{Compound, Fault, Modality};
 use mmguard_model::{host_batch, HostBatch, Run, Stage1Config};
@@ -111,7 +111,7 @@ fn sq_err(a: &[f32], b: &[f32]) -> f64 {
 pub fn sweep(run: &Run, data: &Dataset, specs: &[Compound], severities: &[f32], seed: u64) -> Result<Vec<SweepRow>> {
     run.check_compatible(data)?;
     let (windows, _) = eval_windows(run, data)?;
-    let device = Device::flex();
+    let device = compute::device();
     let mc = &run.config.model;
     let s1 = &mc.stage1;
     let thresholds = run.config.gate.thresholds();

@@ -9,10 +9,12 @@
 //!   ([`InputRepair`]); [`Mmssl::run`] adds the references the evaluation compares against.
 //!
 //! The code takes a [`burn::tensor::Device`] and makes no backend assumption; a plain (non
-//! autodiff) device gives the inference path without gradient bookkeeping.
+//! autodiff) device gives the inference path without gradient bookkeeping. [`compute`] is the
+//! one place that picks the device the other crates run on.
 
 mod autoencoder;
 mod block;
+pub mod compute;
 mod error;
 pub mod evidence;
 pub mod fast_conv;

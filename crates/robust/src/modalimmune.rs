@@ -21,6 +21,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::module::linear;
 use burn::tensor::{Device, Tensor, TensorData};
+use mmguard_model::compute;
 use mmguard_model::lrelu;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -685,7 +686,7 @@ impl Trainer<'_> {
     /// The controller's leave-one-out scores on a validation batch (on the plain device).
     fn control(&mut self, v: &Batch) {
         let plain = self.model().valid();
-        let device = Device::flex();
+        let device = compute::device();
         let n = v.targets.labelled.len();
         let loss = |keep: [bool; 2]| {
             let out = plain.forward(v.latent[0].clone(), v.latent[1].clone(), presence(n, keep, &device));
@@ -760,7 +761,7 @@ impl Trainer<'_> {
     /// Stable rank of the validation embeddings of both modalities.
     fn stable_ranks(&self, val: &TaskSet) -> [f64; 2] {
         let plain = self.model().valid();
-        let device = Device::flex();
+        let device = compute::device();
         let n = val.len();
         let latent = |v: &[f32], d: usize| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [n, d]), &device);
         let e = [
@@ -781,7 +782,7 @@ pub fn train_modalimmune(
     schedule: &HeadSchedule,
     seed: u64,
 ) -> (ModalImmune, ImmuneLog) {
-    let device = Device::flex().autodiff();
+    let device = compute::training_device();
     let model = mmguard_train::seeded(&device, seed, |d| cfg.init(shape, d));
     let mut t = Trainer {
         model: Some(model),
@@ -822,7 +823,7 @@ pub fn train_modalimmune(
                 col_steps += 1;
             }
             if t.step.is_multiple_of(cfg.control_every as u64) {
-                t.control(&next_val(&Device::flex()));
+                t.control(&next_val(&compute::device()));
             }
             if cfg.meta.enabled && cfg.collapse.enabled && t.step.is_multiple_of(cfg.meta.every as u64) {
                 t.meta_step(&b, &next_val(&device));

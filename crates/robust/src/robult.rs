@@ -13,6 +13,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
+use mmguard_model::compute;
 use mmguard_model::{lrelu, unit_rows, HostBatch, Stage1, Stage1Config};
 
 use crate::task::{presence, select, supervised_loss, BatchTargets, Labelled, Standardizer, TaskShape};
@@ -350,7 +351,7 @@ pub fn train_robult(
     schedule: &HeadSchedule,
     seed: u64,
 ) -> (Robult, Option<Stage1>, Vec<RobultEpoch>) {
-    let device = Device::flex().autodiff();
+    let device = compute::training_device();
     let mut model = mmguard_train::seeded(&device, seed, |d| cfg.init(shape, d));
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let mut encoder_optim = AdamConfig::new().with_epsilon(1e-8).init();
@@ -430,13 +431,13 @@ mod tests {
     use super::*;
 
     fn t(v: Vec<f32>, shape: [usize; 2]) -> Tensor<2> {
-        Tensor::from_data(TensorData::new(v, shape), &Device::flex())
+        Tensor::from_data(TensorData::new(v, shape), &compute::device())
     }
 
     fn heads() -> (Robult, RobultConfig) {
         let cfg = RobultConfig { hidden: 8, shared: 4, unique: 3, ..RobultConfig::default() };
         let task = TaskShape { camera_latent: 6, sensor_latent: 5, classes: 3 };
-        (cfg.init(&task, &Device::flex()), cfg)
+        (cfg.init(&task, &compute::device()), cfg)
     }
 
     #[test]
@@ -480,7 +481,7 @@ mod tests {
             t(vec![1.0; 4], [2, 2]),
         );
         let targets = BatchTargets { labelled: vec![true, false], class: vec![2, 0], value: vec![0.5, 9.0] };
-        let (_, parts) = robult_loss(&out, &targets, &cfg, &Device::flex());
+        let (_, parts) = robult_loss(&out, &targets, &cfg, &compute::device());
         let logits = host(out.logits.clone());
         let row = &logits[0..3];
         let lse = row.iter().map(|v| v.exp()).sum::<f32>().ln();

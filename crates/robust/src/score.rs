@@ -1,6 +1,7 @@
 //! Task metrics of a head on a set of latents: accuracy, macro-F1 and the regression MAE.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
+use mmguard_model::compute;
 use serde::{Deserialize, Serialize};
 
 use crate::task::{presence, TaskSet};
@@ -29,7 +30,7 @@ pub fn score(
     range: f32,
 ) -> TaskScore {
     const CHUNK: usize = 512;
-    let device = Device::flex();
+    let device = compute::device();
     let (mut predicted, mut abs_err) = (Vec::with_capacity(set.len()), 0.0f64);
     for start in (0..set.len()).step_by(CHUNK) {
         let rows: Vec<usize> = (start..(start + CHUNK).min(set.len())).collect();

@@ -3,10 +3,10 @@
 //! with both modalities, with one missing, and under the fault catalogue — straight, and behind
 //! MMSSL's gate (drop the flagged modality, or let MMSSL correct it first).
 
+use mmguard_model::compute;
 use std::path::Path;
 use std::time::Instant;
 
-use burn::tensor::Device;
 use mmguard_data::Dataset;
 use mmguard_eval::{Cells, CurveConfig};
 use mmguard_model::{host_batch, Gated, HostBatch, Repair, Run, Stage1};
@@ -304,7 +304,7 @@ impl<'a> Sources<'a> {
         let (run, data) = (self.run, self.data);
         let s1 = &run.config.model.stage1;
         let norm = &run.config.normalization;
-        let device = Device::flex();
+        let device = compute::device();
         let encoded = |ends: &[usize], b: &HostBatch| {
             let (camera, sensor) = encode(stage1, s1, b, &device);
             let (class, value) = self.targets.of_windows(data, ends, norm);
@@ -402,7 +402,7 @@ pub fn run_study(run: &Run, data: &Dataset, cfg: &StudyConfig, seeds: &[u64]) ->
                     HeadMethod::Robult | HeadMethod::RobultSupervised | HeadMethod::RobultFineTuned => {
                         let rc = method.robult(&cfg.robult);
                         let fine = if method == HeadMethod::RobultFineTuned {
-                            let ad = Device::flex().autodiff();
+                            let ad = compute::training_device();
                             Some(FineTune {
                                 batch: &sources.train.1,
                                 stage1: Run::load(&run.dir, &ad)?.model.stage1,

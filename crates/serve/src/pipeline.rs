@@ -8,12 +8,12 @@
 //! output and every status is Good; a flagged modality → `corrected`, it is replaced by the
 //! corrector's output and its channels are Uncertain_SubstituteValue.
 
+use mmguard_model::compute;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
-use burn::tensor::Device;
 pub use mmguard_data::Geometry;
 use mmguard_model::{HostBatch, Run, Thresholds};
 use serde::Serialize;
@@ -138,7 +138,7 @@ pub fn to_u8(v: f32) -> u8 {
 impl Pipeline {
     /// Loads the run in `dir`.
     pub fn load(dir: &Path, rules: RuleConfig) -> Result<Self, mmguard_model::Error> {
-        let run = Run::load(dir, &Device::flex())?;
+        let run = Run::load(dir, &compute::device())?;
         let text = std::fs::read(dir.join("config.json")).unwrap_or_default();
         // FNV-1a of the configuration: changes with every retrained or recalibrated run
         let hash = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
@@ -232,7 +232,7 @@ impl Pipeline {
             return answers;
         }
         let batch = self.host_batch(samples, &model_rows);
-        let out = self.run.model.infer(&self.run.config.model, &batch, self.thresholds(), &Device::flex());
+        let out = self.run.model.infer(&self.run.config.model, &batch, self.thresholds(), &compute::device());
         let (frame, win) = (samples[0].camera.len(), samples[0].sensor.len());
         for (k, &i) in model_rows.iter().enumerate() {
             let a = &mut answers[i];

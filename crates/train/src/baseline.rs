@@ -3,6 +3,7 @@
 //! size, learning rate and seed, the epochs of both MMSSL stages together as their budget, and
 //! early stopping (stage 2's patience) on a fixed faulty copy of the validation episodes.
 
+use mmguard_model::compute;
 use std::time::Instant;
 
 use burn::optim::AdamConfig;
@@ -133,8 +134,8 @@ fn train_one_stage<M: Reconstruct>(
     init: impl FnOnce(&Device) -> M,
     extra: Extra,
 ) -> Result<(Trained<M>, BaselineReport)> {
-    let plain = Device::flex();
-    let ad = plain.clone().autodiff();
+    let plain = compute::device();
+    let ad = compute::training_device();
     let stage1 = model_config(cfg, data).stage1;
     let s1 = &stage1;
     let faults = &cfg.stage2.faults;

@@ -3,6 +3,7 @@
 //! to the stage-2 objective. The latent targets are the current encoder's clean latents, held
 //! constant within a step (detached) so that the encoder cannot meet them by moving them.
 
+use mmguard_model::compute;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -64,7 +65,7 @@ impl Context<'_> {
         let Self { data, cfg, prep, model_cfg, ad, val_batches, .. } = *self;
         let s2 = &cfg.stage2;
         let s1 = &model_cfg.stage1;
-        let plain = Device::flex();
+        let plain = compute::device();
         let triple = |ends: &[usize], clean: HostBatch, rng: &mut ChaCha8Rng| {
             let (faulty, kinds) = s2.faults.inject_batch(&clean, &previous_frames(data, ends, &s2.faults), s1, rng);
             Triple { clean, faulty, labels: kinds.iter().flat_map(|k| k.labels()).collect() }

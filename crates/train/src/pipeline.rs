@@ -1,5 +1,6 @@
 //! The whole training run: split, scale, stage 1, stage 2, gate calibration, run directory.
 
+use mmguard_model::compute;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -87,7 +88,7 @@ fn fit_clean_statistics(
     prep: &Prepared,
     cfg: &TrainConfig,
 ) {
-    let (plain, s1) = (Device::flex(), &model_cfg.stage1);
+    let (plain, s1) = (compute::device(), &model_cfg.stage1);
     let frozen = stage1.valid();
     let (mut raw, mut latents) = (Vec::new(), Vec::new());
     let mut spreads = SpreadSums::new(s1.sensor_dim);
@@ -212,8 +213,7 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
     check(cfg)?;
     let prep = prepare(data, cfg.window, &cfg.split)?;
     std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.into(), source })?;
-    let plain = Device::flex();
-    let ad = plain.clone().autodiff();
+    let ad = compute::training_device();
     let mut model_cfg = model_config(cfg, data);
     let Mmssl { stage1, block } = init_model(&model_cfg, &ad, cfg.seed);
     let mut log = CsvLog::create(&out.join(LOG_FILE))?;
@@ -327,7 +327,7 @@ pub fn calibrate_gate(
     options: GateOptions,
 ) -> Gate {
     let GateOptions { rate, method, per_modality, channel } = options;
-    let plain = Device::flex();
+    let plain = compute::device();
     // per episode: (camera, sensor, sample) scores
     let mut by_episode: Vec<(i32, [EpisodeScores; 3])> = Vec::new();
     for chunk in val.ends.chunks(64) {

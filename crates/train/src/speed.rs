@@ -1,9 +1,9 @@
 //! Throughput of training and inference on synthetic batches of the reference geometry.
 
+use mmguard_model::compute;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::tensor::Device;
 use mmguard_model::fast_conv::use_kernels;
 use mmguard_model::{HostBatch, Mmssl, ModelConfig, Thresholds};
 use rand::{Rng, SeedableRng};
@@ -108,8 +108,8 @@ fn random_batch(len: usize, cfg: &ModelConfig, rng: &mut ChaCha8Rng) -> HostBatc
 /// both see the same state of a shared machine.
 pub fn measure(cfg: &SpeedConfig) -> SpeedReport {
     let model_cfg = ModelConfig::new(cfg.image, cfg.image, cfg.sensor_dim, cfg.window);
-    let plain = Device::flex();
-    let ad = plain.clone().autodiff();
+    let plain = compute::device();
+    let ad = compute::training_device();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let batch = random_batch(cfg.batch_size, &model_cfg, &mut rng);
     let Mmssl { stage1, block } = init_model(&model_cfg, &ad, 0);

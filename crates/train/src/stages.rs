@@ -1,5 +1,6 @@
 //! The epoch loops of both stages, with early stopping on the validation loss.
 
+use mmguard_model::compute;
 use std::path::Path;
 use std::time::Instant;
 
@@ -108,7 +109,7 @@ impl Context<'_> {
         let plain = stage1.valid();
         let (mut sum, mut n) = (0.0, 0usize);
         for (_, b) in self.val_batches {
-            let (c, s) = reconstruction_error(&plain, &self.model_cfg.stage1, b, &Device::flex());
+            let (c, s) = reconstruction_error(&plain, &self.model_cfg.stage1, b, &compute::device());
             sum += (c + s) * b.len as f64;
             n += b.len;
         }
@@ -162,7 +163,7 @@ impl Context<'_> {
     pub(crate) fn train_stage2(&mut self, stage1: &Stage1, block: ComputeBlock) -> Result<(ComputeBlock, usize, f64)> {
         let Self { data, cfg, prep, model_cfg, ad, val_batches, .. } = *self;
         let s2 = &cfg.stage2;
-        let plain = Device::flex();
+        let plain = compute::device();
         let frozen = stage1.valid();
         let enc = LatentEncoder { stage1: &frozen, cfg: model_cfg, device: &plain };
         let l = model_cfg.stage1.joint_latent();
