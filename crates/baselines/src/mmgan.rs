@@ -11,7 +11,8 @@ use burn::module::Module;
 use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
 use burn::nn::{PaddingConfig1d, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
-use mmguard_model::{conv, lrelu, Stage1Config};
+use mmguard_model::fast_conv::{chain1d, chain2d, Layer1d, Layer2d};
+use mmguard_model::{conv, Act, Stage1Config};
 use serde::{Deserialize, Serialize};
 
 /// The adversarial part of MMGAN's training.
@@ -70,15 +71,17 @@ impl Discriminator {
         input_sensor: Tensor<3>,
         candidate_sensor: Tensor<3>,
     ) -> (Tensor<4>, Tensor<3>) {
-        let x = Tensor::cat(vec![input_camera, candidate_camera], 1);
-        let x = lrelu(self.c1.forward(x));
-        let x = lrelu(self.c2.forward(x));
-        let x = lrelu(self.c3.forward(x));
-        let camera = self.c4.forward(x);
-        let y = Tensor::cat(vec![input_sensor, candidate_sensor], 1);
-        let y = lrelu(self.s1.forward(y));
-        let y = lrelu(self.s2.forward(y));
-        (camera, self.s3.forward(y))
+        let [c1, c2, c3, c4] = [&self.c1, &self.c2, &self.c3, &self.c4].map(Layer2d::Conv);
+        let camera = chain2d(
+            Tensor::cat(vec![input_camera, candidate_camera], 1),
+            &[(c1, Act::Lrelu), (c2, Act::Lrelu), (c3, Act::Lrelu), (c4, Act::Linear)],
+        );
+        let [s1, s2, s3] = [&self.s1, &self.s2, &self.s3].map(Layer1d::Conv);
+        let sensor = chain1d(
+            Tensor::cat(vec![input_sensor, candidate_sensor], 1),
+            &[(s1, Act::Lrelu), (s2, Act::Lrelu), (s3, Act::Linear)],
+        );
+        (camera, sensor)
     }
 }
 

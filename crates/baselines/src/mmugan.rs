@@ -16,9 +16,9 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d};
-use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
-use mmguard_model::{conv, lrelu, Stage1Config};
+use mmguard_model::fast_conv::{Layer1d, Layer2d, Map1d, Map2d};
+use mmguard_model::{conv, Act, Stage1Config};
 
 use crate::mmae::Bottleneck;
 use crate::{MmaeConfig, Reconstruct};
@@ -97,25 +97,27 @@ impl Reconstruct for Mmugan {
         sensor: Tensor<3>,
     ) -> (Tensor<4>, Tensor<3>, Tensor<2>) {
         let (c, s) = (&self.camera, &self.sensor);
-        let a1 = lrelu(c.e1.forward(camera));
-        let a2 = lrelu(c.e2.forward(a1.clone()));
-        let a3 = lrelu(c.e3.forward(a2.clone()));
-        let a4 = c.e4.forward(a3.clone());
-        let b1 = lrelu(s.e1.forward(sensor));
-        let b2 = lrelu(s.e2.forward(b1.clone()));
-        let b3 = s.e3.forward(b2.clone());
+        let (conv, up) = (Layer2d::Conv, Layer2d::Transposed);
+        let a1 = Map2d::new(camera).layer(conv(&c.e1), Act::Lrelu);
+        let a2 = a1.clone().layer(conv(&c.e2), Act::Lrelu);
+        let a3 = a2.clone().layer(conv(&c.e3), Act::Lrelu);
+        let a4 = a3.clone().layer(conv(&c.e4), Act::Linear).into_nchw();
+        let (conv1, up1) = (Layer1d::Conv, Layer1d::Transposed);
+        let b1 = Map1d::new(sensor).layer(conv1(&s.e1), Act::Lrelu);
+        let b2 = b1.clone().layer(conv1(&s.e2), Act::Lrelu);
+        let b3 = b2.clone().layer(conv1(&s.e3), Act::Linear).into_channels_first();
         let z = Tensor::cat(vec![a4.flatten(1, 3), b3.flatten(1, 2)], 1);
         let (z, code) = self.bottleneck.forward(z);
         let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
         let zc = s1.camera_map(z.clone().narrow(1, 0, lc));
         let zs = s1.sensor_map(z.narrow(1, lc, ls));
-        let x = lrelu(c.d1.forward(zc));
-        let x = lrelu(c.d2.forward(Tensor::cat(vec![x, a3], 1)));
-        let x = lrelu(c.d3.forward(Tensor::cat(vec![x, a2], 1)));
-        let camera = sigmoid(c.d4.forward(Tensor::cat(vec![x, a1], 1)));
-        let y = lrelu(s.d1.forward(zs));
-        let y = lrelu(s.d2.forward(Tensor::cat(vec![y, b2], 1)));
-        let sensor = s.d3.forward(Tensor::cat(vec![y, b1], 1));
+        let x = Map2d::new(zc).layer(up(&c.d1), Act::Lrelu);
+        let x = x.cat(a3).layer(up(&c.d2), Act::Lrelu);
+        let x = x.cat(a2).layer(up(&c.d3), Act::Lrelu);
+        let camera = x.cat(a1).layer(up(&c.d4), Act::Sigmoid).into_nchw();
+        let y = Map1d::new(zs).layer(up1(&s.d1), Act::Lrelu);
+        let y = y.cat(b2).layer(up1(&s.d2), Act::Lrelu);
+        let sensor = y.cat(b1).layer(conv1(&s.d3), Act::Linear).into_channels_first();
         (camera, sensor, code)
     }
 }

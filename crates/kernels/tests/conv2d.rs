@@ -24,6 +24,8 @@ fn layers() -> Vec<Conv2d> {
         // kernel narrower than its stride (phases without taps)
         l(6, [9, 7], [16, 5], [3, 4], [2, 3], [1, 2]),
         l(2, [5, 6], [20, 3], [2, 2], [3, 3], [0, 1]),
+        // stride 1: one phase with every tap (MMGAN's 3 × 3 patch-score layer)
+        l(2, [6, 5], [64, 1], [3, 3], [1, 1], [1, 1]),
         l(2, [7, 5], [3, 2], [3, 2], [1, 2], [0, 1]),
         // sensor: k3 s1 p1 keeps T, k4 s2 p1 halves it
         l(4, [1, 16], [5, 8], [1, 3], [1, 1], [0, 1]),

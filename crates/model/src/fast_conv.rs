@@ -2,10 +2,11 @@
 //! a hand-written backward pass: burn-flex computes these layers per sample with small GEMMs and
 //! falls back to generic dilated convolutions for their gradients.
 //!
-//! A network hands a chain of burn's own modules to [`chain2d`] or [`chain1d`]; on the flex
-//! device (plain or under autodiff) the chain runs on the kernels, its activations NHWC inside
-//! (a 1-D layer over a window [B, C, T] is a 2-D one of height 1), so the layout changes once
-//! at each end, and each layer's LeakyReLU is fused into it. On any other device, or for a
+//! A network hands a chain of burn's own modules to [`chain2d`] or [`chain1d`], or, where its
+//! layers read more than the previous one, steps a [`Map2d`] / [`Map1d`] through them; on the
+//! flex device (plain or under autodiff) the layers run on the kernels, their activations NHWC
+//! inside (a 1-D layer over a window [B, C, T] is a 2-D one of height 1), so the layout
+//! changes once at each end, and each layer's activation is fused into it. On any other device, or for a
 //! module configured beyond what the kernels cover, the chain is burn's modules one by one.
 //! The results are burn's (`Conv2d`'s cross-correlation plus bias, `ConvTranspose2d`'s
 //! adjoint), and so are the parameters: the weights keep burn's layout, and saved runs load
@@ -64,9 +65,23 @@ pub trait KernelConv: Backend {
 static KERNELS: AtomicBool = AtomicBool::new(true);
 
 /// Sends the flex device's chains to burn's own modules (`false`) or back to the kernels, for
-/// the whole process: the speed benchmark's and the equivalence tests' way to run both paths.
+/// the whole process.
 pub fn use_kernels(on: bool) {
     KERNELS.store(on, Ordering::Relaxed);
+}
+
+/// `f` on the kernels, then on burn's modules, then back to the kernels: the speed benchmark's
+/// and the equivalence tests' way to run both paths. Callers take turns (the switch is
+/// process-wide).
+pub fn on_both_paths<R>(mut f: impl FnMut() -> R) -> (R, R) {
+    static TURN: Mutex<()> = Mutex::new(());
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    use_kernels(true);
+    let kernels = f();
+    use_kernels(false);
+    let burn = f();
+    use_kernels(true);
+    (kernels, burn)
 }
 
 /// Whether a chain on `device` runs on the kernels.
@@ -167,48 +182,124 @@ impl Layer1d<'_> {
     }
 }
 
-/// The kernel layers of a chain on `device`, or `None` where burn's modules must run it.
-fn kernel_chain<L: Copy>(
-    device: &Device,
-    layers: &[(L, Act)],
-    kernel: impl Fn(L, Activation) -> Option<KernelLayer>,
-) -> Option<Vec<KernelLayer>> {
-    if !kernels_serve(device) {
-        return None;
-    }
-    layers.iter().map(|&(l, a)| kernel(l, a.kernel())).collect()
+fn run_kernel(x: Tensor<4>, layer: KernelLayer) -> Tensor<4> {
+    Tensor::from_dispatch(<burn::backend::Dispatch as KernelConv>::kernel_conv(
+        x.into_dispatch(),
+        layer.weight.into_dispatch(),
+        layer.bias.into_dispatch(),
+        layer.spec,
+    ))
 }
 
-fn run_nhwc(x: Tensor<4>, layers: Vec<KernelLayer>) -> Tensor<4> {
-    layers.into_iter().fold(x, |x, l| {
-        Tensor::from_dispatch(<burn::backend::Dispatch as KernelConv>::kernel_conv(
-            x.into_dispatch(),
-            l.weight.into_dispatch(),
-            l.bias.into_dispatch(),
-            l.spec,
-        ))
-    })
+/// An activation map of a 2-D network, [B, C, H, W], kept in the layout its layers run in:
+/// NHWC where the kernels serve the device, burn's NCHW elsewhere. A network whose layers
+/// read more than the previous one (a U-Net's skips, concatenated with [`Map2d::cat`]) keeps
+/// its maps in it, so that the layout changes only where the network starts and ends.
+#[derive(Debug, Clone)]
+pub struct Map2d {
+    x: Tensor<4>,
+    nhwc: bool,
+}
+
+impl Map2d {
+    /// The map of `x` [B, C, H, W].
+    pub fn new(x: Tensor<4>) -> Self {
+        match kernels_serve(&x.device()) {
+            true => Self { x: x.permute([0, 2, 3, 1]), nhwc: true },
+            false => Self { x, nhwc: false },
+        }
+    }
+
+    /// act(layer(map)); a layer the kernels do not cover runs as burn's module.
+    pub fn layer(self, layer: Layer2d, act: Act) -> Self {
+        let x = match (self.nhwc, layer.kernel(act.kernel())) {
+            (true, Some(kernel)) => run_kernel(self.x, kernel),
+            (true, None) => act.apply(layer.burn(self.x.permute([0, 3, 1, 2]))).permute([0, 2, 3, 1]),
+            (false, _) => act.apply(layer.burn(self.x)),
+        };
+        Self { x, ..self }
+    }
+
+    /// The channels of `self` followed by those of `other` (same batch and size).
+    pub fn cat(self, other: Self) -> Self {
+        assert_eq!(self.nhwc, other.nhwc, "maps of one device share a layout");
+        let channels = if self.nhwc { 3 } else { 1 };
+        Self { x: Tensor::cat(vec![self.x, other.x], channels), ..self }
+    }
+
+    /// The map as [B, C, H, W].
+    pub fn into_nchw(self) -> Tensor<4> {
+        if self.nhwc {
+            self.x.permute([0, 3, 1, 2])
+        } else {
+            self.x
+        }
+    }
+}
+
+/// An activation map of a 1-D network over windows, [B, C, T]: for the kernels a 2-D map of
+/// height 1 in NHWC ([B, 1, T, C]), elsewhere burn's [B, C, T]. As [`Map2d`].
+#[derive(Debug, Clone)]
+pub struct Map1d(Window);
+
+#[derive(Debug, Clone)]
+enum Window {
+    Kernels(Tensor<4>),
+    Burn(Tensor<3>),
+}
+
+impl Map1d {
+    /// The map of `x` [B, C, T].
+    pub fn new(x: Tensor<3>) -> Self {
+        if !kernels_serve(&x.device()) {
+            return Self(Window::Burn(x));
+        }
+        let [b, _, t] = x.dims();
+        Self(Window::Kernels(x.permute([0, 2, 1]).reshape([b as i32, 1, t as i32, -1])))
+    }
+
+    /// act(layer(map)); a layer the kernels do not cover runs as burn's module.
+    pub fn layer(self, layer: Layer1d, act: Act) -> Self {
+        match (self.0, layer.kernel(act.kernel())) {
+            (Window::Kernels(x), Some(kernel)) => Self(Window::Kernels(run_kernel(x, kernel))),
+            (Window::Kernels(x), None) => {
+                let y = act.apply(layer.burn(Self(Window::Kernels(x)).into_channels_first()));
+                let [b, _, t] = y.dims();
+                Self(Window::Kernels(y.permute([0, 2, 1]).reshape([b as i32, 1, t as i32, -1])))
+            }
+            (Window::Burn(x), _) => Self(Window::Burn(act.apply(layer.burn(x)))),
+        }
+    }
+
+    /// The channels of `self` followed by those of `other` (same batch and length).
+    pub fn cat(self, other: Self) -> Self {
+        Self(match (self.0, other.0) {
+            (Window::Kernels(a), Window::Kernels(b)) => Window::Kernels(Tensor::cat(vec![a, b], 3)),
+            (Window::Burn(a), Window::Burn(b)) => Window::Burn(Tensor::cat(vec![a, b], 1)),
+            _ => unreachable!("maps of one device share a layout"),
+        })
+    }
+
+    /// The map as [B, C, T].
+    pub fn into_channels_first(self) -> Tensor<3> {
+        match self.0 {
+            Window::Kernels(x) => {
+                let [b, _, t, c] = x.dims();
+                x.reshape([b, t, c]).permute([0, 2, 1])
+            }
+            Window::Burn(x) => x,
+        }
+    }
 }
 
 /// Runs a chain of 2-D layers, each followed by its activation: [B, C, H, W] → [B, C', H', W'].
 pub fn chain2d(x: Tensor<4>, layers: &[(Layer2d, Act)]) -> Tensor<4> {
-    match kernel_chain(&x.device(), layers, Layer2d::kernel) {
-        Some(kernel) => run_nhwc(x.permute([0, 2, 3, 1]), kernel).permute([0, 3, 1, 2]),
-        None => layers.iter().fold(x, |x, &(l, a)| a.apply(l.burn(x))),
-    }
+    layers.iter().fold(Map2d::new(x), |m, &(layer, act)| m.layer(layer, act)).into_nchw()
 }
 
 /// Runs a chain of 1-D layers, each followed by its activation: [B, C, T] → [B, C', T'].
 pub fn chain1d(x: Tensor<3>, layers: &[(Layer1d, Act)]) -> Tensor<3> {
-    match kernel_chain(&x.device(), layers, Layer1d::kernel) {
-        Some(kernel) => {
-            let [b, _, t] = x.dims();
-            let y = run_nhwc(x.permute([0, 2, 1]).reshape([b as i32, 1, t as i32, -1]), kernel);
-            let [_, _, t, c] = y.dims();
-            y.reshape([b, t, c]).permute([0, 2, 1])
-        }
-        None => layers.iter().fold(x, |x, &(l, a)| a.apply(l.burn(x))),
-    }
+    layers.iter().fold(Map1d::new(x), |m, &(layer, act)| m.layer(layer, act)).into_channels_first()
 }
 
 /// The values of a contiguous tensor, without a copy when it is contiguous already.

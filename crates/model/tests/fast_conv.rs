@@ -1,31 +1,15 @@
 //! The kernel convolutions give burn's results: forward, and every gradient through autodiff,
 //! layer by layer (the model's geometries and odd ones) and for the whole stage-1 autoencoder.
 //! Each comparison runs the same chain twice, on the kernels and on burn's own modules
-//! ([`use_kernels`]), so the reference is burn itself.
-
-use std::sync::Mutex;
+//! ([`mmguard_model::fast_conv::on_both_paths`]), so the reference is burn itself.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv1dConfig, Conv2dConfig, ConvTranspose1dConfig, ConvTranspose2dConfig};
 use burn::nn::{PaddingConfig1d, PaddingConfig2d};
 use burn::tensor::Gradients;
 use burn::tensor::{Device, Distribution, Tensor};
-use mmguard_model::fast_conv::{chain1d, chain2d, use_kernels, Layer1d, Layer2d};
+use mmguard_model::fast_conv::{chain1d, chain2d, on_both_paths as both, Layer1d, Layer2d};
 use mmguard_model::{Act, Stage1Config};
-
-/// The path switch is process-wide: comparisons take turns.
-static PATH: Mutex<()> = Mutex::new(());
-
-/// `f` on the kernels, then on burn's modules.
-fn both<R>(f: impl Fn() -> R) -> (R, R) {
-    let _turn = PATH.lock().unwrap_or_else(|e| e.into_inner());
-    use_kernels(true);
-    let kernels = f();
-    use_kernels(false);
-    let burn = f();
-    use_kernels(true);
-    (kernels, burn)
-}
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_into_vec::<f32>().unwrap()

@@ -4,7 +4,7 @@ use mmguard_model::compute;
 use std::time::Instant;
 
 use burn::module::Module;
-use mmguard_model::fast_conv::use_kernels;
+use mmguard_model::fast_conv::on_both_paths;
 use mmguard_model::{HostBatch, Mmssl, ModelConfig, Thresholds};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -115,13 +115,8 @@ pub fn measure(cfg: &SpeedConfig) -> SpeedReport {
     let Mmssl { stage1, block } = init_model(&model_cfg, &ad, 0);
     // both paths: [kernels, burn]
     let both = |f: &mut dyn FnMut() -> f64| {
-        let mut out = [0.0; 2];
-        for (slot, on) in [(0, true), (1, false)] {
-            use_kernels(on);
-            out[slot] = f();
-        }
-        use_kernels(true);
-        out
+        let (kernels, burn) = on_both_paths(f);
+        [kernels, burn]
     };
 
     let mut t1 = Stage1Trainer::new(stage1.clone(), model_cfg.stage1.clone(), 1e-3, ad.clone());
