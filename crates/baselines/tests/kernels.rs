@@ -2,26 +2,13 @@
 //! on the kernels and give burn's outputs and gradients: each comparison runs the same network
 //! on both paths ([`on_both_paths`]).
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Distribution, Gradients, Tensor};
+use burn::tensor::{Distribution, Tensor};
 use mmguard_baselines::{lsgan, AdversaryConfig, MmaeConfig, Reconstruct};
-use mmguard_model::fast_conv::on_both_paths;
+use mmguard_model::fast_conv::{on_both_paths, parameter_gradients};
 use mmguard_model::{compute, Stage1Config};
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_into_vec::<f32>().unwrap()
-}
-
-/// Every parameter's gradient, in the module's visiting order.
-struct ParamGrads<'a> {
-    grads: &'a Gradients,
-    out: Vec<Vec<f32>>,
-}
-
-impl ModuleVisitor for ParamGrads<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.out.push(param.val().grad(self.grads).map(values).unwrap_or_default());
-    }
 }
 
 /// Both paths' values equal within 1e-4 of the largest magnitude, and not bit for bit (the
@@ -52,11 +39,9 @@ fn the_unet_generator_and_the_discriminators_match_burn_with_every_gradient() {
             + (sen.clone() - sensor.clone()).square().mean()
             + lsgan(scores, 1.0);
         let grads = loss.backward();
-        let mut visitor = ParamGrads { grads: &grads, out: Vec::new() };
-        generator.visit(&mut visitor);
-        discriminator.visit(&mut visitor);
         let mut all = vec![values(cam), values(sen), values(code)];
-        all.extend(visitor.out);
+        all.extend(parameter_gradients(&generator, &grads));
+        all.extend(parameter_gradients(&discriminator, &grads));
         all
     });
     // 14 generator and 7 discriminator layers, a weight and a bias each, plus the bottleneck

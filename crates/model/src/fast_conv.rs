@@ -23,7 +23,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Flex};
-use burn::module::Param;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d};
 use burn::nn::{PaddingConfig1d, PaddingConfig2d};
 use burn::tensor::{Device, Shape, Tensor, TensorData};
@@ -82,6 +82,24 @@ pub fn on_both_paths<R>(mut f: impl FnMut() -> R) -> (R, R) {
     let burn = f();
     use_kernels(true);
     (kernels, burn)
+}
+
+/// Every parameter's gradient in `grads`, in the module's visiting order (empty where a
+/// parameter has none): what the equivalence tests compare between the two paths.
+pub fn parameter_gradients<M: Module>(module: &M, grads: &burn::tensor::Gradients) -> Vec<Vec<f32>> {
+    struct Collect<'a> {
+        grads: &'a burn::tensor::Gradients,
+        out: Vec<Vec<f32>>,
+    }
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let grad = param.val().grad(self.grads).map(|g| g.into_data().try_into_vec::<f32>().expect("f32 gradient"));
+            self.out.push(grad.unwrap_or_default());
+        }
+    }
+    let mut collect = Collect { grads, out: Vec::new() };
+    module.visit(&mut collect);
+    collect.out
 }
 
 /// Whether a chain on `device` runs on the kernels.

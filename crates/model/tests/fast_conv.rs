@@ -3,12 +3,11 @@
 //! Each comparison runs the same chain twice, on the kernels and on burn's own modules
 //! ([`mmguard_model::fast_conv::on_both_paths`]), so the reference is burn itself.
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv1dConfig, Conv2dConfig, ConvTranspose1dConfig, ConvTranspose2dConfig};
 use burn::nn::{PaddingConfig1d, PaddingConfig2d};
-use burn::tensor::Gradients;
 use burn::tensor::{Device, Distribution, Tensor};
-use mmguard_model::fast_conv::{chain1d, chain2d, on_both_paths as both, Layer1d, Layer2d};
+use mmguard_model::fast_conv::{chain1d, chain2d, on_both_paths as both, parameter_gradients, Layer1d, Layer2d};
 use mmguard_model::{Act, Stage1Config};
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -113,18 +112,6 @@ fn each_1d_layer_matches_burn_forward_and_gradients() {
     }
 }
 
-/// Every parameter's gradient, in the module's visiting order.
-struct ParamGrads<'a> {
-    grads: &'a Gradients,
-    out: Vec<Vec<f32>>,
-}
-
-impl ModuleVisitor for ParamGrads<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.out.push(param.val().grad(self.grads).map(values).unwrap_or_default());
-    }
-}
-
 #[test]
 fn the_stage1_autoencoder_matches_burn_outputs_and_every_gradient() {
     let device = Device::flex().autodiff();
@@ -142,10 +129,8 @@ fn the_stage1_autoencoder_matches_burn_outputs_and_every_gradient() {
         let (cam, sen) = (model.decode_camera(zc, &cfg), model.decode_sensor(zs, &cfg));
         let loss = (cam.clone() - camera.clone()).square().mean() + (sen.clone() - sensor.clone()).square().mean();
         let grads = loss.backward();
-        let mut visitor = ParamGrads { grads: &grads, out: Vec::new() };
-        model.visit(&mut visitor);
         let mut all = vec![values(z), values(cam), values(sen)];
-        all.extend(visitor.out);
+        all.extend(parameter_gradients(&model, &grads));
         all
     });
     assert!(ours.len() > 20, "every layer's weight and bias");

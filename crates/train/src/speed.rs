@@ -62,8 +62,10 @@ pub struct PathSpeed {
     pub stage2_train_samples_per_s: f64,
     /// Inference, batch 64, both modalities corrected (worst case), samples/s.
     pub infer_batch64_samples_per_s: f64,
-    /// Inference, batch 1, both modalities corrected, milliseconds per sample.
+    /// Inference, batch 1, both modalities corrected, milliseconds per sample (median).
     pub infer_batch1_ms: f64,
+    /// The same, 99th percentile of the calls.
+    pub infer_batch1_p99_ms: f64,
     /// Inference, batch 1, clean sample (gate bypass: no decoding), milliseconds.
     pub infer_batch1_bypass_ms: f64,
     /// Achieved GFLOP/s of batch-64 inference.
@@ -82,7 +84,8 @@ pub fn cpu_description() -> String {
     format!("{} ({})", field("model name").unwrap_or_else(|| "unknown".into()), have.join(", "))
 }
 
-fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
+/// Seconds per call of `f` after one warm-up, sorted.
+fn timings(reps: usize, mut f: impl FnMut()) -> Vec<f64> {
     f();
     let mut t: Vec<f64> = (0..reps.max(1))
         .map(|_| {
@@ -92,7 +95,16 @@ fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
         })
         .collect();
     t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
+    t
+}
+
+/// The value below which a share `q` of the sorted times lie.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn median_secs(reps: usize, f: impl FnMut()) -> f64 {
+    quantile(&timings(reps, f), 0.5)
 }
 
 fn random_batch(len: usize, cfg: &ModelConfig, rng: &mut ChaCha8Rng) -> HostBatch {
@@ -104,6 +116,12 @@ fn random_batch(len: usize, cfg: &ModelConfig, rng: &mut ChaCha8Rng) -> HostBatc
     }
 }
 
+/// `f` on both paths: [kernels, burn].
+fn both<R>(f: impl FnMut() -> R) -> [R; 2] {
+    let (kernels, burn) = on_both_paths(f);
+    [kernels, burn]
+}
+
 /// Runs the measurements: the kernels and burn's modules alternate per measurement, so that
 /// both see the same state of a shared machine.
 pub fn measure(cfg: &SpeedConfig) -> SpeedReport {
@@ -113,14 +131,9 @@ pub fn measure(cfg: &SpeedConfig) -> SpeedReport {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let batch = random_batch(cfg.batch_size, &model_cfg, &mut rng);
     let Mmssl { stage1, block } = init_model(&model_cfg, &ad, 0);
-    // both paths: [kernels, burn]
-    let both = |f: &mut dyn FnMut() -> f64| {
-        let (kernels, burn) = on_both_paths(f);
-        [kernels, burn]
-    };
 
     let mut t1 = Stage1Trainer::new(stage1.clone(), model_cfg.stage1.clone(), 1e-3, ad.clone());
-    let s1 = both(&mut || {
+    let s1 = both(|| {
         median_secs(cfg.reps, || {
             t1.step(&batch);
         })
@@ -132,7 +145,7 @@ pub fn measure(cfg: &SpeedConfig) -> SpeedReport {
     let z_clean = enc.clean(&batch);
     let previous = vec![None; batch.len];
     let mut t2 = Stage2Trainer::new(block, stage1, model_cfg.clone(), s2cfg.clone(), ad);
-    let s2 = both(&mut || {
+    let s2 = both(|| {
         median_secs(cfg.reps, || {
             let b = make_batch(&enc, batch.clone(), z_clean.clone(), &previous, &s2cfg, &mut rng);
             t2.step(&b);
@@ -142,19 +155,22 @@ pub fn measure(cfg: &SpeedConfig) -> SpeedReport {
     let model = Mmssl { stage1: t1.into_model(), block: t2.into_block() }.valid();
     let b64 = random_batch(64, &model_cfg, &mut rng);
     let b1 = random_batch(1, &model_cfg, &mut rng);
+    // sorted call times
     let infer = |b: &HostBatch, threshold: f32, reps: usize| {
-        both(&mut || median_secs(reps, || drop(model.infer(&model_cfg, b, Thresholds::uniform(threshold), &plain))))
+        both(|| timings(reps, || drop(model.infer(&model_cfg, b, Thresholds::uniform(threshold), &plain))))
     };
+    // batch 1: enough calls for a 99th percentile
     let (i64s, i1, i1_bypass) =
-        (infer(&b64, 0.0, cfg.reps), infer(&b1, 0.0, cfg.reps * 5), infer(&b1, 2.0, cfg.reps * 5));
+        (infer(&b64, 0.0, cfg.reps), infer(&b1, 0.0, cfg.reps * 20), infer(&b1, 2.0, cfg.reps * 20));
     let flops = model_cfg.forward_flops().pipeline();
     let path = |k: usize| PathSpeed {
         stage1_train_samples_per_s: cfg.batch_size as f64 / s1[k],
         stage2_train_samples_per_s: cfg.batch_size as f64 / s2[k],
-        infer_batch64_samples_per_s: 64.0 / i64s[k],
-        infer_batch1_ms: i1[k] * 1e3,
-        infer_batch1_bypass_ms: i1_bypass[k] * 1e3,
-        infer_batch64_gflops: flops as f64 * 64.0 / i64s[k] / 1e9,
+        infer_batch64_samples_per_s: 64.0 / quantile(&i64s[k], 0.5),
+        infer_batch1_ms: quantile(&i1[k], 0.5) * 1e3,
+        infer_batch1_p99_ms: quantile(&i1[k], 0.99) * 1e3,
+        infer_batch1_bypass_ms: quantile(&i1_bypass[k], 0.5) * 1e3,
+        infer_batch64_gflops: flops as f64 * 64.0 / quantile(&i64s[k], 0.5) / 1e9,
     };
     SpeedReport {
         config: cfg.clone(),
@@ -186,8 +202,13 @@ impl SpeedReport {
                 k.infer_batch64_samples_per_s,
                 b.infer_batch64_samples_per_s,
             ),
-            ("inference, batch 1 (both corrected), ms".into(), k.infer_batch1_ms, b.infer_batch1_ms),
-            ("inference, batch 1 (clean, bypass), ms".into(), k.infer_batch1_bypass_ms, b.infer_batch1_bypass_ms),
+            ("inference, batch 1 (both corrected), median ms".into(), k.infer_batch1_ms, b.infer_batch1_ms),
+            ("inference, batch 1 (both corrected), p99 ms".into(), k.infer_batch1_p99_ms, b.infer_batch1_p99_ms),
+            (
+                "inference, batch 1 (clean, bypass), median ms".into(),
+                k.infer_batch1_bypass_ms,
+                b.infer_batch1_bypass_ms,
+            ),
             ("achieved, batch-64 inference, GFLOP/s".into(), k.infer_batch64_gflops, b.infer_batch64_gflops),
         ];
         let mut out = format!(
