@@ -34,10 +34,11 @@ pub struct ExportSummary {
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
-/// The file name of a frame: its time stamp in Rust's shortest round-trip form, so import reads
-/// back the same `f32`.
-fn frame_name(time: f32) -> String {
-    format!("{time}.png")
+/// The file name of sample `index`'s frame: the index, unique in the file (time stamps may
+/// repeat), then the time stamp in Rust's shortest round-trip form, the name's last number, so
+/// that import reads back the same `f32`; names sort in sample order.
+fn frame_name(index: usize, time: f32) -> String {
+    format!("{index:06}_{time}.png")
 }
 
 /// Writes `data` into `dir` (created): one PNG per frame in one folder per episode, the
@@ -76,13 +77,18 @@ pub fn export(data: &Dataset, labels: &[(String, Array)], dir: &Path) -> Result<
     writeln!(csv, "{}", header.join(",")).map_err(io(&csv_path))?;
     let d = data.sensor_dim();
     let mut rgb = vec![0u8; data.frame_len()];
+    // every sample's frame is its own file: a name written twice would lose a frame
+    let mut written = std::collections::HashSet::with_capacity(n);
     for (i, &time) in times.iter().enumerate() {
         let episode_dir = frames_dir.join(format!("episode_{:04}", data.episode[i]));
         if i == 0 || data.episode[i] != data.episode[i - 1] {
             std::fs::create_dir_all(&episode_dir).map_err(io(&episode_dir))?;
         }
         interleave_into(data.frame(i), &mut rgb);
-        let path = episode_dir.join(frame_name(time));
+        let path = episode_dir.join(frame_name(i, time));
+        if !written.insert(path.clone()) {
+            return Err(Error::Invalid(format!("frame {} would overwrite another sample's", path.display())));
+        }
         image::save_buffer(&path, &rgb, data.width as u32, data.height as u32, image::ExtendedColorType::Rgb8)
             .map_err(|e| Error::Image { path: path.clone(), message: e.to_string() })?;
         let mut row = vec![data.episode[i].to_string(), time.to_string()];
@@ -92,7 +98,7 @@ pub fn export(data: &Dataset, labels: &[(String, Array)], dir: &Path) -> Result<
     }
     csv.flush().map_err(io(&csv_path))?;
     let summary = ExportSummary {
-        frames: n,
+        frames: written.len(),
         episodes: data.episode_ids().len(),
         columns: data.columns.clone(),
         labels: labels.iter().map(|(k, _)| k.clone()).collect(),

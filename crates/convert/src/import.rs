@@ -137,6 +137,11 @@ fn last_number(s: &str) -> Option<f64> {
     if start >= 2 && b[start - 1] == b'.' && b[start - 2].is_ascii_digit() {
         start = digits_before(start - 1);
     }
+    // a minus sign at the start or after a separator is the number's ("000012_-0.5", as
+    // export writes a negative time); after a letter or digit it is a separator ("frame-12")
+    if start >= 1 && b[start - 1] == b'-' && (start == 1 || !b[start - 2].is_ascii_alphanumeric()) {
+        start -= 1;
+    }
     s[start..end].parse().ok()
 }
 
@@ -320,10 +325,15 @@ pub fn import(cfg: &ImportConfig) -> Result<Imported> {
         ims.sort_by(|a, b| a.time.total_cmp(&b.time));
         for im in ims {
             let at = times.partition_point(|&t| t < im.time);
-            let nearest = [at.checked_sub(1), (at < times.len()).then_some(at)]
-                .into_iter()
-                .flatten()
-                .min_by(|&a, &b| (times[a] - im.time).abs().total_cmp(&(times[b] - im.time).abs()));
+            // repeated time stamps: images and readings of one time pair in order (the images
+            // sort by name, the readings by line), each with the first reading not yet taken
+            let same = (at..times.len()).take_while(|&k| times[k] == im.time).find(|&k| !used[rows[k]]);
+            let nearest = same.or_else(|| {
+                [at.checked_sub(1), (at < times.len()).then_some(at)]
+                    .into_iter()
+                    .flatten()
+                    .min_by(|&a, &b| (times[a] - im.time).abs().total_cmp(&(times[b] - im.time).abs()))
+            });
             match nearest {
                 Some(k) if (times[k] - im.time).abs() <= tolerance + 1e-9 => {
                     let row = rows[k];
@@ -460,5 +470,10 @@ mod tests {
         assert_eq!(last_number("episode_0003"), Some(3.0));
         assert_eq!(last_number("1.2.3"), Some(2.3));
         assert_eq!(last_number("frame"), None);
+        // a sign after a separator or at the start; a dash after a letter or digit separates
+        assert_eq!(last_number("000012_-0.5"), Some(-0.5));
+        assert_eq!(last_number("-3"), Some(-3.0));
+        assert_eq!(last_number("frame-12"), Some(12.0));
+        assert_eq!(last_number("2024-01"), Some(1.0));
     }
 }

@@ -126,3 +126,31 @@ fn unusable_input_is_refused_with_the_file_and_what_is_wrong() {
     let e = import(&config(&images, &csv, &["phase"])).unwrap_err().to_string();
     assert!(e.contains("no label column 'phase'"), "{e}");
 }
+
+#[test]
+fn repeated_and_negative_time_stamps_lose_no_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let npz = dir.path().join("arm.npz");
+    let cfg = TwinConfig { episodes: 2, samples_per_episode: 20, height: 16, width: 32, seed: 3, ..Default::default() };
+    mmguard_twin::write(&cfg, &npz).unwrap();
+    let mut original = Dataset::load(&npz).unwrap();
+    // the contract allows equal time stamps (only backwards time is refused): pairs of samples
+    // share one, and the clock starts before zero
+    original.time = Some((0..original.len()).map(|i| ((i % 20) / 2) as f32 * 0.25 - 1.0).collect());
+    let out = dir.path().join("export");
+    let summary = export(&original, &[], &out).unwrap();
+    assert_eq!(summary.frames, 40);
+    let files: usize = std::fs::read_dir(out.join("frames"))
+        .unwrap()
+        .map(|e| std::fs::read_dir(e.unwrap().path()).unwrap().count())
+        .sum();
+    assert_eq!(files, 40, "one file per frame");
+
+    let imported = import(&config(&out.join("frames"), &out.join("sensors.csv"), &[])).unwrap();
+    assert!(imported.report.dropped.is_empty(), "{:?}", imported.report.dropped);
+    let ds = &imported.dataset;
+    assert_eq!(ds.time, original.time);
+    assert_eq!(ds.episode, original.episode);
+    assert_eq!(ds.camera, original.camera, "frames in sample order");
+    assert_eq!(ds.sensor, original.sensor, "each frame with its own reading");
+}
