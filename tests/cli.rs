@@ -218,6 +218,19 @@ fn broken_files_give_exit_code_2_and_name_the_file() {
     let out = mmguard(&["train", "--data", dir.path().join("absent.npz").to_str().unwrap(), "--out", "x"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("absent.npz"));
+    // a FIFO would block its reader until something writes: refused before it is opened (should
+    // a reader open it anyway, a writer arrives after 10 s, so the test fails instead of hanging)
+    let fifo = dir.path().join("fifo.npz");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let unblock = fifo.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(10));
+        drop(std::fs::OpenOptions::new().write(true).open(unblock));
+    });
+    let out = mmguard(&["inspect", fifo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fifo.npz") && err.contains("not a regular file"), "{err}");
 }
 
 #[test]

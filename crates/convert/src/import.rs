@@ -210,6 +210,7 @@ struct Csv {
 fn read_csv(cfg: &ImportConfig, report: &mut ImportReport) -> Result<Csv> {
     let path = &cfg.csv;
     let csv_err = |message: String| Error::Csv { path: path.clone(), message };
+    mmguard_data::ensure_regular_file(path).map_err(|e| csv_err(e.to_string()))?;
     let mut reader =
         csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(path).map_err(|e| csv_err(e.to_string()))?;
     let header: Vec<String> = reader.headers().map_err(|e| csv_err(e.to_string()))?.iter().map(String::from).collect();

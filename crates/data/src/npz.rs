@@ -94,6 +94,7 @@ fn dtype_name(dtype: &DType) -> String {
 impl NpzReader {
     /// Opens an archive; fails with [`Error::Archive`] when it is not a readable zip.
     pub fn open(path: &Path) -> Result<Self> {
+        crate::ensure_regular_file(path).map_err(|source| Error::Io { path: path.into(), source })?;
         let file = File::open(path).map_err(|source| Error::Io { path: path.into(), source })?;
         Self::from_reader(path, BufReader::new(file), u64::MAX)
     }

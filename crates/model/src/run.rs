@@ -134,6 +134,7 @@ pub struct Run {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    mmguard_data::ensure_regular_file(path).map_err(|source| Error::Io { path: path.into(), source })?;
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
     serde_json::from_str(&text).map_err(|source| Error::Json { path: path.into(), source })
 }
@@ -221,8 +222,9 @@ fn load_weights<M: ModuleSnapshot>(
     what: &str,
 ) -> Result<()> {
     let weights = dir.join(WEIGHTS_FILE);
-    if !weights.exists() {
-        return Err(Error::Weights { path: weights, reason: "missing".into() });
+    if let Err(e) = mmguard_data::ensure_regular_file(&weights) {
+        let reason = if e.kind() == std::io::ErrorKind::NotFound { "missing".into() } else { e.to_string() };
+        return Err(Error::Weights { path: weights, reason });
     }
     let applied = module
         .load_from(&mut store(SafetensorsStore::from_file(&weights)))
