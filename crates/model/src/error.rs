@@ -29,6 +29,17 @@ pub enum Error {
         /// What does not match.
         reason: String,
     },
+    /// A run whose configuration or weights cannot serve: a value out of its range, sizes that
+    /// disagree, weights that are not finite f32.
+    #[error("{path}: {field}: {reason}")]
+    InvalidRun {
+        /// The file.
+        path: PathBuf,
+        /// The offending field (`gate.threshold`, `normalization.min[3]`, a tensor, …).
+        field: String,
+        /// What is wrong with it, and what was expected.
+        reason: String,
+    },
     /// Data that does not fit the run (other columns, other image size, …).
     #[error("{0}")]
     Incompatible(String),

@@ -210,7 +210,114 @@ fn read_config(dir: &Path) -> Result<RunConfig> {
             config.versions.format
         )));
     }
+    validate(&config, &dir.join(CONFIG_FILE))?;
     Ok(config)
+}
+
+/// Refuses a configuration that loads but cannot serve: every check names the field. Training
+/// writes none of these; they come from a hand-edited or foreign `config.json`.
+fn validate(config: &RunConfig, path: &Path) -> Result<()> {
+    let bad = |field: String, reason: String| Err(Error::InvalidRun { path: path.into(), field, reason });
+    let s1 = &config.model.stage1;
+    for (field, value, multiple) in
+        [("height", s1.height, 16), ("width", s1.width, 16), ("window", s1.window, 4), ("sensor_dim", s1.sensor_dim, 1)]
+    {
+        if value == 0 || value % multiple != 0 {
+            return bad(
+                format!("model.stage1.{field}"),
+                format!("{value}; expected a positive multiple of {multiple}"),
+            );
+        }
+    }
+    let d = s1.sensor_dim;
+    if config.columns.len() != d {
+        return bad("columns".into(), format!("{} columns for a model of {d} sensor columns", config.columns.len()));
+    }
+    let n = &config.normalization;
+    for (name, v) in [("min", &n.min), ("max", &n.max)] {
+        if v.len() != d {
+            return bad(format!("normalization.{name}"), format!("{} values for {d} sensor columns", v.len()));
+        }
+        if let Some(j) = v.iter().position(|x| !x.is_finite()) {
+            return bad(format!("normalization.{name}[{j}]"), format!("{}; expected a finite number", v[j]));
+        }
+    }
+    // equal bounds are a constant column (scaled with a range of 1); crossed ones are no range
+    if let Some(j) = (0..d).find(|&j| n.min[j] > n.max[j]) {
+        return bad(format!("normalization.min[{j}]"), format!("{} above the maximum {}", n.min[j], n.max[j]));
+    }
+    let gate = &config.gate;
+    let thresholds = gate.thresholds();
+    let probabilities = [
+        ("gate.threshold", Some(gate.threshold)),
+        ("gate.per_modality.camera", Some(thresholds.camera)),
+        ("gate.per_modality.sensor", Some(thresholds.sensor)),
+        ("gate.per_modality.channel", thresholds.channel),
+    ];
+    for (field, value) in probabilities {
+        if let Some(t) = value.filter(|t| !(0.0..=1.0).contains(t)) {
+            return bad(field.into(), format!("{t}; a threshold on a probability lies in [0, 1]"));
+        }
+    }
+    let b = &config.model.block;
+    if !(b.rho > 0.0 && b.rho < 1.0) {
+        return bad("model.block.rho".into(), format!("{}; the corrector is a contraction only for 0 < ρ < 1", b.rho));
+    }
+    if !(0.0..=1.0).contains(&b.alpha) {
+        return bad("model.block.alpha".into(), format!("{}; expected a share in [0, 1]", b.alpha));
+    }
+    if b.latent != s1.joint_latent() {
+        return bad(
+            "model.block.latent".into(),
+            format!("{}; stage 1 makes a latent of {}", b.latent, s1.joint_latent()),
+        );
+    }
+    if let Some(scale) = &b.latent_scale {
+        for (name, v) in [("mean", &scale.mean), ("std", &scale.std)] {
+            if v.len() != b.latent || v.iter().any(|x| !x.is_finite()) {
+                return bad(format!("model.block.latent_scale.{name}"), format!("expected {} finite values", b.latent));
+            }
+        }
+        if scale.std.iter().any(|&x| x <= 0.0) {
+            return bad("model.block.latent_scale.std".into(), "a spread of 0 or less".into());
+        }
+    }
+    if let Some(t) = b.score_temperature.filter(|t| !(t.is_finite() && *t > 0.0)) {
+        return bad("model.block.score_temperature".into(), format!("{t}; expected a positive number"));
+    }
+    Ok(())
+}
+
+/// Every float parameter of `module` is f32 and finite; the first that is not is named by its
+/// position in the module's visiting order.
+fn check_parameters<M: burn::module::Module>(module: &M, path: &Path) -> Result<()> {
+    struct Check {
+        index: usize,
+        problem: Option<(usize, String)>,
+    }
+    impl burn::module::ModuleVisitor for Check {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
+            if self.problem.is_none() {
+                let data = param.val().into_data();
+                self.problem = match data.as_slice::<f32>() {
+                    Err(_) => Some((self.index, format!("dtype {:?}; expected f32", data.dtype()))),
+                    Ok(v) => v
+                        .iter()
+                        .position(|x| !x.is_finite())
+                        .map(|k| (self.index, format!("value {} at {k}; expected finite numbers", v[k]))),
+                };
+            }
+            self.index += 1;
+        }
+    }
+    let mut check = Check { index: 0, problem: None };
+    module.visit(&mut check);
+    match check.problem {
+        None => Ok(()),
+        Some((index, reason)) => {
+            Err(Error::InvalidRun { path: path.into(), field: format!("tensor #{index} of the model"), reason })
+        }
+    }
 }
 
 /// Loads `module`'s tensors from the run's weights file through `store` (a remapping, say);
@@ -229,6 +336,7 @@ fn load_weights<M: ModuleSnapshot>(
     let applied = module
         .load_from(&mut store(SafetensorsStore::from_file(&weights)))
         .map_err(|e| Error::Weights { path: weights.clone(), reason: e.to_string() })?;
+    check_parameters(module, &weights)?;
     if !applied.missing.is_empty() || !applied.errors.is_empty() {
         let missing: Vec<&str> = applied.missing.iter().map(|(p, _)| p.as_str()).collect();
         return Err(Error::Weights {

@@ -338,3 +338,48 @@ fn an_output_path_corrects_through_its_own_autoencoder_and_travels_with_the_run(
     let run = Run::load(dir.path(), &device).unwrap();
     assert_eq!(run.model.run(&cfg, &b, Thresholds::uniform(0.0), &device).inference, out.inference);
 }
+
+/// NaN in every weight: a run that would serve every sample as `bypass` with status Good.
+struct Poison;
+
+impl burn::module::ModuleMapper for Poison {
+    fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+        param.map(|t| t.mul_scalar(f32::NAN))
+    }
+}
+
+#[test]
+fn a_run_that_cannot_serve_is_refused_naming_the_field() {
+    let device = Device::flex();
+    let cfg = tiny();
+    let model = cfg.init(&device);
+    let dir = tempfile::tempdir().unwrap();
+    let config = run_config(&cfg, (0..5).map(|j| format!("c{j}")).collect());
+    Run::save(dir.path(), &config, &model).unwrap();
+    assert!(Run::load(dir.path(), &device).is_ok());
+    let good: serde_json::Value = serde_json::to_value(&config).unwrap();
+    let cases: [(&str, serde_json::Value, &str); 9] = [
+        ("/gate/threshold", 5.0.into(), "gate.threshold"),
+        ("/gate/per_modality/sensor", (-1.0).into(), "gate.per_modality.sensor"),
+        ("/model/block/rho", 2.0.into(), "model.block.rho"),
+        ("/model/stage1/height", 65.into(), "model.stage1.height"),
+        ("/normalization/min", serde_json::json!([0.0, 0.0, 2.0, 0.0, 0.0]), "normalization.min[2]"),
+        ("/normalization/max", serde_json::json!([1.0, 1.0]), "normalization.max"),
+        ("/columns", serde_json::json!([{ "name": "a", "unit": "" }]), "columns"),
+        ("/model/block/alpha", 1.5.into(), "model.block.alpha"),
+        ("/model/block/latent", 7.into(), "model.block.latent"),
+    ];
+    for (pointer, value, field) in cases {
+        let mut bad = good.clone();
+        *bad.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer} in the config")) = value;
+        std::fs::write(dir.path().join("config.json"), serde_json::to_string(&bad).unwrap()).unwrap();
+        let e = Run::load(dir.path(), &device).unwrap_err().to_string();
+        assert!(e.contains("config.json") && e.contains(field), "{pointer}: {e}");
+    }
+    std::fs::write(dir.path().join("config.json"), serde_json::to_string(&good).unwrap()).unwrap();
+    assert!(Run::load(dir.path(), &device).is_ok(), "the good config loads again");
+    // weights that are not finite numbers
+    Run::save(dir.path(), &config, &burn::module::Module::map(model, &mut Poison)).unwrap();
+    let e = Run::load(dir.path(), &device).unwrap_err().to_string();
+    assert!(e.contains("model.safetensors") && e.contains("NaN") && e.contains("finite"), "{e}");
+}
