@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 pub use mmguard_data::Geometry;
-use mmguard_model::{HostBatch, Run, Thresholds};
+use mmguard_model::{HostBatch, Run, Thresholds, CONFIG_FILE, WEIGHTS_FILE};
 use serde::Serialize;
 
 use crate::rules::{check_frame, check_sensor, Ranges, RuleConfig, Violation};
@@ -139,9 +139,12 @@ impl Pipeline {
     /// Loads the run in `dir`.
     pub fn load(dir: &Path, rules: RuleConfig) -> Result<Self, mmguard_model::Error> {
         let run = Run::load(dir, &compute::device())?;
-        let text = std::fs::read(dir.join("config.json")).unwrap_or_default();
-        // FNV-1a of the configuration: changes with every retrained or recalibrated run
-        let hash = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        // FNV-1a of the configuration and the weights: changes with every retrained,
+        // recalibrated or re-weighted run
+        let hash = [CONFIG_FILE, WEIGHTS_FILE]
+            .iter()
+            .flat_map(|f| std::fs::read(dir.join(f)).unwrap_or_default())
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         let name = dir.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
         let version = format!("{name}@{:012x}", hash & 0xffff_ffff_ffff);
         let ranges = Ranges {
@@ -159,7 +162,7 @@ impl Pipeline {
         Ok(Self { run, geometry, ranges, rules, thresholds, channel, version, frames })
     }
 
-    /// The run's identity: directory name and a hash of its configuration.
+    /// The run's identity: directory name and a hash of its configuration and weights.
     pub fn version(&self) -> &str {
         &self.version
     }

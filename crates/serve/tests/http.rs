@@ -363,6 +363,30 @@ fn requests_arriving_together_run_as_one_batch_and_equal_the_library() {
 }
 
 #[test]
+fn the_model_version_changes_with_the_weights() {
+    let fx = fixture();
+    let copies = tempfile::tempdir().unwrap();
+    let copy = |name: &str| {
+        let to = copies.path().join(name).join("run");
+        std::fs::create_dir_all(&to).unwrap();
+        for f in ["config.json", "model.safetensors"] {
+            std::fs::copy(fx.run().join(f), to.join(f)).unwrap();
+        }
+        to
+    };
+    let (same, reweighted) = (copy("a"), copy("b"));
+    // the file ends with its last weight's top byte (little-endian): one exponent bit flipped
+    // scales that weight by 4 or 1/4, a valid run with other weights
+    let weights = reweighted.join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(&weights, bytes).unwrap();
+    let version = |dir: &Path| Pipeline::load(dir, RuleConfig::default()).unwrap().version().to_string();
+    assert_eq!(version(&same), version(&fx.run()), "same files, same name: same version");
+    assert_ne!(version(&reweighted), version(&same), "other weights under the same config");
+}
+
+#[test]
 fn a_reload_swaps_the_run_and_a_bad_one_leaves_the_old_serving() {
     let fx = fixture();
     let service = service(&fx.run(), BatchConfig::default());
