@@ -79,9 +79,13 @@ pub struct ServeArgs {
     #[arg(long)]
     pub workers: Option<usize>,
     /// Bearer token the admin endpoints (`PUT /v1/threshold`, `POST /v1/reload`) require; also
-    /// read from MMGUARD_ADMIN_TOKEN. Without one they are open (loopback only by default).
+    /// read from MMGUARD_ADMIN_TOKEN. Without one they are closed (403) unless --admin-open.
     #[arg(long, env = "MMGUARD_ADMIN_TOKEN")]
     pub admin_token: Option<String>,
+    /// Open the admin endpoints without a token to anyone who reaches the port (a web page in a
+    /// local browser included); logged as a warning.
+    #[arg(long)]
+    pub admin_open: bool,
 }
 
 /// `mmguard loadtest`

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use mmguard_serve::{app, AppState, Pipeline, ServeConfig, Service};
+use mmguard_serve::{app, Admin, AppState, Pipeline, ServeConfig, Service};
 
 use crate::args::ServeArgs;
 
@@ -18,6 +18,7 @@ fn config(a: &ServeArgs) -> anyhow::Result<ServeConfig> {
     cfg.batching.max_wait_us = a.max_wait_us.unwrap_or(cfg.batching.max_wait_us);
     cfg.batching.workers = a.workers.unwrap_or(cfg.batching.workers);
     cfg.admin_token = a.admin_token.clone().or(cfg.admin_token);
+    cfg.admin_open |= a.admin_open;
     Ok(cfg)
 }
 
@@ -39,7 +40,13 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             a.run.display(),
             start.elapsed().as_secs_f64()
         );
-        let state = AppState::new(service, cfg.limits, cfg.admin_token.as_deref());
+        let admin = Admin::from_settings(cfg.admin_token.as_deref(), cfg.admin_open);
+        if admin == Admin::Open {
+            tracing::warn!(
+                "admin endpoints open without a token: anyone who reaches {address} can change the gate or the run"
+            );
+        }
+        let state = AppState::new(service, cfg.limits, admin);
         axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
         tracing::info!("stopped");
         Ok(())

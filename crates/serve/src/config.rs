@@ -37,6 +37,9 @@ pub struct ServeConfig {
     /// Bearer token of the admin endpoints; never written back out.
     #[serde(skip_serializing)]
     pub admin_token: Option<String>,
+    /// Without a token, open the admin endpoints to anyone who reaches the port (logged as a
+    /// warning at start); `false`, the default, keeps them closed.
+    pub admin_open: bool,
 }
 
 impl Default for ServeConfig {
@@ -47,6 +50,7 @@ impl Default for ServeConfig {
             batching: BatchConfig::default(),
             rules: RuleConfig::default(),
             admin_token: None,
+            admin_open: false,
         }
     }
 }

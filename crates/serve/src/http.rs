@@ -37,17 +37,41 @@ pub struct AppState {
     pub service: Arc<Service>,
     /// Request limits.
     pub limits: Limits,
-    /// Bearer token the admin endpoints require (none: open).
-    pub admin_token: Option<Arc<str>>,
+    /// Who may use the admin endpoints.
+    pub admin: Admin,
     /// Inference requests admitted now (at most `limits.max_in_flight`).
     in_flight: Arc<Semaphore>,
 }
 
+/// Who may change the gate or the run (`PUT /v1/threshold`, `POST /v1/reload`). Closed unless
+/// the operator gives a token or opens them on purpose: a web page in a local browser can send
+/// a cross-origin "simple" request to a loopback port, so reaching the port proves nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admin {
+    /// Refused with 403 (the default).
+    Closed,
+    /// `Authorization: Bearer <token>` required.
+    Token(Arc<str>),
+    /// Anyone who reaches the port (`--admin-open`; the server logs a warning).
+    Open,
+}
+
+impl Admin {
+    /// The token if there is one, else open or closed as `open` says.
+    pub fn from_settings(token: Option<&str>, open: bool) -> Self {
+        match (token, open) {
+            (Some(t), _) => Self::Token(t.into()),
+            (None, true) => Self::Open,
+            (None, false) => Self::Closed,
+        }
+    }
+}
+
 impl AppState {
     /// The state of a server of `service` under `limits`.
-    pub fn new(service: Arc<Service>, limits: Limits, admin_token: Option<&str>) -> Self {
+    pub fn new(service: Arc<Service>, limits: Limits, admin: Admin) -> Self {
         let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
-        Self { service, limits, admin_token: admin_token.map(Into::into), in_flight }
+        Self { service, limits, admin, in_flight }
     }
 }
 
@@ -176,15 +200,32 @@ fn internal(e: &dyn std::fmt::Display) -> ApiError {
     ApiError::with(StatusCode::INTERNAL_SERVER_ERROR, "", "an answer", e.to_string())
 }
 
-/// Who is asking, if the admin token allows it: `Authorization: Bearer <token>` when a token is
-/// configured, the name from `X-Operator` (else `anonymous`) for the change log.
+/// Who is asking, if [`Admin`] allows it, the name from `X-Operator` (else `anonymous`) for the
+/// change log. The body must be declared JSON: a browser sends `text/plain` cross-origin
+/// without asking first, `application/json` only after a preflight this server never grants.
 fn authorize<'h>(state: &AppState, headers: &'h HeaderMap) -> Result<&'h str, ApiError> {
-    if let Some(token) = &state.admin_token {
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-        if given.strip_prefix("Bearer ") != Some(token.as_ref()) {
-            let found = if given.is_empty() { "none" } else { "a wrong token" };
-            return Err(ApiError::with(StatusCode::UNAUTHORIZED, "authorization", "Bearer <admin token>", found));
+    match &state.admin {
+        Admin::Closed => {
+            return Err(ApiError::with(
+                StatusCode::FORBIDDEN,
+                "authorization",
+                "a server started with --admin-token (or --admin-open)",
+                "admin endpoints closed",
+            ))
         }
+        Admin::Token(token) => {
+            let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if given.strip_prefix("Bearer ") != Some(token.as_ref()) {
+                let found = if given.is_empty() { "none" } else { "a wrong token" };
+                return Err(ApiError::with(StatusCode::UNAUTHORIZED, "authorization", "Bearer <admin token>", found));
+            }
+        }
+        Admin::Open => {}
+    }
+    let kind = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if kind.split(';').next().map(str::trim) != Some("application/json") {
+        let found = if kind.is_empty() { "none".to_string() } else { kind.to_string() };
+        return Err(ApiError::with(StatusCode::UNSUPPORTED_MEDIA_TYPE, "content-type", "application/json", found));
     }
     Ok(headers.get("x-operator").and_then(|v| v.to_str().ok()).unwrap_or("anonymous"))
 }
@@ -292,8 +333,14 @@ async fn reload(
             Ok(Json(serde_json::json!({ "model_version": new, "previous": old })))
         }
         Err((dir, e)) => {
+            // the reason stays in the log: the answer must not tell which paths exist
             tracing::warn!(who, run = %dir.display(), error = %e, "reload refused");
-            Err(ApiError::with(StatusCode::UNPROCESSABLE_ENTITY, "run", "a trained run directory", e.to_string()))
+            Err(ApiError::with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "run",
+                "a trained run directory",
+                "a run that does not load (the reason is in the server log)",
+            ))
         }
     }
 }

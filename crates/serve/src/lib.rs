@@ -16,7 +16,7 @@ pub mod service;
 pub use batcher::BatchConfig;
 pub use config::ServeConfig;
 pub use decode::{ApiError, Limits};
-pub use http::{app, AppState};
+pub use http::{app, Admin, AppState};
 pub use metrics::Metrics;
 pub use pipeline::{Answer, ChannelScores, Geometry, Pipeline, Route, Sample};
 pub use rules::RuleConfig;

@@ -12,7 +12,7 @@ use mmguard_data::Dataset;
 use mmguard_loadtest::{request_body, BodyKind};
 use mmguard_model::Thresholds;
 use mmguard_serve::pipeline::{Pipeline, Sample, BAD_SENSOR_FAILURE, GOOD};
-use mmguard_serve::{app, AppState, BatchConfig, Limits, RuleConfig, Service};
+use mmguard_serve::{app, Admin, AppState, BatchConfig, Limits, RuleConfig, Service};
 use mmguard_train::{train, TrainConfig};
 use mmguard_twin::TwinConfig;
 use serde_json::{json, Value};
@@ -23,10 +23,14 @@ struct Server {
 }
 
 fn serve(service: Arc<Service>, limits: Limits) -> Server {
+    serve_with(service, limits, Admin::Token("s3cret".into()))
+}
+
+fn serve_with(service: Arc<Service>, limits: Limits, admin: Admin) -> Server {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(service, limits, Some("s3cret"));
+    let state = AppState::new(service, limits, admin);
     rt.spawn(async move { axum::serve(listener, app(state)).await });
     Server { url, _rt: rt }
 }
@@ -363,6 +367,43 @@ fn requests_arriving_together_run_as_one_batch_and_equal_the_library() {
 }
 
 #[test]
+fn admin_is_closed_without_a_token_and_takes_only_json() {
+    let run = fixture().run();
+    let send = |server: &Server, route: &str, kind: &str, token: Option<&str>, body: &str| -> (u16, Value) {
+        let url = server.at(route);
+        let mut req = if route == "/v1/reload" { client().post(&url) } else { client().put(&url) };
+        req = req.header("content-type", kind);
+        if let Some(t) = token {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        let mut resp = req.send(body.as_bytes()).unwrap();
+        let status = resp.status().as_u16();
+        (status, serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap())
+    };
+    let threshold = r#"{"threshold": 0.5}"#;
+    // closed by default: no token, no --admin-open
+    let closed = serve_with(service(&run, BatchConfig::default()), LIMITS, Admin::Closed);
+    for route in ["/v1/threshold", "/v1/reload"] {
+        let (status, got) = send(&closed, route, "application/json", None, threshold);
+        assert_eq!((status, got["error"]["field"].as_str()), (403, Some("authorization")), "{route}: {got}");
+    }
+    // a token: a cross-origin "simple" request (text/plain) is refused even with it
+    let guarded = serve(service(&run, BatchConfig::default()), LIMITS);
+    let (status, got) = send(&guarded, "/v1/threshold", "text/plain", Some("s3cret"), threshold);
+    assert_eq!((status, got["error"]["field"].as_str()), (415, Some("content-type")), "{got}");
+    // a refused reload does not tell which paths exist
+    let secret = std::env::temp_dir().join("mmguard-no-such-run");
+    let (status, got) =
+        send(&guarded, "/v1/reload", "application/json", Some("s3cret"), &json!({ "run": secret }).to_string());
+    assert_eq!(status, 422);
+    assert!(!got.to_string().contains("mmguard-no-such-run") && !got.to_string().contains("No such file"), "{got}");
+    // opened on purpose: JSON from anyone
+    let open = serve_with(service(&run, BatchConfig::default()), LIMITS, Admin::Open);
+    assert_eq!(send(&open, "/v1/threshold", "application/json", None, threshold).0, 200);
+    assert_eq!(send(&open, "/v1/threshold", "text/plain", None, threshold).0, 415);
+}
+
+#[test]
 fn the_model_version_changes_with_the_weights() {
     let fx = fixture();
     let copies = tempfile::tempdir().unwrap();
@@ -407,6 +448,7 @@ fn a_reload_swaps_the_run_and_a_bad_one_leaves_the_old_serving() {
         let mut resp = client()
             .post(&url)
             .header("authorization", &format!("Bearer {token}"))
+            .header("content-type", "application/json")
             .header("x-operator", "test")
             .send(body.to_string().as_bytes())
             .unwrap();
