@@ -130,6 +130,34 @@ impl LastFrames {
     }
 }
 
+/// One inference before the run serves: a mid-grey frame and a window at mid-range, both
+/// modalities corrected (thresholds 0), must give finite scores and outputs. A run whose
+/// arithmetic breaks (a latent scale or weights that overflow) is refused here, before
+/// `/readyz` says ready or a reload answers 200, instead of answering nonsense.
+fn warm_up(run: &Run, dir: &Path) -> Result<(), mmguard_model::Error> {
+    let s1 = &run.config.model.stage1;
+    let batch =
+        HostBatch { len: 1, camera: vec![0.5; 3 * s1.height * s1.width], sensor: vec![0.5; s1.window * s1.sensor_dim] };
+    let out = run.model.infer(&run.config.model, &batch, Thresholds::uniform(0.0), &compute::device());
+    let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+    let scores: Vec<f32> = out.scores.iter().flatten().copied().collect();
+    let problem = [
+        ("fault scores are", finite(&scores) && finite(&out.channel_scores)),
+        ("corrected frame is", finite(&out.camera)),
+        ("corrected window is", finite(&out.sensor)),
+    ]
+    .into_iter()
+    .find(|(_, ok)| !ok);
+    match problem {
+        None => Ok(()),
+        Some((what, _)) => Err(mmguard_model::Error::InvalidRun {
+            path: dir.into(),
+            field: "warm-up inference".into(),
+            reason: format!("a mid-range sample's {what} not finite"),
+        }),
+    }
+}
+
 /// Frame from the model's [0, 1] scale to uint8.
 pub fn to_u8(v: f32) -> u8 {
     (v * 255.0).round().clamp(0.0, 255.0) as u8
@@ -159,6 +187,7 @@ impl Pipeline {
         let thresholds = gate.as_array().map(|t| AtomicU32::new(t.to_bits()));
         let channel = gate.channel;
         let frames = Mutex::new(LastFrames::default());
+        warm_up(&run, dir)?;
         Ok(Self { run, geometry, ranges, rules, thresholds, channel, version, frames })
     }
 

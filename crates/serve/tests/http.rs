@@ -403,6 +403,28 @@ fn admin_is_closed_without_a_token_and_takes_only_json() {
     assert_eq!(send(&open, "/v1/threshold", "text/plain", None, threshold).0, 415);
 }
 
+/// Every weight times 10³⁰: finite numbers whose products overflow.
+struct Overflow;
+
+impl burn::module::ModuleMapper for Overflow {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<burn::tensor::Tensor<D>>,
+    ) -> burn::module::Param<burn::tensor::Tensor<D>> {
+        param.map(|t| t.mul_scalar(1e30))
+    }
+}
+
+#[test]
+fn a_run_whose_arithmetic_overflows_is_refused_before_it_serves() {
+    let run = mmguard_model::Run::load(&fixture().run(), &mmguard_model::compute::device()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let huge = burn::module::Module::map(run.model, &mut Overflow);
+    mmguard_model::Run::save(dir.path(), &run.config, &huge).unwrap();
+    let e = Pipeline::load(dir.path(), RuleConfig::default()).unwrap_err().to_string();
+    assert!(e.contains("warm-up") && e.contains("not finite"), "{e}");
+}
+
 #[test]
 fn the_model_version_changes_with_the_weights() {
     let fx = fixture();
