@@ -48,9 +48,6 @@ pub struct ArrayInfo {
     pub shape: Vec<u64>,
 }
 
-/// One array of an archive, read into memory, header parsed.
-type InMemoryNpy = NpyFile<std::io::Cursor<Vec<u8>>>;
-
 /// An open `.npz` archive: a file, or bytes in memory (a request body).
 pub struct NpzReader<R = BufReader<File>> {
     /// The file, or a label such as `request body`, for error messages.
@@ -118,32 +115,27 @@ impl<R: Read + std::io::Seek> NpzReader<R> {
         Error::Array { path: self.path.clone(), key: key.into(), reason: reason.to_string() }
     }
 
-    /// The array's header and reader, and how many data bytes follow the header.
-    fn open_npy(&mut self, key: &str) -> Result<Option<(InMemoryNpy, u64)>> {
+    /// The header of `key`'s array, read from the start of its member: nothing else of it is
+    /// inflated.
+    fn header(&mut self, key: &str) -> Result<Option<npyz::NpyHeader>> {
         let name = format!("{key}.npy");
         if self.archive.index_for_name(&name).is_none() {
             return Ok(None);
         }
-        let mut bytes = Vec::new();
-        let limit = self.max_array_bytes;
-        self.archive
+        let header = self
+            .archive
             .by_name(&name)
-            .and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(zip::result::ZipError::Io))
-            .map_err(|e| self.array_error(key, e))?;
-        if bytes.len() as u64 > limit {
-            return Err(self.array_error(key, format!("larger than the limit of {limit} bytes")));
-        }
-        let mut cursor = std::io::Cursor::new(bytes);
-        let header = npyz::NpyHeader::from_reader(&mut cursor).map_err(|e| self.array_error(key, e))?;
-        let data_bytes = cursor.get_ref().len() as u64 - cursor.position();
-        Ok(Some((NpyFile::with_header(header, cursor), data_bytes)))
+            .map_err(std::io::Error::from)
+            .and_then(|mut member| npyz::NpyHeader::from_reader(&mut member));
+        header.map(Some).map_err(|e| self.array_error(key, e))
     }
 
-    /// Dtype and shape of every array, from the headers.
+    /// Dtype and shape of every array, from the headers alone.
     pub fn infos(&mut self) -> Result<Vec<ArrayInfo>> {
         let mut infos = Vec::new();
         for key in self.keys() {
-            if let Some((npy, _)) = self.open_npy(&key)? {
+            if let Some(h) = self.header(&key)? {
+                let npy = NpyFile::with_header(h, std::io::empty());
                 infos.push(ArrayInfo { dtype: dtype_name(&npy.dtype()), shape: npy.shape().to_vec(), key });
             }
         }
@@ -151,30 +143,56 @@ impl<R: Read + std::io::Seek> NpzReader<R> {
     }
 
     /// Reads one array, or `None` when the key is absent. Fails on a dtype outside the
-    /// contract's set or on data that ends early.
+    /// contract's set, on data that ends early, and on a member that inflates beyond what its
+    /// header promises or beyond the reader's limit — checked before anything is allocated, and
+    /// the inflation stops at the promised size, so a lying header or a zip bomb costs no more
+    /// memory than the array it claims to be.
     pub fn read(&mut self, key: &str) -> Result<Option<Array>> {
-        let Some((npy, data_bytes)) = self.open_npy(key)? else {
+        let Some(header) = self.header(key)? else {
             return Ok(None);
         };
-        if npy.order() != npyz::Order::C {
+        let probe = NpyFile::with_header(header.clone(), std::io::empty());
+        if probe.order() != npyz::Order::C {
             return Err(self.array_error(key, "Fortran-ordered arrays are not supported; save a C-contiguous array"));
         }
-        let shape = npy.shape().to_vec();
-        let name = dtype_name(&npy.dtype());
+        let shape = probe.shape().to_vec();
+        let name = dtype_name(&probe.dtype());
         let item_bytes: u64 = match name.as_str() {
             "uint8" => 1,
             "int32" | "float32" => 4,
             "int64" | "float64" => 8,
             other => return Err(self.array_error(key, format!("unsupported dtype {other}"))),
         };
-        // Checked before reading, so that a corrupt header cannot ask for a huge allocation.
-        let needed = shape.iter().try_fold(item_bytes, |acc, &d| acc.checked_mul(d));
-        if needed.is_none_or(|n| n > data_bytes) {
+        let limit = self.max_array_bytes;
+        let needed = shape.iter().try_fold(item_bytes, |acc, &d| acc.checked_mul(d)).filter(|&n| n <= limit);
+        let Some(needed) = needed else {
             return Err(self.array_error(
                 key,
-                format!("header promises shape {shape:?} of {name}, but only {data_bytes} bytes of data follow (truncated?)"),
+                format!("header promises shape {shape:?} of {name}, larger than the limit of {limit} bytes"),
+            ));
+        };
+        // the member again, past its header: at most one byte more than promised is inflated
+        let mut data = Vec::new();
+        let name_in_zip = format!("{key}.npy");
+        let read = self.archive.by_name(&name_in_zip).map_err(std::io::Error::from).and_then(|mut m| {
+            npyz::NpyHeader::from_reader(&mut m)?;
+            m.take(needed.saturating_add(1)).read_to_end(&mut data)
+        });
+        read.map_err(|e| self.array_error(key, e))?;
+        let got = data.len() as u64;
+        if got < needed {
+            return Err(self.array_error(
+                key,
+                format!("header promises shape {shape:?} of {name}, but only {got} bytes of data follow (truncated?)"),
             ));
         }
+        if got > needed {
+            return Err(self.array_error(
+                key,
+                format!("the member holds more data than its header's shape {shape:?} of {name} ({needed} bytes)"),
+            ));
+        }
+        let npy = NpyFile::with_header(header, std::io::Cursor::new(data));
         let data = match name.as_str() {
             "uint8" => npy.into_vec().map(ArrayData::U8),
             "int32" => npy.into_vec().map(ArrayData::I32),
@@ -312,5 +330,35 @@ mod tests {
         zip.finish().unwrap();
         let err = NpzReader::open(&path).unwrap().read("sensor").unwrap_err().to_string();
         assert!(err.contains("'sensor'") && err.contains("only 8 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_member_inflating_beyond_its_header_stops_at_the_promise() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bomb.npz");
+        // a header for 4 float32 values, then 64 MiB of zeros (deflated to about 64 KiB), and a
+        // second key nobody reads holding the same
+        let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }";
+        let pad = 64 - (10 + dict.len() + 1) % 64;
+        let header = format!("{dict}{}\n", " ".repeat(pad));
+        let zeros = vec![0u8; 1 << 20];
+        let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
+        let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for key in ["sensor.npy", "hidden.npy"] {
+            zip.start_file(key, deflated).unwrap();
+            zip.write_all(b"\x93NUMPY\x01\x00").unwrap();
+            zip.write_all(&(header.len() as u16).to_le_bytes()).unwrap();
+            zip.write_all(header.as_bytes()).unwrap();
+            for _ in 0..64 {
+                zip.write_all(&zeros).unwrap();
+            }
+        }
+        zip.finish().unwrap();
+        let mut r = NpzReader::open(&path).unwrap();
+        // the headers alone: shapes without inflating the data
+        let infos = r.infos().unwrap();
+        assert_eq!(infos.iter().map(|i| i.shape.clone()).collect::<Vec<_>>(), [vec![4], vec![4]]);
+        let err = r.read("sensor").unwrap_err().to_string();
+        assert!(err.contains("'sensor'") && err.contains("more data than its header"), "{err}");
     }
 }
