@@ -452,8 +452,12 @@ fn serve_answers_a_load_test_and_stops_cleanly_on_sigterm() {
     std::fs::write(dir.path().join("tiny.json"), fast).unwrap();
     ok(&["train", "--data", &d("arm.npz"), "--out", &d("run"), "--config", &d("tiny.json"), "--quiet"]);
     // a batch waits up to 1 s for company: time to send SIGTERM while one is in flight
-    std::fs::write(dir.path().join("serve.toml"), "listen = \"127.0.0.1:0\"\n[batching]\nmax_wait_us = 1000000\n")
-        .unwrap();
+    // and a client that never finishes its request holds the drain for at most 2 s
+    std::fs::write(
+        dir.path().join("serve.toml"),
+        "listen = \"127.0.0.1:0\"\ndrain_deadline_s = 2\n[batching]\nmax_wait_us = 1000000\n",
+    )
+    .unwrap();
 
     let mut server = Command::new(env!("CARGO_BIN_EXE_mmguard"))
         .args(["serve", "--run", &d("run"), "--config", &d("serve.toml")])
@@ -513,13 +517,28 @@ fn serve_answers_a_load_test_and_stops_cleanly_on_sigterm() {
         assert!(since.elapsed().as_secs() < 10, "the request never reached the queue");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    let mut stalled = std::net::TcpStream::connect(address).unwrap();
+    stalled.write_all(b"POST /v1/infer HTTP/1.1\r\nHost: x\r\nContent-Le").unwrap();
     let status = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
     assert!(status.success());
+    let signalled = std::time::Instant::now();
     let mut answer = String::new();
     std::io::Read::read_to_string(&mut socket, &mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(answer.matches("\"route\"").count(), 2, "{answer}");
-    assert!(server.wait().unwrap().success(), "the server did not exit 0 on SIGTERM");
+    let exit = loop {
+        if let Some(exit) = server.try_wait().unwrap() {
+            break exit;
+        }
+        if signalled.elapsed().as_secs() > 20 {
+            server.kill().unwrap();
+            panic!("the server did not exit within its drain deadline");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(exit.success(), "the server did not exit 0 on SIGTERM");
+    assert!(signalled.elapsed().as_secs_f64() < 8.0, "exit {:.1} s after SIGTERM", signalled.elapsed().as_secs_f64());
+    drop(stalled);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
     assert!(rest.contains("stopped"), "{rest}");

@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// local browser included); logged as a warning.
     #[arg(long)]
     pub admin_open: bool,
+    /// Seconds admitted requests get to finish after SIGINT/SIGTERM before the server exits
+    /// (default 30).
+    #[arg(long)]
+    pub drain_deadline_s: Option<f64>,
 }
 
 /// `mmguard loadtest`

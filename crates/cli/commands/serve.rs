@@ -19,6 +19,10 @@ fn config(a: &ServeArgs) -> anyhow::Result<ServeConfig> {
     cfg.batching.workers = a.workers.unwrap_or(cfg.batching.workers);
     cfg.admin_token = a.admin_token.clone().or(cfg.admin_token);
     cfg.admin_open |= a.admin_open;
+    cfg.drain_deadline_s = a.drain_deadline_s.unwrap_or(cfg.drain_deadline_s);
+    if !(cfg.drain_deadline_s.is_finite() && cfg.drain_deadline_s >= 0.0) {
+        anyhow::bail!("drain_deadline_s {}: expected seconds, 0 or more", cfg.drain_deadline_s);
+    }
     Ok(cfg)
 }
 
@@ -47,10 +51,27 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             );
         }
         let state = AppState::new(service, cfg.limits, admin);
-        axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
+        let (drain, signalled) = (state.clone(), Arc::new(tokio::sync::Notify::new()));
+        let on_signal = signalled.clone();
+        let serving = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+            shutdown().await;
+            drain.drain();
+            tracing::info!("draining: not ready, new requests get 503, admitted ones finish");
+            on_signal.notify_one();
+        });
+        let deadline = std::time::Duration::from_secs_f64(cfg.drain_deadline_s);
+        tokio::select! {
+            served = std::future::IntoFuture::into_future(serving) => served?,
+            () = async { signalled.notified().await; tokio::time::sleep(deadline).await } => {
+                tracing::warn!(deadline_s = cfg.drain_deadline_s, "drain deadline passed: open connections cut");
+            }
+        }
         tracing::info!("stopped");
-        Ok(())
-    })
+        anyhow::Ok(())
+    })?;
+    // model calls still running on blocking threads get a moment, not a veto
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

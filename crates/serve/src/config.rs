@@ -40,6 +40,9 @@ pub struct ServeConfig {
     /// Without a token, open the admin endpoints to anyone who reaches the port (logged as a
     /// warning at start); `false`, the default, keeps them closed.
     pub admin_open: bool,
+    /// After SIGINT/SIGTERM, seconds the admitted requests get to finish before the process
+    /// exits whatever the clients do (a half-sent request would otherwise hold it for ever).
+    pub drain_deadline_s: f64,
 }
 
 impl Default for ServeConfig {
@@ -51,6 +54,7 @@ impl Default for ServeConfig {
             rules: RuleConfig::default(),
             admin_token: None,
             admin_open: false,
+            drain_deadline_s: 30.0,
         }
     }
 }

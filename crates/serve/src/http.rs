@@ -41,6 +41,9 @@ pub struct AppState {
     pub admin: Admin,
     /// Inference requests admitted now (at most `limits.max_in_flight`).
     in_flight: Arc<Semaphore>,
+    /// Set on shutdown: `/readyz` and new inference requests answer 503 while admitted ones
+    /// finish.
+    draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Who may change the gate or the run (`PUT /v1/threshold`, `POST /v1/reload`). Closed unless
@@ -71,8 +74,22 @@ impl AppState {
     /// The state of a server of `service` under `limits`.
     pub fn new(service: Arc<Service>, limits: Limits, admin: Admin) -> Self {
         let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
-        Self { service, limits, admin, in_flight }
+        Self { service, limits, admin, in_flight, draining: Arc::default() }
     }
+
+    /// Starts draining (every clone of the state sees it): not ready, no new inference.
+    pub fn drain(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The 503 of a server that is shutting down.
+fn draining() -> ApiError {
+    ApiError::with(StatusCode::SERVICE_UNAVAILABLE, "server", "a server that is not shutting down", "draining")
 }
 
 /// The answer to `/v1/infer`.
@@ -109,6 +126,10 @@ pub fn app(state: AppState) -> Router {
 /// Lets an inference request in while fewer than `max_in_flight` are, before its body is read;
 /// otherwise 503.
 async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.is_draining() {
+        state.service.metrics.request(503, 0.0);
+        return draining().into_response();
+    }
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
         let max = state.limits.max_in_flight;
         state.service.metrics.request(503, 0.0);
@@ -124,13 +145,16 @@ async fn admit(State(state): State<AppState>, request: Request, next: Next) -> R
     next.run(request).await
 }
 
-async fn ready(State(state): State<AppState>) -> Json<Value> {
+async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if state.is_draining() {
+        return Err(draining());
+    }
     let pipeline = state.service.pipeline();
-    Json(serde_json::json!({
+    Ok(Json(serde_json::json!({
         "ready": true,
         "model_version": pipeline.version(),
         "geometry": pipeline.geometry(),
-    }))
+    })))
 }
 
 /// A body the size limit cut off, or that could not be read, as an [`ApiError`].

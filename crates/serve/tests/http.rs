@@ -367,6 +367,23 @@ fn requests_arriving_together_run_as_one_batch_and_equal_the_library() {
 }
 
 #[test]
+fn a_draining_server_is_not_ready_and_takes_no_new_inference() {
+    let state = AppState::new(service(&fixture().run(), BatchConfig::default()), LIMITS, Admin::Closed);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let server = Server { url: format!("http://{}", listener.local_addr().unwrap()), _rt: rt };
+    let serving = state.clone();
+    server._rt.spawn(async move { axum::serve(listener, app(serving)).await });
+    let status = |path: &str| client().get(&server.at(path)).call().unwrap().status().as_u16();
+    assert_eq!(status("/readyz"), 200);
+    state.drain();
+    assert_eq!(status("/readyz"), 503);
+    assert_eq!(status("/healthz"), 200, "alive while it drains");
+    let (code, got) = post(&server.at("/v1/infer"), "application/json", b"{}");
+    assert_eq!((code, got["error"]["found"].as_str()), (503, Some("draining")), "{got}");
+}
+
+#[test]
 fn admin_is_closed_without_a_token_and_takes_only_json() {
     let run = fixture().run();
     let send = |server: &Server, route: &str, kind: &str, token: Option<&str>, body: &str| -> (u16, Value) {
