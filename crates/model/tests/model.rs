@@ -109,14 +109,21 @@ fn corrector_is_a_contraction() {
     assert!(f64::from(worst) <= bound + 1e-4, "empirical {worst} above bound {bound}");
 }
 
-#[test]
-fn saved_run_loads_bit_exact() {
-    let device = Device::flex();
+/// A tiny model with fresh weights saved as a run: its sizes, the model, the directory and the
+/// run's configuration.
+fn saved_tiny_run(device: &Device) -> (ModelConfig, mmguard_model::Mmssl, tempfile::TempDir, mmguard_model::RunConfig) {
     let cfg = tiny();
-    let model = cfg.init(&device);
+    let model = cfg.init(device);
     let dir = tempfile::tempdir().unwrap();
     let config = run_config(&cfg, (0..5).map(|j| format!("c{j}")).collect());
     Run::save(dir.path(), &config, &model).unwrap();
+    (cfg, model, dir, config)
+}
+
+#[test]
+fn saved_run_loads_bit_exact() {
+    let device = Device::flex();
+    let (cfg, model, dir, config) = saved_tiny_run(&device);
     let run = Run::load(dir.path(), &device).unwrap();
     assert_eq!(run.config, config);
     let b = batch(2, &cfg);
@@ -351,11 +358,7 @@ impl burn::module::ModuleMapper for Poison {
 #[test]
 fn a_run_that_cannot_serve_is_refused_naming_the_field() {
     let device = Device::flex();
-    let cfg = tiny();
-    let model = cfg.init(&device);
-    let dir = tempfile::tempdir().unwrap();
-    let config = run_config(&cfg, (0..5).map(|j| format!("c{j}")).collect());
-    Run::save(dir.path(), &config, &model).unwrap();
+    let (_, model, dir, config) = saved_tiny_run(&device);
     assert!(Run::load(dir.path(), &device).is_ok());
     let good: serde_json::Value = serde_json::to_value(&config).unwrap();
     let cases: [(&str, serde_json::Value, &str); 9] = [
