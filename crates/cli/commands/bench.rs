@@ -16,10 +16,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     };
     let data = super::load_dataset(path)?;
     let mut train = match &a.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
-        }
+        Some(p) => super::read_json_config(p)?,
         None => bench_budget(),
     };
     train.progress = !a.quiet;

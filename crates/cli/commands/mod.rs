@@ -37,6 +37,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Reads a JSON configuration file (`--config` of train, bench and robust): a regular file only
+/// (a FIFO would block), errors naming the file.
+pub(crate) fn read_json_config<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<T> {
+    use anyhow::Context;
+    mmguard_data::ensure_regular_file(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
 /// Loads a dataset and reports its warnings (missing sidecar, …) on the log.
 pub(crate) fn load_dataset(path: &std::path::Path) -> anyhow::Result<mmguard_data::Dataset> {
     let data = mmguard_data::Dataset::load(path)?;

@@ -1,6 +1,5 @@
 //! `mmguard robust`: downstream heads on a run's frozen encoders.
 
-use anyhow::Context;
 use mmguard_model::compute;
 use mmguard_model::Run;
 use mmguard_robust::{run_study, task_description, write_report, write_results, HeadMethod, StudyConfig};
@@ -12,10 +11,7 @@ pub fn run(a: RobustArgs) -> anyhow::Result<()> {
     let path = a.data.clone().unwrap_or_else(|| run.config.data.path.clone().into());
     let data = super::load_dataset(&path)?;
     let mut cfg: StudyConfig = match &a.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
-        }
+        Some(p) => super::read_json_config(p)?,
         None => StudyConfig::default(),
     };
     cfg.task.label_key = a.label_key;

@@ -1,6 +1,5 @@
 //! `mmguard train`
 
-use anyhow::Context;
 use mmguard_faults::Fault;
 use mmguard_train::TrainConfig;
 
@@ -27,10 +26,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
 /// The training configuration: defaults, then the JSON file, then the flags.
 pub(crate) fn config(o: &TrainOptions) -> anyhow::Result<TrainConfig> {
     let mut cfg = match &o.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
-        }
+        Some(p) => super::read_json_config(p)?,
         None => TrainConfig::default(),
     };
     if let Some(v) = o.seed {

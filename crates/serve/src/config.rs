@@ -83,6 +83,7 @@ pub enum ConfigError {
 impl ServeConfig {
     /// Reads a TOML file; keys left out keep their defaults.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        mmguard_data::ensure_regular_file(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
         toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })
     }
