@@ -329,10 +329,7 @@ impl Conv2d {
                 self.im2col(x, start..start + rows, cols);
                 matmul(rows, co, depth, View::row_major(cols, depth), View::row_major(&w.values, co), out, co, false);
             });
-            match bias {
-                Some(b) => add_bias(out, b, act),
-                None => act.apply(out),
-            }
+            finish(out, bias, act);
         });
     }
 
@@ -364,10 +361,7 @@ impl Conv2d {
         assert_eq!(dy.len(), self.output_len(), "output gradient of {self:?}");
         assert_eq!(dx.len(), self.input_len(), "input gradient of {self:?}");
         assert_eq!(w.channels_out, self.channels_out, "weight packed for another layer");
-        let epilogue = |v: &mut [f32]| match bias {
-            Some(b) => add_bias(v, b, act),
-            None => act.apply(v),
-        };
+        let epilogue = |v: &mut [f32]| finish(v, bias, act);
         if self.gathers() {
             self.input_grad_gather(dy, w, dx, epilogue);
         } else {
@@ -523,6 +517,14 @@ pub fn bias_grad(dy: &[f32], channels: usize) -> Vec<f32> {
         db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
     }
     db
+}
+
+/// The epilogue of a layer's block of output: bias (if any) and activation in one pass.
+fn finish(y: &mut [f32], bias: Option<&[f32]>, act: Activation) {
+    match bias {
+        Some(b) => add_bias(y, b, act),
+        None => act.apply(y),
+    }
 }
 
 /// Adds `bias` [C] to every position of `y` [.., C], then applies `act`, in one pass (on the

@@ -272,8 +272,7 @@ impl Map1d {
         if !kernels_serve(&x.device()) {
             return Self(Window::Burn(x));
         }
-        let [b, _, t] = x.dims();
-        Self(Window::Kernels(x.permute([0, 2, 1]).reshape([b as i32, 1, t as i32, -1])))
+        Self(Window::Kernels(height_one_nhwc(x)))
     }
 
     /// act(layer(map)); a layer the kernels do not cover runs as burn's module.
@@ -282,8 +281,7 @@ impl Map1d {
             (Window::Kernels(x), Some(kernel)) => Self(Window::Kernels(run_kernel(x, kernel))),
             (Window::Kernels(x), None) => {
                 let y = act.apply(layer.burn(Self(Window::Kernels(x)).into_channels_first()));
-                let [b, _, t] = y.dims();
-                Self(Window::Kernels(y.permute([0, 2, 1]).reshape([b as i32, 1, t as i32, -1])))
+                Self(Window::Kernels(height_one_nhwc(y)))
             }
             (Window::Burn(x), _) => Self(Window::Burn(act.apply(layer.burn(x)))),
         }
@@ -308,6 +306,12 @@ impl Map1d {
             Window::Burn(x) => x,
         }
     }
+}
+
+/// A window [B, C, T] as the kernels' 2-D map of height 1, NHWC [B, 1, T, C].
+fn height_one_nhwc(x: Tensor<3>) -> Tensor<4> {
+    let [b, _, t] = x.dims();
+    x.permute([0, 2, 1]).reshape([b as i32, 1, t as i32, -1])
 }
 
 /// Runs a chain of 2-D layers, each followed by its activation: [B, C, H, W] → [B, C', H', W'].
