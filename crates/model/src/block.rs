@@ -197,7 +197,8 @@ impl BlockConfig {
                 l2: SnLinear::new(self.hidden, self.hidden, device),
                 rho: self.rho,
                 alpha: self.alpha,
-            },
+            }
+            .power_iteration(INIT_POWER_ITERATIONS),
             decoder: lin(self.hidden, self.decoder.outputs(self.latent)),
             correction: None,
             output: None,
@@ -210,6 +211,11 @@ impl BlockConfig {
         block
     }
 }
+
+/// Power-iteration steps on a fresh corrector: with random vectors σ(W) is underestimated and
+/// C is no contraction (a run is refused at load when its certified bound is 1 or more);
+/// training then refreshes them after every step.
+const INIT_POWER_ITERATIONS: usize = 50;
 
 /// E: joint latent → hidden code.
 #[derive(Module, Debug)]

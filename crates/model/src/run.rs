@@ -161,6 +161,16 @@ impl Run {
         let config = read_config(dir)?;
         let mut model = config.model.init(device);
         load_weights(&mut model, dir, |store| store, "")?;
+        // ρ < 1 in the config is not enough: the weights and the power-iteration vectors beside
+        // them decide the bound, and a file written elsewhere may not hold to it
+        let bound = model.block.corrector.lipschitz_bound();
+        if bound.is_nan() || bound >= 1.0 {
+            return Err(Error::InvalidRun {
+                path: dir.join(WEIGHTS_FILE),
+                field: "block.corrector".into(),
+                reason: format!("certified Lipschitz bound {bound:.4}; the corrector must be a contraction (< 1)"),
+            });
+        }
         Ok(Self { dir: dir.into(), config, model })
     }
 

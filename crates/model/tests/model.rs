@@ -381,6 +381,13 @@ fn a_run_that_cannot_serve_is_refused_naming_the_field() {
     }
     std::fs::write(dir.path().join("config.json"), serde_json::to_string(&good).unwrap()).unwrap();
     assert!(Run::load(dir.path(), &device).is_ok(), "the good config loads again");
+    // a power-iteration vector that no longer estimates σ(W): finite weights, no contraction
+    let mut broken = model.clone();
+    let u = &mut broken.block.corrector.l1.u;
+    *u = burn::module::Param::initialized(u.id, Tensor::<1>::zeros(u.val().dims(), &device)).set_require_grad(false);
+    Run::save(dir.path(), &config, &broken).unwrap();
+    let e = Run::load(dir.path(), &device).unwrap_err().to_string();
+    assert!(e.contains("model.safetensors") && e.contains("block.corrector") && e.contains("Lipschitz"), "{e}");
     // weights that are not finite numbers
     Run::save(dir.path(), &config, &burn::module::Module::map(model, &mut Poison)).unwrap();
     let e = Run::load(dir.path(), &device).unwrap_err().to_string();
