@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use mmguard_serve::{app, Admin, AppState, Pipeline, ServeConfig, Service};
+use mmguard_serve::{raise_descriptor_limit, serve, Admin, AppState, Pipeline, ServeConfig, Service};
 
 use crate::args::ServeArgs;
 
@@ -32,6 +32,14 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     let pipeline = Pipeline::load(&a.run, cfg.rules)?;
     let version = pipeline.version().to_string();
     let service = Arc::new(Service::new(pipeline, cfg.rules, cfg.batching));
+    let descriptors = raise_descriptor_limit();
+    if let Some(n) = descriptors.filter(|&n| n < cfg.connections.max_connections as u64 + 64) {
+        tracing::warn!(
+            descriptors = n,
+            max_connections = cfg.connections.max_connections,
+            "the descriptor limit is below the connection cap: accepting may fail before the cap refuses"
+        );
+    }
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let listener =
@@ -53,7 +61,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         let state = AppState::new(service, cfg.limits, admin);
         let (drain, signalled) = (state.clone(), Arc::new(tokio::sync::Notify::new()));
         let on_signal = signalled.clone();
-        let serving = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+        let serving = serve(listener, state, cfg.connections, async move {
             shutdown().await;
             drain.drain();
             tracing::info!("draining: not ready, new requests get 503, admitted ones finish");
@@ -61,7 +69,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         });
         let deadline = std::time::Duration::from_secs_f64(cfg.drain_deadline_s);
         tokio::select! {
-            served = std::future::IntoFuture::into_future(serving) => served?,
+            served = serving => served?,
             () = async { signalled.notified().await; tokio::time::sleep(deadline).await } => {
                 tracing::warn!(deadline_s = cfg.drain_deadline_s, "drain deadline passed: open connections cut");
             }

@@ -6,6 +6,10 @@
 //! [limits]
 //! max_body_bytes = 16777216
 //! max_batch = 256
+//! body_timeout_ms = 30000
+//! [connections]
+//! max_connections = 4096
+//! header_timeout_ms = 10000
 //! [batching]
 //! max_batch = 64
 //! max_wait_us = 0
@@ -21,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::batcher::BatchConfig;
 use crate::decode::Limits;
 use crate::rules::RuleConfig;
+use crate::server::ConnectionLimits;
 
 /// The service's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,8 +33,10 @@ use crate::rules::RuleConfig;
 pub struct ServeConfig {
     /// Address to listen on; loopback unless told otherwise.
     pub listen: SocketAddr,
-    /// What a request may hold.
+    /// What a request may hold, and how long it may take.
     pub limits: Limits,
+    /// Open connections and header (idle) timeout of the listener.
+    pub connections: ConnectionLimits,
     /// Micro-batching across requests.
     pub batching: BatchConfig,
     /// The rule checks before the gate.
@@ -50,6 +57,7 @@ impl Default for ServeConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             limits: Limits::default(),
+            connections: ConnectionLimits::default(),
             batching: BatchConfig::default(),
             rules: RuleConfig::default(),
             admin_token: None,

@@ -28,15 +28,40 @@ pub struct Limits {
     /// Most bytes a PNG frame or an npz array may decode to: a small compressed body can
     /// claim gigabytes.
     pub max_decoded_bytes: usize,
-    /// Most inference requests being read, decoded or answered at once; more get 503 before
-    /// their body is read, so that memory stays under about this × `max_body_bytes`.
+    /// Most inference requests decoded or answered at once; the permit is taken once the body
+    /// is in, so slow senders do not hold it, and more get 503.
     pub max_in_flight: usize,
+    /// Most bytes of request bodies held at once (being read, or read and not yet answered);
+    /// a body that does not fit is refused with 503 before it is read.
+    pub max_body_memory_bytes: usize,
+    /// Milliseconds a body may take to arrive in full, counted from the end of its headers.
+    pub body_timeout_ms: u64,
+    /// Slowest body accepted: after a grace second, fewer bytes than this rate × the time since
+    /// the headers cut the request with 408.
+    pub min_body_bytes_per_s: u64,
+    /// Milliseconds from the end of the body to the answer (decoding, queue and model); later
+    /// the request is answered 503 (`deadline`).
+    pub request_timeout_ms: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 16 << 20, max_batch: 256, max_decoded_bytes: 64 << 20, max_in_flight: 64 }
+        Self::DEFAULT
     }
+}
+
+impl Limits {
+    /// The defaults, as a constant (tests build their limits from it).
+    pub const DEFAULT: Self = Self {
+        max_body_bytes: 16 << 20,
+        max_batch: 256,
+        max_decoded_bytes: 64 << 20,
+        max_in_flight: 64,
+        max_body_memory_bytes: 256 << 20,
+        body_timeout_ms: 30_000,
+        min_body_bytes_per_s: 16 << 10,
+        request_timeout_ms: 30_000,
+    };
 }
 
 /// Longest device id, bytes.
@@ -100,12 +125,22 @@ fn too_many(n: usize, limits: &Limits) -> ApiError {
     )
 }
 
+/// A JSON body the typed path refuses is walked again as a generic [`Value`] to name the field
+/// only up to this size: a `Value` tree costs about 17 times the text it was parsed from, so a
+/// 16 MiB body would take some 270 MB per request. A bigger refused body is told where the
+/// typed parser stopped (line and column) or what was wrong with which sample.
+pub const FIELD_ERRORS_UP_TO: usize = 1 << 20;
+
 /// The samples of a JSON body. Valid bodies take a typed fast path (serde straight into the
 /// sample's buffers: 0.5 → 0.1 ms for a 64×64 frame); anything it cannot take goes through
 /// [`decode_json_value`], which gives the same samples or the error naming the field
-/// (`tests/fuzz.rs` checks that both agree).
+/// (`tests/fuzz.rs` checks that both agree), when it is at most [`FIELD_ERRORS_UP_TO`] long.
 pub fn decode_json(body: &[u8], geometry: &Geometry, limits: &Limits) -> Result<Vec<Sample>, ApiError> {
-    fast::decode(body, geometry, limits).map_or_else(|| decode_json_value(body, geometry, limits), Ok)
+    match fast::decode(body, geometry, limits) {
+        Ok(samples) => Ok(samples),
+        Err(_) if body.len() <= FIELD_ERRORS_UP_TO => decode_json_value(body, geometry, limits),
+        Err(reason) => Err(ApiError::bad("body", "a request as /openapi.json describes", reason)),
+    }
 }
 
 /// The typed fast path: `None` whenever the body is anything but a valid request.
@@ -138,40 +173,51 @@ mod fast {
         png: Option<String>,
     }
 
-    pub(super) fn decode(body: &[u8], g: &Geometry, limits: &Limits) -> Option<Vec<Sample>> {
-        let body: Body = serde_json::from_slice(body).ok()?;
+    /// The samples, or in short what is wrong (the parser's message with its line and column,
+    /// or the sample and the part of it).
+    pub(super) fn decode(body: &[u8], g: &Geometry, limits: &Limits) -> Result<Vec<Sample>, String> {
+        let body: Body = serde_json::from_slice(body).map_err(|e| e.to_string())?;
         let items = match body {
             Body { samples: Some(items), .. } => items,
             Body { samples: None, camera: Some(camera), sensor: Some(sensor), device, timestamp } => {
                 vec![Item { camera, sensor, device, timestamp }]
             }
-            _ => return None,
+            _ => return Err("neither a sample nor {\"samples\": [...]}".into()),
         };
         if items.is_empty() || items.len() > limits.max_batch {
-            return None;
+            return Err(format!("{} samples, for 1 to {}", items.len(), limits.max_batch));
         }
-        items.into_iter().map(|item| sample(item, g, limits)).collect()
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| sample(item, g, limits).map_err(|e| format!("samples[{i}]: {e}")))
+            .collect()
     }
 
-    fn sample(item: Item, g: &Geometry, limits: &Limits) -> Option<Sample> {
+    fn sample(item: Item, g: &Geometry, limits: &Limits) -> Result<Sample, &'static str> {
         let camera = match item.camera {
             Camera { raw: Some(raw), .. } => raw,
             Camera { raw: None, png: Some(text) } => {
                 use base64::Engine;
-                let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
-                decode_png(&bytes, g.height, g.width, limits.max_decoded_bytes).ok()?
+                let bytes =
+                    base64::engine::general_purpose::STANDARD.decode(text).map_err(|_| "camera.png is not base64")?;
+                decode_png(&bytes, g.height, g.width, limits.max_decoded_bytes)
+                    .map_err(|_| "camera.png is no PNG of the model's frame size")?
             }
-            Camera { raw: None, png: None } => return None,
+            Camera { raw: None, png: None } => return Err("camera has neither raw nor png"),
         };
         let d = g.columns.len();
         if item.device.as_ref().is_some_and(|id| id.len() > super::MAX_DEVICE_ID) {
-            return None;
+            return Err("device id too long");
         }
-        if camera.len() != g.frame_len() || item.sensor.len() != g.window || item.sensor.iter().any(|r| r.len() != d) {
-            return None;
+        if camera.len() != g.frame_len() {
+            return Err("camera.raw is not the model's frame size");
+        }
+        if item.sensor.len() != g.window || item.sensor.iter().any(|r| r.len() != d) {
+            return Err("sensor is not the model's window of its columns");
         }
         let sensor = item.sensor.into_iter().flatten().map(|x| x.unwrap_or(f32::NAN)).collect();
-        Some(Sample { camera, sensor, device: item.device, timestamp: item.timestamp })
+        Ok(Sample { camera, sensor, device: item.device, timestamp: item.timestamp })
     }
 }
 
@@ -378,6 +424,28 @@ mod tests {
 
     fn npz(arrays: &[(&str, &Array)]) -> Vec<u8> {
         write_npz_to(Path::new("body"), std::io::Cursor::new(Vec::new()), arrays).unwrap().into_inner()
+    }
+
+    #[test]
+    fn a_refused_json_body_over_the_field_error_size_is_told_what_without_a_value_tree() {
+        let g = geometry();
+        let pad = "x".repeat(FIELD_ERRORS_UP_TO);
+        let sample = |rows: usize| serde_json::json!({ "camera": { "raw": vec![0u8; 768] }, "sensor": vec![vec![0.5; 2]; rows], "pad": pad });
+        let good = serde_json::to_vec(&sample(4)).unwrap();
+        assert!(good.len() > FIELD_ERRORS_UP_TO);
+        assert_eq!(decode_json(&good, &g, &Limits::default()).unwrap().len(), 1);
+        let short = serde_json::to_vec(&sample(3)).unwrap();
+        let e = decode_json(&short, &g, &Limits::default()).unwrap_err();
+        assert_eq!((e.status, e.field.as_str()), (StatusCode::BAD_REQUEST, "body"), "{e:?}");
+        assert!(e.found.contains("samples[0]") && e.found.contains("sensor"), "{e:?}");
+        let cut = &good[..good.len() - 2];
+        let e = decode_json(cut, &g, &Limits::default()).unwrap_err();
+        assert!(e.field == "body" && e.found.contains("line 1 column"), "{e:?}");
+        // the same mistake in a small body is named by its field
+        let small =
+            serde_json::to_vec(&serde_json::json!({ "camera": { "raw": vec![0u8; 768] }, "sensor": [[0.5, 0.5]] }))
+                .unwrap();
+        assert_eq!(decode_json(&small, &g, &Limits::default()).unwrap_err().field, "sensor");
     }
 
     #[test]

@@ -7,19 +7,18 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use http_body_util::BodyExt;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::batcher::BatchError;
 use crate::decode::{decode_json, decode_npz, kind_of, ApiError, Limits};
@@ -41,6 +40,8 @@ pub struct AppState {
     pub admin: Admin,
     /// Inference requests admitted now (at most `limits.max_in_flight`).
     in_flight: Arc<Semaphore>,
+    /// Bytes of request bodies held now (at most `limits.max_body_memory_bytes`).
+    body_memory: Arc<Semaphore>,
     /// Set on shutdown: `/readyz` and new inference requests answer 503 while admitted ones
     /// finish.
     draining: Arc<std::sync::atomic::AtomicBool>,
@@ -74,7 +75,8 @@ impl AppState {
     /// The state of a server of `service` under `limits`.
     pub fn new(service: Arc<Service>, limits: Limits, admin: Admin) -> Self {
         let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
-        Self { service, limits, admin, in_flight, draining: Arc::default() }
+        let body_memory = Arc::new(Semaphore::new(limits.max_body_memory_bytes.min(Semaphore::MAX_PERMITS)));
+        Self { service, limits, admin, in_flight, body_memory, draining: Arc::default() }
     }
 
     /// Starts draining (every clone of the state sees it): not ready, no new inference.
@@ -109,7 +111,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .route("/v1/infer", post(infer).route_layer(middleware::from_fn_with_state(state.clone(), admit)))
+        .route("/v1/infer", post(infer))
         .route("/v1/threshold", get(threshold).put(set_threshold))
         .route("/v1/reload", post(reload))
         .route("/metrics", get(|State(state): State<AppState>| async move { state.service.metrics.render() }))
@@ -121,28 +123,6 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
-}
-
-/// Lets an inference request in while fewer than `max_in_flight` are, before its body is read;
-/// otherwise 503.
-async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if state.is_draining() {
-        state.service.metrics.request(503, 0.0);
-        return draining().into_response();
-    }
-    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
-        let max = state.limits.max_in_flight;
-        state.service.metrics.request(503, 0.0);
-        state.service.metrics.reject("requests");
-        let busy = ApiError::with(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "requests",
-            format!("at most {max} in flight (retry later)"),
-            format!("{max} in flight"),
-        );
-        return busy.into_response();
-    };
-    next.run(request).await
 }
 
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -162,16 +142,10 @@ fn body_error(e: &BytesRejection, limits: &Limits) -> ApiError {
     ApiError::with(e.status(), "body", format!("at most {} bytes", limits.max_body_bytes), e.body_text())
 }
 
-async fn infer(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<InferResponse>, ApiError> {
+async fn infer(State(state): State<AppState>, request: Request) -> Result<Json<InferResponse>, ApiError> {
     let start = Instant::now();
-    let answer = match body {
-        Ok(body) => answer(&state, &headers, body, start).await,
-        Err(e) => Err(body_error(&e, &state.limits)),
-    };
+    let (parts, body) = request.into_parts();
+    let answer = admitted(&state, &parts.headers, body, start).await;
     let metrics = &state.service.metrics;
     match &answer {
         Ok(_) => metrics.request(200, start.elapsed().as_secs_f64()),
@@ -181,6 +155,128 @@ async fn infer(
         }
     }
     answer.map(Json)
+}
+
+/// An inference request through admission: not draining, its body read within the memory
+/// budget and the body deadlines, then an in-flight permit (a slow sender holds none), then the
+/// answer within the request deadline.
+async fn admitted(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    start: Instant,
+) -> Result<InferResponse, ApiError> {
+    if state.is_draining() {
+        return Err(draining());
+    }
+    let (body, _memory) = read_body(state, headers, body).await?;
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        let max = state.limits.max_in_flight;
+        return Err(ApiError::with(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "requests",
+            format!("at most {max} in flight (retry later)"),
+            format!("{max} in flight"),
+        ));
+    };
+    let deadline = Duration::from_millis(state.limits.request_timeout_ms);
+    tokio::time::timeout(deadline, answer(state, headers, body, start)).await.unwrap_or_else(|_| {
+        Err(ApiError::with(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "deadline",
+            format!("an answer within {} ms", deadline.as_millis()),
+            "no answer in time (retry later)",
+        ))
+    })
+}
+
+/// A body's share of the memory budget, given back (and shown in `mmguard_body_bytes_held`)
+/// when the request is done with it.
+struct BodyShare {
+    _permit: OwnedSemaphorePermit,
+    bytes: i64,
+    metrics: crate::Metrics,
+}
+
+impl BodyShare {
+    fn new(permit: OwnedSemaphorePermit, bytes: usize, metrics: &crate::Metrics) -> Self {
+        let bytes = bytes as i64;
+        metrics.body_bytes(bytes);
+        Self { _permit: permit, bytes, metrics: metrics.clone() }
+    }
+}
+
+impl Drop for BodyShare {
+    fn drop(&mut self) {
+        self.metrics.body_bytes(-self.bytes);
+    }
+}
+
+/// A body starts to count against the minimum rate after this long (connection set-up, the
+/// client's first write).
+const RATE_GRACE: Duration = Duration::from_secs(1);
+
+/// Reads an inference body: refused before reading when it declares more than the limit or
+/// does not fit the memory budget (a body without a length reserves the whole limit); cut with
+/// 408 when it arrives slower than the minimum rate or not within the body timeout. The permit
+/// holds the body's share of the budget until the answer is sent.
+async fn read_body(state: &AppState, headers: &HeaderMap, mut body: Body) -> Result<(Bytes, BodyShare), ApiError> {
+    let limits = &state.limits;
+    let max = limits.max_body_bytes;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let too_large =
+        |n: String| ApiError::with(StatusCode::PAYLOAD_TOO_LARGE, "body", format!("at most {max} bytes"), n);
+    if let Some(n) = declared.filter(|&n| n > max as u64) {
+        return Err(too_large(format!("{n} bytes")));
+    }
+    let reserve = declared.map_or(max, |n| n as usize);
+    let memory = u32::try_from(reserve)
+        .ok()
+        .and_then(|n| state.body_memory.clone().try_acquire_many_owned(n).ok())
+        .map(|permit| BodyShare::new(permit, reserve, &state.service.metrics))
+        .ok_or_else(|| {
+            ApiError::with(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "memory",
+                format!("room for {reserve} more body bytes (retry later)"),
+                format!(
+                    "{} bytes of bodies held",
+                    limits.max_body_memory_bytes - state.body_memory.available_permits()
+                ),
+            )
+        })?;
+    let begun = tokio::time::Instant::now();
+    let end = begun + Duration::from_millis(limits.body_timeout_ms);
+    let rate = limits.min_body_bytes_per_s.max(1) as f64;
+    let mut bytes = Vec::with_capacity(reserve);
+    loop {
+        // the next bytes are due before the average rate since the headers falls below the minimum
+        let due = end.min(begun + RATE_GRACE + Duration::from_secs_f64(bytes.len() as f64 / rate));
+        match tokio::time::timeout_at(due, body.frame()).await {
+            Ok(None) => break,
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if bytes.len() + data.len() > max {
+                        return Err(too_large(format!("more than {max} bytes")));
+                    }
+                    bytes.extend_from_slice(&data);
+                }
+            }
+            Ok(Some(Err(e))) => return Err(ApiError::bad("body", "a complete body", e.to_string())),
+            Err(_) => {
+                return Err(ApiError::with(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body",
+                    format!(
+                        "the whole body within {} ms, at {} bytes/s or more",
+                        limits.body_timeout_ms, limits.min_body_bytes_per_s
+                    ),
+                    format!("{} bytes after {} ms", bytes.len(), begun.elapsed().as_millis()),
+                ))
+            }
+        }
+    }
+    Ok((Bytes::from(bytes), memory))
 }
 
 async fn answer(state: &AppState, headers: &HeaderMap, body: Bytes, start: Instant) -> Result<InferResponse, ApiError> {

@@ -1,7 +1,8 @@
 //! The online pipeline behind `mmguard serve`: rule checks ([`rules`]), MMSSL's per-modality
 //! gate and corrector with an OPC UA status per channel ([`pipeline`]), micro-batching across
 //! requests ([`batcher`]), the run in use and its reload ([`service`]), over HTTP ([`http`],
-//! bodies in [`decode`], described by [`openapi`]).
+//! bodies in [`decode`], described by [`openapi`]) on a listener with timeouts and a connection
+//! cap ([`server`]).
 
 pub mod batcher;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pipeline;
 pub mod rules;
+pub mod server;
 pub mod service;
 
 pub use batcher::BatchConfig;
@@ -20,4 +22,5 @@ pub use http::{app, Admin, AppState};
 pub use metrics::Metrics;
 pub use pipeline::{Answer, ChannelScores, Geometry, Pipeline, Route, Sample};
 pub use rules::RuleConfig;
+pub use server::{raise_descriptor_limit, serve, ConnectionLimits};
 pub use service::Service;

@@ -1,7 +1,9 @@
 //! Prometheus metrics of the service: requests and rejects, latency, batch sizes, queue depth,
 //! routes and the bypass ratio, faults by modality and rule, resident memory.
 
-use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 use crate::pipeline::{Answer, Route};
 
@@ -18,6 +20,9 @@ pub struct Metrics {
     queue: IntGauge,
     bypass_ratio: Gauge,
     memory: IntGauge,
+    connections: IntGauge,
+    body_bytes: IntGauge,
+    refused: IntCounter,
 }
 
 impl Default for Metrics {
@@ -52,6 +57,20 @@ impl Metrics {
             rejects: counter("mmguard_rejects_total", "Refused requests by the field at fault", &["field"]),
             queue: gauge("mmguard_queue_depth", "Samples waiting for a model worker"),
             memory: gauge("mmguard_resident_memory_bytes", "Resident set size of the server process"),
+            connections: gauge("mmguard_open_connections", "TCP connections open now"),
+            body_bytes: gauge(
+                "mmguard_body_bytes_held",
+                "Bytes of request bodies reserved now (the memory budget in use)",
+            ),
+            refused: {
+                let c = IntCounter::new(
+                    "mmguard_connections_refused_total",
+                    "Connections answered 503 and closed because the cap was reached",
+                )
+                .expect("valid metric");
+                registry.register(Box::new(c.clone())).expect("registered once");
+                c
+            },
             bypass_ratio,
             requests: counter("mmguard_requests_total", "Inference requests by HTTP status", &["status"]),
             latency: histogram(
@@ -84,6 +103,26 @@ impl Metrics {
         let last = field.rsplit('.').next().unwrap_or(field);
         let name: String = last.chars().take_while(|c| *c != '[').collect();
         self.rejects.with_label_values(&[&name]).inc();
+    }
+
+    /// Counts a connection taken into service.
+    pub fn connection_opened(&self) {
+        self.connections.inc();
+    }
+
+    /// Counts a connection that ended.
+    pub fn connection_closed(&self) {
+        self.connections.dec();
+    }
+
+    /// Adds `bytes` (negative: gives back) to the request-body bytes held.
+    pub fn body_bytes(&self, bytes: i64) {
+        self.body_bytes.add(bytes);
+    }
+
+    /// Counts a connection refused at the cap.
+    pub fn connection_refused(&self) {
+        self.refused.inc();
     }
 
     /// Samples now waiting for a worker.

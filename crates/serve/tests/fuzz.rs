@@ -14,7 +14,8 @@ fn geometry() -> Geometry {
     Geometry { height: 4, width: 4, window: 3, columns: vec!["a".into(), "b".into()] }
 }
 
-const LIMITS: Limits = Limits { max_body_bytes: 1 << 20, max_batch: 4, max_decoded_bytes: 1 << 16, max_in_flight: 1 };
+const LIMITS: Limits =
+    Limits { max_body_bytes: 1 << 20, max_batch: 4, max_decoded_bytes: 1 << 16, max_in_flight: 1, ..Limits::DEFAULT };
 
 fn valid_sample() -> Value {
     json!({ "camera": { "raw": vec![9; 48] }, "sensor": [[0.5, 1.0], [0.5, 1.0], [0.5, 1.0]], "device": "d", "timestamp": 1.0 })

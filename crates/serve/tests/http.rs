@@ -12,7 +12,7 @@ use mmguard_data::Dataset;
 use mmguard_loadtest::{request_body, BodyKind};
 use mmguard_model::Thresholds;
 use mmguard_serve::pipeline::{Pipeline, Sample, BAD_SENSOR_FAILURE, GOOD};
-use mmguard_serve::{app, Admin, AppState, BatchConfig, Limits, RuleConfig, Service};
+use mmguard_serve::{Admin, AppState, BatchConfig, ConnectionLimits, Limits, RuleConfig, Service};
 use mmguard_train::{train, TrainConfig};
 use mmguard_twin::TwinConfig;
 use serde_json::{json, Value};
@@ -27,11 +27,15 @@ fn serve(service: Arc<Service>, limits: Limits) -> Server {
 }
 
 fn serve_with(service: Arc<Service>, limits: Limits, admin: Admin) -> Server {
+    listen(AppState::new(service, limits, admin), ConnectionLimits::default())
+}
+
+/// `state` behind the real listener on a loopback port, until the test ends.
+fn listen(state: AppState, connections: ConnectionLimits) -> Server {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(service, limits, admin);
-    rt.spawn(async move { axum::serve(listener, app(state)).await });
+    rt.spawn(mmguard_serve::serve(listener, state, connections, std::future::pending()));
     Server { url, _rt: rt }
 }
 
@@ -109,7 +113,8 @@ impl Server {
     }
 }
 
-const LIMITS: Limits = Limits { max_body_bytes: 1 << 20, max_batch: 16, max_decoded_bytes: 1 << 20, max_in_flight: 64 };
+const LIMITS: Limits =
+    Limits { max_body_bytes: 1 << 20, max_batch: 16, max_decoded_bytes: 1 << 20, max_in_flight: 64, ..Limits::DEFAULT };
 
 /// What the library answers, through the same serialisation as the server: equal text is
 /// equal f32 bits.
@@ -247,13 +252,11 @@ fn malformed_requests_get_a_4xx_naming_the_field_and_the_server_stays_ready() {
         assert_eq!(got["error"]["field"], field, "{got}");
     }
 
-    // a body over the limit: the whole body is sent (an early answer would race the writer),
-    // and the answer is a JSON 413 naming the body
+    // a body declared over the limit is refused on its headers alone, before a byte of it is read
     let mut socket = std::net::TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
     socket.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
     let size = LIMITS.max_body_bytes + 1;
     write!(socket, "POST /v1/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n").unwrap();
-    socket.write_all(&vec![b' '; size]).unwrap();
     let mut answer = Vec::new();
     let _ = socket.read_to_end(&mut answer);
     let answer = String::from_utf8_lossy(&answer);
@@ -369,11 +372,7 @@ fn requests_arriving_together_run_as_one_batch_and_equal_the_library() {
 #[test]
 fn a_draining_server_is_not_ready_and_takes_no_new_inference() {
     let state = AppState::new(service(&fixture().run(), BatchConfig::default()), LIMITS, Admin::Closed);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let server = Server { url: format!("http://{}", listener.local_addr().unwrap()), _rt: rt };
-    let serving = state.clone();
-    server._rt.spawn(async move { axum::serve(listener, app(serving)).await });
+    let server = listen(state.clone(), ConnectionLimits::default());
     let status = |path: &str| client().get(&server.at(path)).call().unwrap().status().as_u16();
     assert_eq!(status("/readyz"), 200);
     state.drain();
@@ -436,7 +435,10 @@ impl burn::module::ModuleMapper for Overflow {
 fn a_run_whose_arithmetic_overflows_is_refused_before_it_serves() {
     let run = mmguard_model::Run::load(&fixture().run(), &mmguard_model::compute::device()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let huge = burn::module::Module::map(run.model, &mut Overflow);
+    let corrector = run.model.block.corrector.clone();
+    let mut huge = burn::module::Module::map(run.model, &mut Overflow);
+    // a corrector scaled so is no contraction and is refused at load; the rest is the warm-up's
+    huge.block.corrector = corrector;
     mmguard_model::Run::save(dir.path(), &run.config, &huge).unwrap();
     let e = Pipeline::load(dir.path(), RuleConfig::default()).unwrap_err().to_string();
     assert!(e.contains("warm-up") && e.contains("not finite"), "{e}");
@@ -533,4 +535,123 @@ fn requests_beyond_the_in_flight_limit_get_503_and_the_next_one_is_admitted() {
     });
     assert_eq!(post(&infer, "application/json", body.as_bytes()).0, 200);
     assert!(server.text("/metrics").contains("mmguard_rejects_total{field=\"requests\"} 1"));
+}
+
+/// A raw TCP connection to the server: what broken or hostile clients send.
+fn raw(server: &Server) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    stream
+}
+
+/// Everything the server sends until it closes the connection; `None` if it did not close it
+/// within the read timeout.
+fn until_closed(stream: &mut std::net::TcpStream) -> Option<String> {
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).ok().map(|_| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Starts a request whose body is announced as `length` bytes and sends only its first byte.
+fn slow_body(server: &Server, length: usize) -> std::net::TcpStream {
+    let mut stream = raw(server);
+    write!(
+        stream,
+        "POST /v1/infer HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n{{"
+    )
+    .unwrap();
+    stream
+}
+
+/// Waits until the server's own metrics say `line` (read in-process: a connection of the test
+/// would count too).
+fn wait_for_metric(service: &Service, line: &str) {
+    let t0 = std::time::Instant::now();
+    while !service.metrics.render().lines().any(|l| l == line) {
+        assert!(t0.elapsed().as_secs() < 20, "metrics never said {line}:\n{}", service.metrics.render());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn slow_bodies_hold_no_in_flight_permit_and_are_cut_below_the_minimum_rate() {
+    let fx = fixture();
+    let service = service(&fx.run(), BatchConfig::default());
+    let (t, d) = (service.pipeline().geometry().window, service.pipeline().columns().len());
+    let limits = Limits { max_in_flight: 1, min_body_bytes_per_s: 1000, ..LIMITS };
+    let server = serve(service.clone(), limits);
+    let mut slow: Vec<_> = (0..4).map(|_| slow_body(&server, 10_000)).collect();
+    // with the permit taken before the body, the first slow client would hold the only one
+    let body = as_json(&samples(&fx.data, &[60], t)[0], d).to_string();
+    assert_eq!(post(&server.at("/v1/infer"), "application/json", body.as_bytes()).0, 200);
+    for stream in &mut slow {
+        let text = until_closed(stream).expect("a slow body is cut, not held open");
+        assert!(text.starts_with("HTTP/1.1 408") && text.contains(r#""field":"body""#), "{text}");
+    }
+    assert!(service.metrics.render().contains("mmguard_requests_total{status=\"408\"} 4"));
+}
+
+#[test]
+fn bodies_beyond_the_memory_budget_get_503_before_they_are_read() {
+    let fx = fixture();
+    let service = service(&fx.run(), BatchConfig::default());
+    let (t, d) = (service.pipeline().geometry().window, service.pipeline().columns().len());
+    let body = as_json(&samples(&fx.data, &[60], t)[0], d).to_string();
+    let budget = 2 * body.len();
+    let server = serve(service.clone(), Limits { max_body_memory_bytes: budget, min_body_bytes_per_s: 1000, ..LIMITS });
+    // a slow client reserves all but a few bytes of the budget
+    let mut hog = slow_body(&server, budget - 10);
+    wait_for_metric(&service, &format!("mmguard_body_bytes_held {}", budget - 10));
+    let (status, got) = post(&server.at("/v1/infer"), "application/json", body.as_bytes());
+    assert_eq!((status, got["error"]["field"].as_str()), (503, Some("memory")), "{got}");
+    assert!(until_closed(&mut hog).is_some_and(|t| t.starts_with("HTTP/1.1 408")));
+    // its share comes back when it is cut
+    assert_eq!(post(&server.at("/v1/infer"), "application/json", body.as_bytes()).0, 200);
+}
+
+#[test]
+fn an_answer_later_than_the_request_deadline_is_a_503() {
+    let fx = fixture();
+    // a lone request waits two seconds in the batcher for company
+    let service = service(&fx.run(), BatchConfig { max_wait_us: 2_000_000, ..BatchConfig::default() });
+    let (t, d) = (service.pipeline().geometry().window, service.pipeline().columns().len());
+    let server = serve(service, Limits { request_timeout_ms: 200, ..LIMITS });
+    let body = as_json(&samples(&fx.data, &[60], t)[0], d).to_string();
+    let (status, got) = post(&server.at("/v1/infer"), "application/json", body.as_bytes());
+    assert_eq!((status, got["error"]["field"].as_str()), (503, Some("deadline")), "{got}");
+}
+
+#[test]
+fn connections_over_the_cap_get_503_and_idle_or_half_sent_ones_are_closed_at_the_header_timeout() {
+    let service = service(&fixture().run(), BatchConfig::default());
+    let state = AppState::new(service.clone(), LIMITS, Admin::Closed);
+    let server = listen(state, ConnectionLimits { max_connections: 4, header_timeout_ms: 300 });
+    let mut held: Vec<_> = (0..4).map(|_| raw(&server)).collect();
+    wait_for_metric(&service, "mmguard_open_connections 4");
+    let over = until_closed(&mut raw(&server)).expect("refused at once");
+    assert!(over.starts_with("HTTP/1.1 503") && over.contains(r#""field":"connections""#), "{over}");
+    assert!(service.metrics.render().contains("mmguard_connections_refused_total 1"));
+    // a header that never ends and sockets that never send: closed, not held
+    write!(held[0], "GET /healthz HTTP/1.1\r\nhost: te").unwrap();
+    for stream in &mut held {
+        assert!(until_closed(stream).is_some(), "connection left open past the header timeout");
+    }
+    wait_for_metric(&service, "mmguard_open_connections 0");
+    assert_eq!(server.text("/healthz"), "ok");
+}
+
+#[test]
+fn a_thousand_idle_sockets_do_not_keep_requests_out() {
+    let fx = fixture();
+    let service = service(&fx.run(), BatchConfig::default());
+    let (t, d) = (service.pipeline().geometry().window, service.pipeline().columns().len());
+    let server = serve(service.clone(), LIMITS);
+    // both ends of every socket live in this process
+    let descriptors = mmguard_serve::raise_descriptor_limit().unwrap_or(1024);
+    let n = 1000.min((descriptors.saturating_sub(256) / 2) as usize);
+    assert!(n >= 400, "descriptor limit {descriptors} leaves room for only {n} sockets");
+    let idle: Vec<_> = (0..n).map(|_| raw(&server)).collect();
+    wait_for_metric(&service, &format!("mmguard_open_connections {n}"));
+    let body = as_json(&samples(&fx.data, &[60], t)[0], d).to_string();
+    assert_eq!(post(&server.at("/v1/infer"), "application/json", body.as_bytes()).0, 200);
+    drop(idle);
 }
