@@ -67,6 +67,10 @@ pub struct BlockConfig {
     /// Every run written before has the bound [`LATENT_BOUND`].
     #[serde(default = "default_output_bound")]
     pub output_bound: Option<f32>,
+    /// Width of the camera part of the latent (the sensor part follows it): what
+    /// [`LatentDecoder::Split`] splits at. 0 in runs written before it, which cannot split.
+    #[serde(default)]
+    pub camera_latent: usize,
 }
 
 fn default_output_bound() -> Option<f32> {
@@ -134,13 +138,23 @@ pub enum LatentDecoder {
     /// G(c) = (p, a), ẑ = σ(a)·z̃ + (1 − σ(a))·p: a learned gate per element between keeping
     /// the faulty latent and replacing it.
     Highway,
+    /// Highway on the camera part of the latent, direct on the sensor part
+    /// ([`BlockConfig::camera_latent`] says where it begins). Only the flagged modality is ever
+    /// substituted, so a direct sensor part never has to reproduce a healthy window; and a
+    /// sensor fault such as a gain changes every value of the window, where a kept share of the
+    /// faulty latent leaks into the output. A camera fault is mostly local, and keeping the
+    /// untouched part of the frame's latent pays. Measured on the arm demo run (stage 2 only,
+    /// same stage 1): direct decoding lowered the sensor error and raised the camera one
+    /// against the highway; this keeps the better of both.
+    Split,
 }
 
 impl LatentDecoder {
-    /// Width of G's output for a latent of `latent` values.
-    pub fn outputs(self, latent: usize) -> usize {
+    /// Width of G's output for a latent of `latent` values whose camera part is `camera` wide.
+    pub fn outputs(self, latent: usize, camera: usize) -> usize {
         match self {
             Self::Highway => 2 * latent,
+            Self::Split => latent + camera,
             Self::Direct | Self::Residual => latent,
         }
     }
@@ -162,6 +176,7 @@ impl BlockConfig {
             output_path: false,
             correction_encoder: false,
             output_bound: default_output_bound(),
+            camera_latent: 0,
         }
     }
 
@@ -199,10 +214,11 @@ impl BlockConfig {
                 alpha: self.alpha,
             }
             .power_iteration(INIT_POWER_ITERATIONS),
-            decoder: lin(self.hidden, self.decoder.outputs(self.latent)),
+            decoder: lin(self.hidden, self.decoder.outputs(self.latent, self.camera_latent)),
             correction: None,
             output: None,
             mode: self.decoder,
+            camera_latent: self.camera_latent,
             scale: self.latent_scale.clone(),
             output_bound: self.output_bound,
         };
@@ -365,6 +381,9 @@ pub struct ComputeBlock {
     /// How G's output becomes the corrected latent.
     #[module(skip)]
     pub mode: LatentDecoder,
+    /// [`BlockConfig::camera_latent`].
+    #[module(skip)]
+    pub camera_latent: usize,
     /// The clean latent's scale, when the block works on the standardised latent.
     #[module(skip)]
     pub scale: Option<LatentScale>,
@@ -451,6 +470,12 @@ impl ComputeBlock {
                 let l = z.dims()[1];
                 let keep = sigmoid(g.clone().narrow(1, l, l));
                 keep.clone() * z + (keep.neg() + 1.0) * g.narrow(1, 0, l)
+            }
+            LatentDecoder::Split => {
+                let (l, c) = (z.dims()[1], self.camera_latent);
+                let keep = sigmoid(g.clone().narrow(1, l, c));
+                let camera = keep.clone() * z.narrow(1, 0, c) + (keep.neg() + 1.0) * g.clone().narrow(1, 0, c);
+                Tensor::cat(vec![camera, g.narrow(1, c, l - c)], 1)
             }
         };
         (corrected, latent)

@@ -27,7 +27,7 @@ impl ModelConfig {
     /// The reference architecture for a given input geometry.
     pub fn new(height: usize, width: usize, sensor_dim: usize, window: usize) -> Self {
         let stage1 = Stage1Config::new(height, width, sensor_dim, window);
-        let block = BlockConfig::new(stage1.joint_latent());
+        let block = BlockConfig { camera_latent: stage1.camera_latent(), ..BlockConfig::new(stage1.joint_latent()) };
         Self { stage1, block, repair: None }
     }
 
@@ -472,7 +472,7 @@ impl ModelConfig {
             + lin(b.hidden, b.detector_hidden)
             + lin(b.detector_hidden, 2)
             + 2 * lin(b.hidden, b.hidden)
-            + lin(b.hidden, b.decoder.outputs(b.latent));
+            + lin(b.hidden, b.decoder.outputs(b.latent, b.camera_latent));
         Flops { encoders: (cam + sen) as u64, block: block as u64, decoders: (cam + sen) as u64 }
     }
 }

@@ -282,6 +282,12 @@ fn validate(config: &RunConfig, path: &Path) -> Result<()> {
             format!("{}; stage 1 makes a latent of {}", b.latent, s1.joint_latent()),
         );
     }
+    if b.decoder == crate::LatentDecoder::Split && b.camera_latent != s1.camera_latent() {
+        return bad(
+            "model.block.camera_latent".into(),
+            format!("{}; the split decoder needs stage 1's camera latent, {}", b.camera_latent, s1.camera_latent()),
+        );
+    }
     if let Some(scale) = &b.latent_scale {
         for (name, v) in [("mean", &scale.mean), ("std", &scale.std)] {
             if v.len() != b.latent || v.iter().any(|x| !x.is_finite()) {

@@ -10,6 +10,7 @@ fn tiny() -> ModelConfig {
     cfg.block = mmguard_model::BlockConfig {
         hidden: 32,
         detector_hidden: 8,
+        camera_latent: cfg.stage1.camera_latent(),
         ..mmguard_model::BlockConfig::new(cfg.stage1.joint_latent())
     };
     cfg
@@ -152,6 +153,41 @@ fn reference_model_flops_by_hand() {
     // G of the default highway decoder outputs a prediction and a gate per latent value
     let block = 2 * (640 * 256 + 256 * 256 + 256 * 64 + 64 * 2 + 2 * 256 * 256 + 256 * 2 * 640);
     assert_eq!(f.block, block as u64);
+}
+
+#[test]
+fn the_split_decoder_keeps_a_share_of_the_camera_latent_and_predicts_the_sensor_part() {
+    let device = Device::flex();
+    let mut cfg = tiny();
+    cfg.block.decoder = mmguard_model::LatentDecoder::Split;
+    let (lc, l) = (cfg.stage1.camera_latent(), cfg.block.latent);
+    let block = cfg.block.init(&device);
+    let z = Tensor::<2>::random([3, l], Distribution::Normal(0.0, 1.0), &device);
+    let out = block.forward(z.clone(), None);
+    let g = block.decoder.forward(out.corrected.clone());
+    assert_eq!(g.dims(), [3, l + lc], "a prediction per value and a gate per camera value");
+    let host = |t: Tensor<2>| t.into_data().try_into_vec::<f32>().unwrap();
+    let (g, z, latent) = (host(g), host(z), host(out.latent));
+    for b in 0..3 {
+        let row = |v: &[f32], w: usize| v[b * w..(b + 1) * w].to_vec();
+        let (g, z, latent) = (row(&g, l + lc), row(&z, l), row(&latent, l));
+        for k in 0..l {
+            let want = if k < lc {
+                let keep = 1.0 / (1.0 + (-g[l + k]).exp());
+                keep * z[k] + (1.0 - keep) * g[k]
+            } else {
+                g[k]
+            };
+            assert!((latent[k] - want).abs() < 1e-5, "value {k} of sample {b}: {} vs {want}", latent[k]);
+        }
+    }
+    // a run that says split but not where is refused
+    let mut broken = cfg.clone();
+    broken.block.camera_latent = 0;
+    let dir = tempfile::tempdir().unwrap();
+    Run::save(dir.path(), &run_config(&broken, (0..5).map(|j| format!("c{j}")).collect()), &cfg.init(&device)).unwrap();
+    let e = Run::load(dir.path(), &device).unwrap_err().to_string();
+    assert!(e.contains("model.block.camera_latent"), "{e}");
 }
 
 #[test]

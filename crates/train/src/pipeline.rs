@@ -72,6 +72,7 @@ pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> ModelConfig {
         output_path: a.output_path && !cfg.single_stage,
         correction_encoder: a.correction_encoder,
         output_bound: a.output_bound,
+        camera_latent: stage1.camera_latent(),
         ..BlockConfig::new(stage1.joint_latent())
     };
     ModelConfig { stage1, block, repair: None }

@@ -447,7 +447,18 @@ pub(crate) fn update_block(
     let lr_det = lr * m.detection_lr_factor();
     let output_grads = block.output.as_ref().map(|o| GradientsParams::from_module(grads, o));
     let correction_grads = block.correction.as_ref().map(|e| GradientsParams::from_module(grads, e));
-    let ComputeBlock { encoder, detector, corrector, decoder, correction, output, mode, scale, output_bound } = block;
+    let ComputeBlock {
+        encoder,
+        detector,
+        corrector,
+        decoder,
+        correction,
+        output,
+        mode,
+        camera_latent,
+        scale,
+        output_bound,
+    } = block;
     let next = ComputeBlock {
         encoder: optim.step(lr_det, encoder, g.encoder),
         detector: optim.step(lr_det, detector, g.detector),
@@ -456,6 +467,7 @@ pub(crate) fn update_block(
         correction: correction.zip(correction_grads).map(|(e, g)| optim.step(lr, e, g)),
         output: output.zip(output_grads).map(|(o, g)| optim.step(lr, o, g)),
         mode,
+        camera_latent,
         scale,
         output_bound,
     };
