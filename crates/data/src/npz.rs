@@ -55,6 +55,10 @@ pub struct NpzReader<R = BufReader<File>> {
     archive: zip::ZipArchive<R>,
     /// Most bytes one array may decompress to: a small deflated body can claim gigabytes.
     max_array_bytes: u64,
+    /// Bytes the arrays read so far may still add up to ([`NpzReader::with_budget`]).
+    budget: u64,
+    /// The budget this reader started with, for the error message.
+    budget_total: u64,
 }
 
 impl<R> std::fmt::Debug for NpzReader<R> {
@@ -93,8 +97,23 @@ impl NpzReader {
     pub fn open(path: &Path) -> Result<Self> {
         crate::ensure_regular_file(path).map_err(|source| Error::Io { path: path.into(), source })?;
         let file = File::open(path).map_err(|source| Error::Io { path: path.into(), source })?;
-        Self::from_reader(path, BufReader::new(file), u64::MAX)
+        let reader = Self::from_reader(path, BufReader::new(file), u64::MAX)?;
+        Ok(match available_memory() {
+            Some(bytes) => reader.with_budget(bytes / 4 * 3),
+            None => reader,
+        })
     }
+}
+
+/// What the system can still give this process (`MemAvailable` of `/proc/meminfo`, Linux):
+/// a file whose honest headers add up to more is refused with its sizes instead of ending in
+/// the out-of-memory killer (measured before the budget: a 10 MB file inflating to 10.7 GB
+/// ran out of memory with only "i/o error").
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 impl<R: Read + std::io::Seek> NpzReader<R> {
@@ -103,7 +122,14 @@ impl<R: Read + std::io::Seek> NpzReader<R> {
     pub fn from_reader(label: &Path, reader: R, max_array_bytes: u64) -> Result<Self> {
         let archive =
             zip::ZipArchive::new(reader).map_err(|e| Error::Archive { path: label.into(), reason: e.to_string() })?;
-        Ok(Self { path: label.into(), archive, max_array_bytes })
+        Ok(Self { path: label.into(), archive, max_array_bytes, budget: u64::MAX, budget_total: u64::MAX })
+    }
+
+    /// Limits the bytes all arrays read through this reader add up to; an array that would go
+    /// beyond is refused before it is inflated. [`NpzReader::open`] sets three quarters of the
+    /// memory the system has available.
+    pub fn with_budget(self, bytes: u64) -> Self {
+        Self { budget: bytes, budget_total: bytes, ..self }
     }
 
     /// The keys of the archive, in archive order.
@@ -171,6 +197,17 @@ impl<R: Read + std::io::Seek> NpzReader<R> {
                 format!("header promises shape {shape:?} of {name}, larger than the limit of {limit} bytes"),
             ));
         };
+        if needed > self.budget {
+            let (total, used) = (self.budget_total, self.budget_total - self.budget);
+            return Err(self.array_error(
+                key,
+                format!(
+                    "shape {shape:?} of {name} needs {needed} bytes; with the {used} bytes of the arrays read before it, \
+                     over the budget of {total} bytes for this archive"
+                ),
+            ));
+        }
+        self.budget -= needed;
         // the member again, past its header: at most one byte more than promised is inflated
         let mut data = Vec::new();
         let name_in_zip = format!("{key}.npy");
@@ -301,6 +338,22 @@ mod tests {
     }
 
     #[test]
+    fn arrays_that_add_up_beyond_the_budget_are_refused_before_they_are_inflated() {
+        let a = Array { shape: vec![100], data: ArrayData::F32(vec![0.0; 100]) };
+        let label = Path::new("data.npz");
+        let bytes =
+            write_npz_to(label, std::io::Cursor::new(Vec::new()), &[("a", &a), ("b", &a)]).unwrap().into_inner();
+        let mut r = NpzReader::from_reader(label, std::io::Cursor::new(&bytes), 1000).unwrap().with_budget(600);
+        assert_eq!(r.read("a").unwrap().unwrap(), a);
+        let err = r.read("b").unwrap_err().to_string();
+        assert!(err.contains("data.npz") && err.contains("b") && err.contains("budget of 600 bytes"), "{err}");
+        assert!(err.contains("400 bytes of the arrays read before"), "{err}");
+        // within the budget both are read
+        let mut r = NpzReader::from_reader(label, std::io::Cursor::new(&bytes), 1000).unwrap().with_budget(800);
+        assert!(r.read("a").unwrap().is_some() && r.read("b").unwrap().is_some());
+    }
+
+    #[test]
     fn truncated_archive_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.npz");
@@ -316,20 +369,27 @@ mod tests {
     fn a_header_promising_more_data_than_there_is_is_refused_before_allocating() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lie.npz");
-        // a valid npy header for 10¹² float32 values, followed by 8 bytes of data
-        let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000,), }";
-        let mut npy = b"\x93NUMPY\x01\x00".to_vec();
-        let pad = 64 - (10 + dict.len() + 1) % 64;
-        let header = format!("{dict}{}\n", " ".repeat(pad));
-        npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        npy.extend_from_slice(header.as_bytes());
-        npy.extend_from_slice(&[0; 8]);
-        let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
-        zip.start_file("sensor.npy", zip::write::SimpleFileOptions::default()).unwrap();
-        zip.write_all(&npy).unwrap();
-        zip.finish().unwrap();
-        let err = NpzReader::open(&path).unwrap().read("sensor").unwrap_err().to_string();
+        // a valid npy header for `n` float32 values, followed by 8 bytes of data
+        let lie = |n: u64| {
+            let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n},), }}");
+            let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+            let pad = 64 - (10 + dict.len() + 1) % 64;
+            let header = format!("{dict}{}\n", " ".repeat(pad));
+            npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+            npy.extend_from_slice(header.as_bytes());
+            npy.extend_from_slice(&[0; 8]);
+            let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
+            zip.start_file("sensor.npy", zip::write::SimpleFileOptions::default()).unwrap();
+            zip.write_all(&npy).unwrap();
+            zip.finish().unwrap();
+            NpzReader::open(&path).unwrap().read("sensor").unwrap_err().to_string()
+        };
+        // a million values: inflated up to what is there, then refused as truncated
+        let err = lie(1_000_000);
         assert!(err.contains("'sensor'") && err.contains("only 8 bytes"), "{err}");
+        // 10¹² values (4 TB): more than this machine could hold, refused on the header alone
+        let err = lie(1_000_000_000_000);
+        assert!(err.contains("'sensor'") && err.contains("4000000000000 bytes") && err.contains("budget"), "{err}");
     }
 
     #[test]

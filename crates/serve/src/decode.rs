@@ -25,8 +25,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most samples in one request.
     pub max_batch: usize,
-    /// Most bytes a PNG frame or an npz array may decode to: a small compressed body can
-    /// claim gigabytes.
+    /// Most bytes a PNG frame, or an npz body's arrays together, may decode to: a small
+    /// compressed body can claim gigabytes.
     pub max_decoded_bytes: usize,
     /// Most inference requests decoded or answered at once; the permit is taken once the body
     /// is in, so slow senders do not hold it, and more get 503.
@@ -368,7 +368,8 @@ fn decode_png(bytes: &[u8], h: usize, w: usize, max_bytes: usize) -> Result<Vec<
 pub fn decode_npz(body: &[u8], geometry: &Geometry, limits: &Limits) -> Result<Vec<Sample>, ApiError> {
     let label = Path::new("request body");
     let mut npz = NpzReader::from_reader(label, std::io::Cursor::new(body), limits.max_decoded_bytes as u64)
-        .map_err(|e| ApiError::bad("body", "an npz archive", e.to_string()))?;
+        .map_err(|e| ApiError::bad("body", "an npz archive", e.to_string()))?
+        .with_budget(limits.max_decoded_bytes as u64);
     let (h, w, t, d) = (geometry.height, geometry.width, geometry.window, geometry.columns.len());
     let mut read = |key: &str| npz.read(key).map_err(|e| ApiError::bad(key, "a readable array", e.to_string()));
     let camera = read("camera")?.ok_or_else(|| ApiError::bad("camera", format!("uint8 [N, 3, {h}, {w}]"), "no key"))?;
