@@ -3,6 +3,9 @@
 use burn::tensor::{Device, Distribution, Tensor};
 use mmguard_model::{HostBatch, ModelConfig, Run, Thresholds};
 
+mod common;
+use common::run_config;
+
 fn tiny() -> ModelConfig {
     let mut cfg = ModelConfig::new(16, 32, 5, 8);
     cfg.stage1.camera_channels = [4, 8, 8, 4];
@@ -22,31 +25,6 @@ fn batch(b: usize, cfg: &ModelConfig) -> HostBatch {
         len: b,
         camera: (0..b * 3 * s.height * s.width).map(|k| (k % 13) as f32 / 13.0).collect(),
         sensor: (0..b * s.window * s.sensor_dim).map(|k| (k % 7) as f32 / 7.0).collect(),
-    }
-}
-
-/// A run configuration around `cfg` with the given sensor column names.
-fn run_config(cfg: &ModelConfig, columns: Vec<String>) -> mmguard_model::RunConfig {
-    let d = columns.len();
-    mmguard_model::RunConfig {
-        versions: Default::default(),
-        model: cfg.clone(),
-        columns: columns.into_iter().map(|name| mmguard_data::Column { name, unit: String::new() }).collect(),
-        normalization: mmguard_data::MinMax { min: vec![0.0; d], max: vec![1.0; d] },
-        gate: mmguard_model::Gate {
-            threshold: 0.5,
-            per_modality: Some(Thresholds { camera: 0.4, sensor: 0.6, channel: Some(0.5) }),
-            target_false_alarm_rate: 0.01,
-            calibration_samples: 10,
-            method: "quantile".into(),
-        },
-        data: mmguard_model::Provenance {
-            path: "x.npz".into(),
-            fingerprint: "0".into(),
-            split_config: Default::default(),
-            split: mmguard_data::Split { train: vec![0], val: vec![1], test: vec![2] },
-        },
-        training: serde_json::Value::Null,
     }
 }
 

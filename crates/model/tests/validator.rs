@@ -6,6 +6,9 @@
 use burn::tensor::Device;
 use mmguard_model::{HostBatch, ModelConfig, Run, Thresholds};
 use proptest::prelude::*;
+
+mod common;
+use common::run_config;
 use serde_json::{json, Value};
 
 /// A tiny model with every optional part (evidence, latent scale, temperature, output path).
@@ -30,26 +33,7 @@ fn model_config() -> ModelConfig {
 fn saved(device: &Device) -> (tempfile::TempDir, Value) {
     let cfg = model_config();
     let d = cfg.stage1.sensor_dim;
-    let config = mmguard_model::RunConfig {
-        versions: Default::default(),
-        model: cfg.clone(),
-        columns: (0..d).map(|j| mmguard_data::Column { name: format!("c{j}"), unit: String::new() }).collect(),
-        normalization: mmguard_data::MinMax { min: vec![0.0; d], max: vec![1.0; d] },
-        gate: mmguard_model::Gate {
-            threshold: 0.5,
-            per_modality: Some(Thresholds { camera: 0.4, sensor: 0.6, channel: Some(0.5) }),
-            target_false_alarm_rate: 0.01,
-            calibration_samples: 10,
-            method: "predictive".into(),
-        },
-        data: mmguard_model::Provenance {
-            path: "x.npz".into(),
-            fingerprint: "0".into(),
-            split_config: Default::default(),
-            split: mmguard_data::Split { train: vec![0], val: vec![1], test: vec![2] },
-        },
-        training: Value::Null,
-    };
+    let config = run_config(&cfg, (0..d).map(|j| format!("c{j}")).collect());
     let dir = tempfile::tempdir().unwrap();
     Run::save(dir.path(), &config, &cfg.init(device)).unwrap();
     (dir, serde_json::to_value(&config).unwrap())
