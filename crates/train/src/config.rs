@@ -199,7 +199,8 @@ pub struct Stage2Config {
     /// sample (`false`, the default). Scoring everything gives the output path's encoders and
     /// decoders every sample to learn from: measured on the arm demo run (stage 2 only, same
     /// stage 1), combined error 1.162 → 1.084 ×10⁻² (camera 0.150 → 0.138, sensor
-    /// 1.012 → 0.946) on the faulty modality.
+    /// 1.012 → 0.946) on the faulty modality. Early stopping scores the corrupted modality
+    /// either way.
     pub faulty_part_only: bool,
     /// What early stopping watches on the faulty validation copies.
     pub early_stop: EarlyStopOn,
