@@ -406,6 +406,10 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
     let again = bench("mmae", "2");
     assert_eq!(std::fs::metadata(&seed0_path).unwrap().modified().unwrap(), written);
     assert!(again.contains("| MMAE | 2 |"), "{again}");
+    // the display flag does not decide a result: without --quiet nothing is trained again
+    let (data, config, out) = (d("arm.npz"), d("tiny.json"), d("report"));
+    ok(&["bench", "--data", &data, "--config", &config, "--methods", "mmae", "--seeds", "2", "--out", &out]);
+    assert_eq!(std::fs::metadata(&seed0_path).unwrap().modified().unwrap(), written);
     let summary = read()["summary"][0].clone();
     assert_eq!(summary["method"], "mmae");
     assert!(json_at(&summary, "combined.std") > 0.0);

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 
 /// Fractions of episodes for training and validation; the rest is the test split.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SplitConfig {
     /// Share of episodes used for training.
     pub train: f64,

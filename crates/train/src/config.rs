@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// Everything that decides a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// Seed of weights, batch order and fault injection.
     pub seed: u64,
@@ -70,7 +70,7 @@ impl Default for TrainConfig {
 
 /// Network widths; the defaults are the reference architecture (DESIGN §3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Architecture {
     /// Output channels of the four camera convolutions.
     pub camera_channels: [usize; 4],
@@ -162,6 +162,7 @@ impl Default for Architecture {
 
 /// Epochs, learning rate and early stopping of one stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StageSchedule {
     /// Maximum number of epochs.
     pub epochs: usize,
@@ -182,7 +183,7 @@ pub struct StageSchedule {
 
 /// Stage 2: schedule, losses, faults and modulation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Stage2Config {
     /// Epochs, learning rate, early stopping.
     pub schedule: StageSchedule,
@@ -249,7 +250,7 @@ impl Default for Stage2Config {
 /// run (stage 2 only, same stage 1), combined error 1.207 → 1.168 ×10⁻² without the output
 /// path and 1.192 → 1.162 with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LossWeights {
     /// Corrected latent G(C(E(z̃))) against the clean latent.
     pub latent: f64,
@@ -282,7 +283,7 @@ impl Default for LossWeights {
 /// healthy on its own), NaN drop-outs (a NaN is a rule's job) and latency (a lagged window is a
 /// real window; only time stamps show the lag).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainingFaults {
     /// Share of clean samples.
     pub clean_share: f64,
@@ -374,7 +375,7 @@ pub enum GammaMode {
 
 /// Layer-specific Lipschitz modulation (DESIGN §4.3), applied between backward and step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Modulation {
     /// Amplification γ ≥ 1 of the detection path (E and D); 1 switches it off.
     pub gamma: f64,
@@ -428,5 +429,10 @@ mod tests {
         assert_eq!(cfg.stage1, d.stage1);
         // a schedule is given whole
         assert!(serde_json::from_str::<TrainConfig>(r#"{"stage1": {"epochs": 3}}"#).is_err());
+        // a misspelt key is an error naming it, at any depth, not a silent default
+        for text in [r#"{"sede": 4}"#, r#"{"stage2": {"modulation": {"gama": 3.0}}}"#, r#"{"split": {"tarin": 0.5}}"#] {
+            let e = serde_json::from_str::<TrainConfig>(text).unwrap_err().to_string();
+            assert!(e.contains("unknown field"), "{text}: {e}");
+        }
     }
 }
