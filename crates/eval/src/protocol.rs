@@ -163,7 +163,7 @@ pub fn severity_curves(
 /// Which faults at which severities a per-method severity curve runs (the bench's curves, the
 /// downstream study's faulty copies).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct CurveConfig {
     /// Faults (catalogue names, compounds with `+`).
     pub faults: Vec<String>,

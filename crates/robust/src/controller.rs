@@ -24,7 +24,7 @@ impl Arm {
 
 /// How the controller explores.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ControllerConfig {
     /// UCB exploration weight β.
     pub exploration: f64,

@@ -19,7 +19,7 @@ pub trait TaskHead {
 /// How long and how fast a head trains. The encoders are frozen, so the heads are small MLPs on
 /// stored latents; Adam at 10⁻³ (the Robult note's rate for heads on pretrained encoders).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct HeadSchedule {
     /// Passes over the training windows.
     pub epochs: usize,

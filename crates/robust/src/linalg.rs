@@ -140,6 +140,7 @@ pub enum NeumannMode {
 
 /// How the series is set up.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NeumannConfig {
     /// Which inverse.
     pub mode: NeumannMode,

@@ -38,7 +38,7 @@ use crate::{batches, HeadSchedule, TaskHead};
 
 /// The spectrum-adaptive collapse regulariser R_col(c) = λ·a_c·(R_gauss + κ·R_spec).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct CollapseConfig {
     /// Off: the chosen modality is only left out of the second fused pass (modality dropout).
     pub enabled: bool,
@@ -82,7 +82,7 @@ pub enum Masking {
 
 /// Curvature-aware gradient masking.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct MaskingConfig {
     /// Which test.
     pub kind: Masking,
@@ -106,7 +106,7 @@ impl Default for MaskingConfig {
 
 /// The certified hyper-gradient step on (log λ, log κ).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct MetaConfig {
     /// Off: λ and κ keep their initial values.
     pub enabled: bool,
@@ -126,7 +126,7 @@ impl Default for MetaConfig {
 
 /// Sizes and training switches of ModalImmune.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ModalImmuneConfig {
     /// Width of the embeddings e_m.
     pub embed: usize,

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 /// Weights of Robult's four losses (all 1 by default: the paper gives none).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RobultWeights {
     /// Supervised task loss on labelled samples.
     pub supervised: f64,
@@ -44,7 +44,7 @@ impl Default for RobultWeights {
 
 /// Sizes and loss settings of Robult.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RobultConfig {
     /// Width of each modality's adapter output h^i.
     pub hidden: usize,

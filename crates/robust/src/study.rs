@@ -136,7 +136,7 @@ impl HeadMethod {
 
 /// What the study runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct StudyConfig {
     /// Targets.
     pub task: TaskConfig,
@@ -471,4 +471,18 @@ pub fn write_results(dir: &Path, cfg: &StudyConfig, results: &[HeadResult]) -> R
     let text =
         serde_json::to_string_pretty(&serde_json::json!({ "config": cfg, "results": results })).expect("serialisable");
     std::fs::write(&path, text).map_err(|source| Error::Io { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StudyConfig;
+
+    #[test]
+    fn a_misspelt_key_of_a_study_is_an_error_naming_it() {
+        assert!(serde_json::from_str::<StudyConfig>(r#"{"schedule": {"epochs": 3}}"#).is_ok());
+        for text in [r#"{"robult": {"hiden": 3}}"#, r#"{"schedule": {"epoch": 3}}"#, r#"{"faults": {"sed": 1}}"#] {
+            let e = serde_json::from_str::<StudyConfig>(text).unwrap_err().to_string();
+            assert!(e.contains("unknown field"), "{text}: {e}");
+        }
+    }
 }

@@ -17,7 +17,7 @@ use crate::{Error, Result};
 
 /// Which targets the heads learn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TaskConfig {
     /// Archive key of the integer class labels.
     pub label_key: String,
