@@ -351,6 +351,7 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
         "MMSSL, whole-modality substitution",
         "MMSSL, raw latent",
         "MMSSL, decoded output (no input repair)",
+        "MMSSL, highway decoder",
         "MMAE",
         "MMFR",
         "MMCF",
@@ -372,7 +373,7 @@ fn bench_compares_the_methods_over_seeds_and_resumes() {
     };
     let results = read();
     let runs = results["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 16);
+    assert_eq!(runs.len(), mmguard_bench::Method::ALL.len());
     // the same faulty copies for every method, in the protocol and in the severity curves
     assert!(runs.iter().all(|r| r["result"]["faulty_input_mse"] == runs[0]["result"]["faulty_input_mse"]));
     let curve_inputs = |r: &serde_json::Value| -> Vec<f64> {

@@ -510,7 +510,7 @@ pub struct BenchArgs {
     pub data: Option<PathBuf>,
     /// Methods: `all` or a comma list (mmssl, mmssl-no-gate, mmssl-no-modulation,
     /// mmssl-single-stage, mmssl-dense-encoders, mmssl-no-evidence, mmssl-test-faults,
-    /// mmssl-one-threshold, mmssl-whole-modality, mmssl-raw-latent, mmssl-decoded-output, mmae,
+    /// mmssl-one-threshold, mmssl-whole-modality, mmssl-raw-latent, mmssl-decoded-output, mmssl-highway, mmae,
     /// mmfr, mmcf, mmgan, mmugan).
     #[arg(long, default_value = "all")]
     pub methods: String,

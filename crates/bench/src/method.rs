@@ -40,6 +40,10 @@ pub enum Method {
     /// Ablation: the MMSSL model of the same seed handing on the decoded correction as it is,
     /// without keeping what of the input agrees with it (no retraining).
     MmsslDecodedOutput,
+    /// Ablation: stage 2 retrained with the highway decoder on the whole latent (the earlier
+    /// default) instead of the split one (direct on the sensor part), on the stage 1 of the
+    /// same seed.
+    MmsslHighway,
     /// MMAE: multimodal denoising autoencoder, one stage, no detector.
     Mmae,
     /// MMFR: the MMAE with the authors' fuzzy regularisation of its bottleneck.
@@ -54,7 +58,7 @@ pub enum Method {
 
 impl Method {
     /// Every method, MMSSL first.
-    pub const ALL: [Method; 16] = [
+    pub const ALL: [Method; 17] = [
         Method::Mmssl,
         Method::MmsslNoGate,
         Method::MmsslNoModulation,
@@ -66,6 +70,7 @@ impl Method {
         Method::MmsslWholeModality,
         Method::MmsslRawLatent,
         Method::MmsslDecodedOutput,
+        Method::MmsslHighway,
         Method::Mmae,
         Method::Mmfr,
         Method::Mmcf,
@@ -87,6 +92,7 @@ impl Method {
             Self::MmsslWholeModality => "mmssl-whole-modality",
             Self::MmsslRawLatent => "mmssl-raw-latent",
             Self::MmsslDecodedOutput => "mmssl-decoded-output",
+            Self::MmsslHighway => "mmssl-highway",
             Self::Mmae => "mmae",
             Self::Mmfr => "mmfr",
             Self::Mmcf => "mmcf",
@@ -109,6 +115,7 @@ impl Method {
             Self::MmsslWholeModality => "MMSSL, whole-modality substitution",
             Self::MmsslRawLatent => "MMSSL, raw latent",
             Self::MmsslDecodedOutput => "MMSSL, decoded output (no input repair)",
+            Self::MmsslHighway => "MMSSL, highway decoder",
             Self::Mmae => "MMAE",
             Self::Mmfr => "MMFR",
             Self::Mmcf => "MMCF",
@@ -130,6 +137,7 @@ impl Method {
             Self::MmsslWholeModality => "whole mod.",
             Self::MmsslRawLatent => "raw latent",
             Self::MmsslDecodedOutput => "decoded",
+            Self::MmsslHighway => "highway",
             other => other.label(),
         }
     }
@@ -155,6 +163,7 @@ impl Method {
                 | Self::MmsslWholeModality
                 | Self::MmsslRawLatent
                 | Self::MmsslDecodedOutput
+                | Self::MmsslHighway
         )
     }
 

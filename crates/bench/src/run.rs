@@ -7,7 +7,7 @@ use mmguard_baselines::{AdversaryConfig, FuzzyConfig, Trained};
 use mmguard_data::Dataset;
 use mmguard_eval::{protocol, severity_curves, CurveConfig, CurvePoint, EvalConfig, ProtocolResult};
 use mmguard_faults::Compound;
-use mmguard_model::{EncoderKind, Gate, Gated, Repair, Run, Stage1Config, Thresholds, LOG_FILE};
+use mmguard_model::{EncoderKind, Gate, Gated, LatentDecoder, Repair, Run, Stage1Config, Thresholds, LOG_FILE};
 use mmguard_robust::{run_study, HeadMethod, HeadResult, StudyConfig};
 use mmguard_train::{
     prepare, train, train_mmae, train_mmcf, train_mmfr, train_mmgan, train_mmugan, BaselineReport, CsvLog, EarlyStopOn,
@@ -251,6 +251,7 @@ impl Bench<'_> {
             Method::MmsslNoModulation => stage2_ablation(&|c| c.stage2.modulation = Modulation::off())?,
             Method::MmsslNoEvidence => stage2_ablation(&|c| c.architecture.evidence_grid = None)?,
             Method::MmsslTestFaults => stage2_ablation(&|c| c.stage2.faults = TrainingFaults::test_faults_first())?,
+            Method::MmsslHighway => stage2_ablation(&|c| c.architecture.decoder = LatentDecoder::Highway)?,
             Method::MmsslRawLatent => stage2_ablation(&|c| {
                 c.architecture.latent_scale = false;
                 c.stage2.early_stop = EarlyStopOn::Total;

@@ -82,7 +82,9 @@ pub struct Architecture {
     pub detector_hidden: usize,
     /// Corrector contraction factor ρ.
     pub rho: f64,
-    /// How G's output becomes the corrected latent.
+    /// How G's output becomes the corrected latent (`mmguard_model::LatentDecoder`): split
+    /// (highway on the camera part, direct on the sensor part) by default; `highway` on the
+    /// whole latent is the earlier default, the bench ablation `mmssl-highway`.
     pub decoder: mmguard_model::LatentDecoder,
     /// Convolutional (reference) or dense stage-1 encoders.
     pub encoder: mmguard_model::EncoderKind,
@@ -147,7 +149,7 @@ impl Default for Architecture {
             hidden: 256,
             detector_hidden: 64,
             rho: 0.95,
-            decoder: mmguard_model::LatentDecoder::Highway,
+            decoder: mmguard_model::LatentDecoder::Split,
             encoder: mmguard_model::EncoderKind::Conv,
             evidence_grid: Some(4),
             latent_scale: true,
@@ -213,19 +215,26 @@ pub struct Stage2Config {
 pub enum EarlyStopOn {
     /// The weighted sum of all stage-2 losses (the objective itself).
     Total,
-    /// What the plant receives: the output error on the faulty modality of the faulty copies.
-    /// The latent and contrastive terms are means to that end, and their scale depends on the
-    /// data (the latent's spread is not bounded); on a file from outside the project the total
-    /// kept the epoch-2 weights.
+    /// The output error on the faulty modality of the faulty copies alone. The latent and
+    /// contrastive terms are means to that end, and their scale depends on the data (the
+    /// latent's spread is not bounded); on a file from outside the project the total kept the
+    /// epoch-2 weights.
     Output,
+    /// What the plant receives, the corrected output and the flags: the output error on the
+    /// faulty modality and the detection loss, in the objective's own weights. On the output
+    /// alone a run whose validation output error was flat from the first epoch (a tiny model
+    /// with the split decoder) kept its first epoch, detector untrained: every channel scored
+    /// about 0.48.
+    OutputAndDetection,
 }
 
 impl EarlyStopOn {
-    /// The watched figure of one batch's losses.
-    pub fn watched(self, l: &crate::Stage2Losses) -> f64 {
+    /// The watched figure of one batch's losses under the loss weights `w`.
+    pub fn watched(self, l: &crate::Stage2Losses, w: &LossWeights) -> f64 {
         match self {
             Self::Total => l.total,
             Self::Output => l.output,
+            Self::OutputAndDetection => w.output * l.output + w.detection * l.detection,
         }
     }
 }
@@ -239,7 +248,7 @@ impl Default for Stage2Config {
             faults: TrainingFaults::default(),
             modulation: Modulation::default(),
             faulty_part_only: false,
-            early_stop: EarlyStopOn::Output,
+            early_stop: EarlyStopOn::OutputAndDetection,
         }
     }
 }

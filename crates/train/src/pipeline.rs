@@ -209,6 +209,9 @@ fn check(cfg: &TrainConfig) -> Result<()> {
     Ok(())
 }
 
+/// Power-iteration steps on the trained corrector before it is saved.
+const FINAL_POWER_ITERATIONS: usize = 200;
+
 /// Trains stage 1 and stage 2 on `data`, calibrates the gate, and writes the run into `out`.
 pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainReport> {
     check(cfg)?;
@@ -255,6 +258,12 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
             (stage1, block, [s1_epochs, s2_epochs], [s1_best, s2_best], [stage1_seconds, t1.elapsed().as_secs_f64()])
         };
 
+    // Training refreshes the power-iteration vectors one step per optimiser step; they are
+    // run to convergence before the model is calibrated and saved, so that σ(W) is the
+    // spectral norm the certified bound assumes (a tiny run ended at a bound of 1.0016 and was
+    // refused at load) and the saved corrector is exactly what is certified.
+    let block =
+        mmguard_model::ComputeBlock { corrector: block.corrector.power_iteration(FINAL_POWER_ITERATIONS), ..block };
     let model = Mmssl { stage1, block }.valid();
     let gate = calibrate_gate(&model, &model_cfg, data, &prep.val, &prep.norm, cfg.gate_options());
     let thresholds = gate.thresholds();

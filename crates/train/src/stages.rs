@@ -220,7 +220,7 @@ impl Context<'_> {
             let (mut vsum, mut vn) = (0.0, 0usize);
             for b in &val_set {
                 let (_, parts) = stage2_loss(&block_plain, &frozen, model_cfg, &watched, b, &plain);
-                vsum += s2.early_stop.watched(&parts) * b.clean.len as f64;
+                vsum += s2.early_stop.watched(&parts, &s2.weights) * b.clean.len as f64;
                 vn += b.clean.len;
             }
             let val = vsum / vn.max(1) as f64;
