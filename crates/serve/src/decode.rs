@@ -139,12 +139,22 @@ pub fn decode_json(body: &[u8], geometry: &Geometry, limits: &Limits) -> Result<
     match fast::decode(body, geometry, limits) {
         Ok(samples) => Ok(samples),
         Err(_) if body.len() <= FIELD_ERRORS_UP_TO => decode_json_value(body, geometry, limits),
+        Err(reason) if reason.starts_with(&format!("more than {} samples", limits.max_batch)) => Err(ApiError::with(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "samples",
+            format!("at most {} samples", limits.max_batch),
+            reason,
+        )),
         Err(reason) => Err(ApiError::bad("body", "a request as /openapi.json describes", reason)),
     }
 }
 
-/// The typed fast path: `None` whenever the body is anything but a valid request.
+/// The typed fast path: an error whenever the body is anything but a valid request.
 mod fast {
+    use std::cell::Cell;
+    use std::marker::PhantomData;
+
+    use serde::de::{Deserializer, Error as _, SeqAccess, Visitor};
     use serde::Deserialize;
 
     use super::{decode_png, Geometry, Limits, Sample};
@@ -152,9 +162,9 @@ mod fast {
     /// A batch, or the fields of a single sample at the top level.
     #[derive(Deserialize)]
     struct Body {
-        samples: Option<Vec<Item>>,
+        samples: Option<Capped<Item, SAMPLES>>,
         camera: Option<Camera>,
-        sensor: Option<Vec<Vec<Option<f32>>>>,
+        sensor: Option<Window>,
         device: Option<String>,
         timestamp: Option<f64>,
     }
@@ -162,30 +172,75 @@ mod fast {
     #[derive(Deserialize)]
     struct Item {
         camera: Camera,
-        sensor: Vec<Vec<Option<f32>>>,
+        sensor: Window,
         device: Option<String>,
         timestamp: Option<f64>,
     }
 
     #[derive(Deserialize)]
     struct Camera {
-        raw: Option<Vec<u8>>,
+        raw: Option<Capped<u8, PIXELS>>,
         png: Option<String>,
+    }
+
+    /// Rows of readings, `null` for a missing one.
+    type Window = Capped<Capped<Option<f32>, COLUMNS>, ROWS>;
+
+    /// Which cap a list has.
+    const SAMPLES: usize = 0;
+    const ROWS: usize = 1;
+    const COLUMNS: usize = 2;
+    const PIXELS: usize = 3;
+    const NAMES: [&str; 4] = ["samples", "rows", "readings in a row", "frame values"];
+
+    thread_local! {
+        /// The caps of the body being parsed on this thread ([`SAMPLES`], [`ROWS`], …).
+        static CAPS: Cell<[usize; 4]> = const { Cell::new([usize::MAX; 4]) };
+    }
+
+    /// A list that is refused as soon as it grows past its cap, while it is parsed: serde fills
+    /// a `Vec` before anything can look at its length, and a body of `[],` rows takes about
+    /// eight times its text in row headers.
+    struct Capped<T, const K: usize>(Vec<T>);
+
+    impl<'de, T: Deserialize<'de>, const K: usize> Deserialize<'de> for Capped<T, K> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct List<T, const K: usize>(PhantomData<T>);
+            impl<'de, T: Deserialize<'de>, const K: usize> Visitor<'de> for List<T, K> {
+                type Value = Capped<T, K>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    write!(f, "a list of at most {} {}", CAPS.with(Cell::get)[K], NAMES[K])
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                    let cap = CAPS.with(Cell::get)[K];
+                    let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(cap));
+                    while let Some(x) = seq.next_element()? {
+                        if out.len() == cap {
+                            return Err(A::Error::custom(format!("more than {cap} {}", NAMES[K])));
+                        }
+                        out.push(x);
+                    }
+                    Ok(Capped(out))
+                }
+            }
+            d.deserialize_seq(List(PhantomData))
+        }
     }
 
     /// The samples, or in short what is wrong (the parser's message with its line and column,
     /// or the sample and the part of it).
     pub(super) fn decode(body: &[u8], g: &Geometry, limits: &Limits) -> Result<Vec<Sample>, String> {
+        CAPS.with(|c| c.set([limits.max_batch, g.window, g.columns.len(), g.frame_len()]));
         let body: Body = serde_json::from_slice(body).map_err(|e| e.to_string())?;
         let items = match body {
-            Body { samples: Some(items), .. } => items,
+            Body { samples: Some(items), .. } => items.0,
             Body { samples: None, camera: Some(camera), sensor: Some(sensor), device, timestamp } => {
                 vec![Item { camera, sensor, device, timestamp }]
             }
             _ => return Err("neither a sample nor {\"samples\": [...]}".into()),
         };
-        if items.is_empty() || items.len() > limits.max_batch {
-            return Err(format!("{} samples, for 1 to {}", items.len(), limits.max_batch));
+        if items.is_empty() {
+            return Err("no samples".into());
         }
         items
             .into_iter()
@@ -196,7 +251,7 @@ mod fast {
 
     fn sample(item: Item, g: &Geometry, limits: &Limits) -> Result<Sample, &'static str> {
         let camera = match item.camera {
-            Camera { raw: Some(raw), .. } => raw,
+            Camera { raw: Some(raw), .. } => raw.0,
             Camera { raw: None, png: Some(text) } => {
                 use base64::Engine;
                 let bytes =
@@ -213,10 +268,11 @@ mod fast {
         if camera.len() != g.frame_len() {
             return Err("camera.raw is not the model's frame size");
         }
-        if item.sensor.len() != g.window || item.sensor.iter().any(|r| r.len() != d) {
+        let rows = item.sensor.0;
+        if rows.len() != g.window || rows.iter().any(|r| r.0.len() != d) {
             return Err("sensor is not the model's window of its columns");
         }
-        let sensor = item.sensor.into_iter().flatten().map(|x| x.unwrap_or(f32::NAN)).collect();
+        let sensor = rows.into_iter().flat_map(|r| r.0).map(|x| x.unwrap_or(f32::NAN)).collect();
         Ok(Sample { camera, sensor, device: item.device, timestamp: item.timestamp })
     }
 }
@@ -442,6 +498,17 @@ mod tests {
         let cut = &good[..good.len() - 2];
         let e = decode_json(cut, &g, &Limits::default()).unwrap_err();
         assert!(e.field == "body" && e.found.contains("line 1 column"), "{e:?}");
+        // lists are refused as they grow past their caps, with the status the small body gets
+        let wide =
+            serde_json::json!({ "camera": { "raw": vec![0u8; 768] }, "sensor": vec![vec![0.5; 3]; 4], "pad": pad });
+        let e = decode_json(&serde_json::to_vec(&wide).unwrap(), &g, &Limits::default()).unwrap_err();
+        assert!(e.field == "body" && e.found.contains("more than 2 readings in a row"), "{e:?}");
+        let one =
+            |n: usize| serde_json::json!({ "camera": { "raw": vec![0u8; 768] }, "sensor": vec![vec![0.5; 2]; n] });
+        let many = serde_json::json!({ "samples": vec![one(4); 3], "pad": pad });
+        let two = Limits { max_batch: 2, ..Limits::default() };
+        let e = decode_json(&serde_json::to_vec(&many).unwrap(), &g, &two).unwrap_err();
+        assert_eq!((e.status, e.field.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "samples"), "{e:?}");
         // the same mistake in a small body is named by its field
         let small =
             serde_json::to_vec(&serde_json::json!({ "camera": { "raw": vec![0u8; 768] }, "sensor": [[0.5, 0.5]] }))
