@@ -202,8 +202,7 @@ pub struct Stage2Config {
     /// sample (`false`, the default). Scoring everything gives the output path's encoders and
     /// decoders every sample to learn from: measured on the arm demo run (stage 2 only, same
     /// stage 1), combined error 1.162 → 1.084 ×10⁻² (camera 0.150 → 0.138, sensor
-    /// 1.012 → 0.946) on the faulty modality. Early stopping scores the corrupted modality
-    /// either way.
+    /// 1.012 → 0.946) on the faulty modality. Early stopping scores the same parts.
     pub faulty_part_only: bool,
     /// What early stopping watches on the faulty validation copies.
     pub early_stop: EarlyStopOn,
@@ -215,26 +214,24 @@ pub struct Stage2Config {
 pub enum EarlyStopOn {
     /// The weighted sum of all stage-2 losses (the objective itself).
     Total,
-    /// The output error on the faulty modality of the faulty copies alone. The latent and
-    /// contrastive terms are means to that end, and their scale depends on the data (the
-    /// latent's spread is not bounded); on a file from outside the project the total kept the
-    /// epoch-2 weights.
+    /// What the plant receives: the output error of the correction on the faulty validation
+    /// copies, scored on the parts the training loss scores (every part of every sample by
+    /// default, [`Stage2Config::faulty_part_only`]). The latent and contrastive terms are means
+    /// to that end, and their scale depends on the data (the latent's spread is not bounded);
+    /// on a file from outside the project the total kept the epoch-2 weights. Tried and not
+    /// kept: the corrupted modality alone, and that plus the detection loss — on the arm demo
+    /// with the split decoder the sum was noisy from epoch to epoch and stopped stage 2 at
+    /// epoch 13 (combined 1.241 ×10⁻²), and the output of the corrupted modality alone let a
+    /// tiny model keep its first epoch with an untrained detector.
     Output,
-    /// What the plant receives, the corrected output and the flags: the output error on the
-    /// faulty modality and the detection loss, in the objective's own weights. On the output
-    /// alone a run whose validation output error was flat from the first epoch (a tiny model
-    /// with the split decoder) kept its first epoch, detector untrained: every channel scored
-    /// about 0.48.
-    OutputAndDetection,
 }
 
 impl EarlyStopOn {
-    /// The watched figure of one batch's losses under the loss weights `w`.
-    pub fn watched(self, l: &crate::Stage2Losses, w: &LossWeights) -> f64 {
+    /// The watched figure of one batch's losses.
+    pub fn watched(self, l: &crate::Stage2Losses) -> f64 {
         match self {
             Self::Total => l.total,
             Self::Output => l.output,
-            Self::OutputAndDetection => w.output * l.output + w.detection * l.detection,
         }
     }
 }
@@ -248,7 +245,7 @@ impl Default for Stage2Config {
             faults: TrainingFaults::default(),
             modulation: Modulation::default(),
             faulty_part_only: false,
-            early_stop: EarlyStopOn::OutputAndDetection,
+            early_stop: EarlyStopOn::Output,
         }
     }
 }

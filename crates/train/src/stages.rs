@@ -12,7 +12,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::{Stage2Config, StageSchedule, TrainConfig, TrainingFaults};
+use crate::config::{StageSchedule, TrainConfig, TrainingFaults};
 use crate::error::{Error, Result};
 use crate::log::{stage_bar, CsvLog, EpochRecord};
 use crate::pipeline::Prepared;
@@ -182,12 +182,6 @@ impl Context<'_> {
             .map(|(ends, b)| make_batch(&enc, b.clone(), enc.clean(b), &previous(ends), s2, &mut vrng))
             .collect();
 
-        // Early stopping scores what the gate hands on: the corrupted modality of the faulty
-        // copies, whatever the training loss covers. Scored on every part of every sample, a
-        // correction was also judged by how well it re-made healthy windows and clean samples
-        // that are never substituted, and a decoder that predicts the sensor part directly
-        // (`LatentDecoder::Split`) looked worse than it serves.
-        let watched = Stage2Config { faulty_part_only: true, ..s2.clone() };
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(3));
         let mut trainer = Stage2Trainer::new(block, stage1.clone(), model_cfg.clone(), s2.clone(), ad.clone());
         let per_epoch = prep.train.count().div_ceil(cfg.batch_size) as u64;
@@ -219,8 +213,8 @@ impl Context<'_> {
             let block_plain = trainer.block().valid();
             let (mut vsum, mut vn) = (0.0, 0usize);
             for b in &val_set {
-                let (_, parts) = stage2_loss(&block_plain, &frozen, model_cfg, &watched, b, &plain);
-                vsum += s2.early_stop.watched(&parts, &s2.weights) * b.clean.len as f64;
+                let (_, parts) = stage2_loss(&block_plain, &frozen, model_cfg, s2, b, &plain);
+                vsum += s2.early_stop.watched(&parts) * b.clean.len as f64;
                 vn += b.clean.len;
             }
             let val = vsum / vn.max(1) as f64;
