@@ -38,9 +38,18 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// The body of the answer to a connection over the cap.
+const REFUSED_BODY: &str =
+    r#"{"error":{"field":"connections","expected":"a free connection slot (retry later)","found":"full"}}"#;
+
 /// The answer to a connection over the cap: written raw, since no HTTP machinery is spent on it.
-const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n\
-content-length: 101\r\n\r\n{\"error\":{\"field\":\"connections\",\"expected\":\"a free connection slot (retry later)\",\"found\":\"full\"}}";
+fn refused() -> String {
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n\
+         content-length: {}\r\n\r\n{REFUSED_BODY}",
+        REFUSED_BODY.len()
+    )
+}
 
 /// Serves `state` on `listener` until `shutdown` resolves, then stops accepting and waits for
 /// the open connections to finish their requests (idle ones are closed at once). The caller
@@ -75,7 +84,7 @@ pub async fn serve(
             metrics.connection_refused();
             tokio::spawn(async move {
                 let refuse = async {
-                    stream.write_all(REFUSED).await?;
+                    stream.write_all(refused().as_bytes()).await?;
                     stream.shutdown().await
                 };
                 let _ = tokio::time::timeout(Duration::from_secs(1), refuse).await;

@@ -629,6 +629,8 @@ fn connections_over_the_cap_get_503_and_idle_or_half_sent_ones_are_closed_at_the
     wait_for_metric(&service, "mmguard_open_connections 4");
     let over = until_closed(&mut raw(&server)).expect("refused at once");
     assert!(over.starts_with("HTTP/1.1 503") && over.contains(r#""field":"connections""#), "{over}");
+    let (head, body) = over.split_once("\r\n\r\n").expect("a header and a body");
+    assert!(head.contains(&format!("content-length: {}", body.len())), "{over}");
     assert!(service.metrics.render().contains("mmguard_connections_refused_total 1"));
     // a header that never ends and sockets that never send: closed, not held
     write!(held[0], "GET /healthz HTTP/1.1\r\nhost: te").unwrap();
