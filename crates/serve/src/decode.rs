@@ -116,13 +116,9 @@ pub fn kind_of(v: &Value) -> String {
     }
 }
 
-fn too_many(n: usize, limits: &Limits) -> ApiError {
-    ApiError::with(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "samples",
-        format!("at most {} samples", limits.max_batch),
-        n.to_string(),
-    )
+/// The 413 of a request with more samples than `limits` allow; `found` says how many.
+fn too_many(found: impl Into<String>, limits: &Limits) -> ApiError {
+    ApiError::with(StatusCode::PAYLOAD_TOO_LARGE, "samples", format!("at most {} samples", limits.max_batch), found)
 }
 
 /// A JSON body the typed path refuses is walked again as a generic [`Value`] to name the field
@@ -139,12 +135,9 @@ pub fn decode_json(body: &[u8], geometry: &Geometry, limits: &Limits) -> Result<
     match fast::decode(body, geometry, limits) {
         Ok(samples) => Ok(samples),
         Err(_) if body.len() <= FIELD_ERRORS_UP_TO => decode_json_value(body, geometry, limits),
-        Err(reason) if reason.starts_with(&format!("more than {} samples", limits.max_batch)) => Err(ApiError::with(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "samples",
-            format!("at most {} samples", limits.max_batch),
-            reason,
-        )),
+        Err(reason) if reason.starts_with(&format!("more than {} samples", limits.max_batch)) => {
+            Err(too_many(reason, limits))
+        }
         Err(reason) => Err(ApiError::bad("body", "a request as /openapi.json describes", reason)),
     }
 }
@@ -291,7 +284,7 @@ pub fn decode_json_value(body: &[u8], geometry: &Geometry, limits: &Limits) -> R
         return Err(ApiError::bad("samples", "at least one sample", "an empty array"));
     }
     if list.len() > limits.max_batch {
-        return Err(too_many(list.len(), limits));
+        return Err(too_many(list.len().to_string(), limits));
     }
     list.iter()
         .enumerate()
@@ -439,7 +432,7 @@ pub fn decode_npz(body: &[u8], geometry: &Geometry, limits: &Limits) -> Result<V
         return Err(ApiError::bad("camera", format!("shape [N ≥ 1, 3, {h}, {w}]"), format!("{:?}", camera.shape)));
     }
     if n > limits.max_batch {
-        return Err(too_many(n, limits));
+        return Err(too_many(n.to_string(), limits));
     }
     let ArrayData::F32(windows) = &sensor.data else {
         return Err(ApiError::bad("sensor", "float32", sensor.data.dtype()));
