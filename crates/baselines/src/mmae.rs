@@ -1,7 +1,7 @@
 //! MMAE — multimodal denoising autoencoder.
 //!
 //! Definition (the papers name MMAE without defining it; this follows the project's issue 5 and
-//! `shared/methods/baselines.md`): MMSSL's stage-1 camera and sensor encoders, a dense bottleneck
+//! `docs/methods/baselines.md`): MMSSL's stage-1 camera and sensor encoders, a dense bottleneck
 //! over the joint latent (L → 256 → L, LeakyReLU between) through which the healthy modality can
 //! inform the faulty one, and the stage-1 decoders. Trained in one stage, end to end, on faulty
 //! and clean inputs to reproduce the clean input. No detector: it corrects every sample, and its

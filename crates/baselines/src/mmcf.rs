@@ -7,7 +7,7 @@
 //! min): mix = a ⊙ (x₁ + x₂)/2 + (1 − a) ⊙ min(x₁, x₂); fused = LayerNorm(mix + P₁x₁ + P₂x₂).
 //! Both decoders read the one fused code, so a faulty modality's weight can drop. Encoders and
 //! decoders are MMSSL's stage 1; the code's d = 16 is raised to 64 for capacity parity with the
-//! other methods (`shared/methods/baselines.md`, Q3). Trained like the MMAE (one stage, faulty →
+//! other methods (`docs/methods/baselines.md`, Q3). Trained like the MMAE (one stage, faulty →
 //! clean); its fault score per modality is the reconstruction residual.
 
 use burn::module::Module;

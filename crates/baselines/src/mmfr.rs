@@ -9,7 +9,7 @@
 //! K = 2), the corrupted samples' activations A_k get the target
 //! T_k = softmax over the samples(A_k) ⊙ (μ_k + 1), and the loss is MSE(A_k, T_k)/K, not
 //! detached. The total loss is reconstruction + β·fuzzy (β = 0.1: the weight is not in the
-//! code; `shared/methods/baselines.md`).
+//! code; `docs/methods/baselines.md`).
 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};

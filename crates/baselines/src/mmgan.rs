@@ -1,6 +1,6 @@
 //! MMGAN — the MMAE as generator with conditional discriminators (adversarial + reconstruction
 //! loss). The papers name MMGAN without a definition; ours follows the project's issue 5 and
-//! `shared/methods/baselines.md`: pix2pix-style conditional discriminators, one per modality,
+//! `docs/methods/baselines.md`: pix2pix-style conditional discriminators, one per modality,
 //! that judge (faulty input, candidate) pairs — "is this a plausible clean version of this
 //! input" — with least-squares GAN objectives and the adversarial term weighted 0.01 against
 //! the reconstruction (pix2pix's 100 : 1). The discriminators are smaller than the reference's

@@ -1,7 +1,7 @@
 //! MMUGAN — MMGAN with a U-Net generator.
 //!
 //! The papers name MMUGAN without a definition. Issue 5 offers an uncertainty-aware generator
-//! "or a better sourced definition"; `shared/methods/baselines.md` argues for the U-Net reading,
+//! "or a better sourced definition"; `docs/methods/baselines.md` argues for the U-Net reading,
 //! which we implement: "UGAN" is the established name of the pix2pix-style U-Net restoration GAN
 //! (Fabbri et al., ICRA 2018), the authors name their baselines MM + {AE, VAE, UGAN}, and
 //! Table 1's pattern — best camera error of the baselines, weak sensor correction — is what skip

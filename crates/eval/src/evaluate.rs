@@ -1,4 +1,4 @@
-//! The evaluation protocol (DESIGN §5) on a run directory.
+//! The evaluation protocol (docs/design.md §5) on a run directory.
 //!
 //! Every test window gives three copies: clean, camera-faulty (the camera test fault) and
 //! sensor-faulty (the sensor test fault), seeded. The pipeline runs on all of them. Two more

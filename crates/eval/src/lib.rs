@@ -1,6 +1,6 @@
 //! Evaluation of a trained run: reconstruction error of the faulty input, the stage-1
 //! autoencoder and the gated MMSSL output per modality, detection AUROC / AUPR / F1, and the
-//! false-alarm rate on clean data (DESIGN §5); severity sweeps with robustness curves; detection
+//! false-alarm rate on clean data (docs/design.md §5); severity sweeps with robustness curves; detection
 //! on streams whose faults start during operation.
 
 mod evaluate;

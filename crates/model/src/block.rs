@@ -124,7 +124,7 @@ impl LatentScale {
 
 /// How the decoder G turns the corrected code into the corrected latent ẑ.
 ///
-/// DESIGN §4 measured that decoding the latent directly lost sensor fidelity and suggested a
+/// docs/design.md §4 measured that decoding the latent directly lost sensor fidelity and suggested a
 /// correction Δz on the faulty latent. Measured here: Δz suits the camera noise (a local
 /// perturbation of z̃) and a direct prediction suits the sensor gain fault (z̃ far from z); the
 /// highway mix learns which to use per latent element.

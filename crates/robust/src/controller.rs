@@ -1,4 +1,4 @@
-//! ModalImmune's information-gain controller (`shared/methods/modalimmune.md`, b.3): a bandit
+//! ModalImmune's information-gain controller (`docs/methods/modalimmune.md`, b.3): a bandit
 //! over {none, camera, sensor} that picks which modality to collapse in a training step, scored
 //! by the squared leave-one-out loss difference on a control batch (the paper's Eq. 16).
 

@@ -1,4 +1,4 @@
-//! Host-side numerics for ModalImmune (`shared/methods/modalimmune.md`, b.2, b.4, b.5): the
+//! Host-side numerics for ModalImmune (`docs/methods/modalimmune.md`, b.2, b.4, b.5): the
 //! stable rank of an embedding covariance, extreme eigenvalues of a symmetric operator known
 //! only by its products (a Hessian–vector product), Hessian–vector products from gradients, and
 //! the certified Neumann series for a damped inverse.

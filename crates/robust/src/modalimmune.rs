@@ -1,5 +1,5 @@
 //! ModalImmune (Fu et al., arXiv 2602.16197) on mmguard's two modalities, as specified in
-//! `shared/methods/modalimmune.md` (b.1–b.6): trainable projectors P_m on the frozen stage-1
+//! `docs/methods/modalimmune.md` (b.1–b.6): trainable projectors P_m on the frozen stage-1
 //! latents give embeddings e_m; a fusion MLP reads [e_camera·s_camera, e_sensor·s_sensor, s]
 //! (s = which modalities are present, so "absent" differs from "zero signal") and feeds the task
 //! heads and a decoder per modality that rebuilds e_m from the fused state.

@@ -1,5 +1,5 @@
 //! Robult (Nguyen, Kamboj & Do, IJCAI 2025, arXiv 2509.03477) on mmguard's two modalities,
-//! reconstructed in `shared/methods/robult.md`: per-modality adapters f^i on the frozen stage-1
+//! reconstructed in `docs/methods/robult.md`: per-modality adapters f^i on the frozen stage-1
 //! encoders give h^i; a projector c shared by the modalities gives the task-relevant codes z^i
 //! (unit length); unique heads g^i give u^i; the fused code S is the normalised projection of
 //! the mean of the *present* z^i; the task heads read [S ; mean of the present u^i]. Training

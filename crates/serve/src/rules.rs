@@ -1,4 +1,4 @@
-//! Rule checks that run before the learned gate (DESIGN §1): cheap, model-free, and each names
+//! Rule checks that run before the learned gate (docs/design.md §1): cheap, model-free, and each names
 //! its rule and channel. A NaN, a value far outside what training saw, a stuck channel, an
 //! implausible jump, a frozen, black or white frame is flagged without asking the model.
 

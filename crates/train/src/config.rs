@@ -68,7 +68,7 @@ impl Default for TrainConfig {
     }
 }
 
-/// Network widths; the defaults are the reference architecture (DESIGN §3).
+/// Network widths; the defaults are the reference architecture (docs/design.md §3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Architecture {
@@ -372,14 +372,14 @@ impl TrainingFaults {
 #[serde(rename_all = "snake_case")]
 pub enum GammaMode {
     /// Multiply the learning rate of E and D by γ. Adam divides out any constant gradient
-    /// scale, so under Adam this is where γ acts (DESIGN §4, measured in the PyTorch reference).
+    /// scale, so under Adam this is where γ acts (docs/design.md §4, measured in the PyTorch reference).
     LearningRate,
     /// Multiply the gradients of E and D by γ before renormalisation (the paper's wording;
     /// it only acts with an optimiser that does not normalise per parameter).
     Gradient,
 }
 
-/// Layer-specific Lipschitz modulation (DESIGN §4.3), applied between backward and step.
+/// Layer-specific Lipschitz modulation (docs/design.md §4.3), applied between backward and step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Modulation {
