@@ -174,12 +174,20 @@ impl<R: Read + std::io::Seek> NpzReader<R> {
     /// the inflation stops at the promised size, so a lying header or a zip bomb costs no more
     /// memory than the array it claims to be.
     pub fn read(&mut self, key: &str) -> Result<Option<Array>> {
-        let Some(header) = self.header(key)? else {
+        let name_in_zip = format!("{key}.npy");
+        if self.archive.index_for_name(&name_in_zip).is_none() {
             return Ok(None);
-        };
+        }
+        // One pass over the member: its header, the checks, then at most one byte more than
+        // the header promises. The error names only path and key, so it is built from copies
+        // while the member borrows the archive.
+        let path = self.path.clone();
+        let error = |reason: String| Error::Array { path: path.clone(), key: key.into(), reason };
+        let mut member = self.archive.by_name(&name_in_zip).map_err(|e| error(e.to_string()))?;
+        let header = npyz::NpyHeader::from_reader(&mut member).map_err(|e| error(e.to_string()))?;
         let probe = NpyFile::with_header(header.clone(), std::io::empty());
         if probe.order() != npyz::Order::C {
-            return Err(self.array_error(key, "Fortran-ordered arrays are not supported; save a C-contiguous array"));
+            return Err(error("Fortran-ordered arrays are not supported; save a C-contiguous array".into()));
         }
         let shape = probe.shape().to_vec();
         let name = dtype_name(&probe.dtype());
@@ -187,47 +195,35 @@ impl<R: Read + std::io::Seek> NpzReader<R> {
             "uint8" => 1,
             "int32" | "float32" => 4,
             "int64" | "float64" => 8,
-            other => return Err(self.array_error(key, format!("unsupported dtype {other}"))),
+            other => return Err(error(format!("unsupported dtype {other}"))),
         };
         let limit = self.max_array_bytes;
         let needed = shape.iter().try_fold(item_bytes, |acc, &d| acc.checked_mul(d)).filter(|&n| n <= limit);
         let Some(needed) = needed else {
-            return Err(self.array_error(
-                key,
-                format!("header promises shape {shape:?} of {name}, larger than the limit of {limit} bytes"),
-            ));
+            return Err(error(format!(
+                "header promises shape {shape:?} of {name}, larger than the limit of {limit} bytes"
+            )));
         };
         if needed > self.budget {
             let (total, used) = (self.budget_total, self.budget_total - self.budget);
-            return Err(self.array_error(
-                key,
-                format!(
-                    "shape {shape:?} of {name} needs {needed} bytes; with the {used} bytes of the arrays read before it, \
-                     over the budget of {total} bytes for this archive"
-                ),
-            ));
+            return Err(error(format!(
+                "shape {shape:?} of {name} needs {needed} bytes; with the {used} bytes of the arrays read before it, \
+                 over the budget of {total} bytes for this archive"
+            )));
         }
         self.budget -= needed;
-        // the member again, past its header: at most one byte more than promised is inflated
         let mut data = Vec::new();
-        let name_in_zip = format!("{key}.npy");
-        let read = self.archive.by_name(&name_in_zip).map_err(std::io::Error::from).and_then(|mut m| {
-            npyz::NpyHeader::from_reader(&mut m)?;
-            m.take(needed.saturating_add(1)).read_to_end(&mut data)
-        });
-        read.map_err(|e| self.array_error(key, e))?;
+        member.take(needed.saturating_add(1)).read_to_end(&mut data).map_err(|e| error(e.to_string()))?;
         let got = data.len() as u64;
         if got < needed {
-            return Err(self.array_error(
-                key,
-                format!("header promises shape {shape:?} of {name}, but only {got} bytes of data follow (truncated?)"),
-            ));
+            return Err(error(format!(
+                "header promises shape {shape:?} of {name}, but only {got} bytes of data follow (truncated?)"
+            )));
         }
         if got > needed {
-            return Err(self.array_error(
-                key,
-                format!("the member holds more data than its header's shape {shape:?} of {name} ({needed} bytes)"),
-            ));
+            return Err(error(format!(
+                "the member holds more data than its header's shape {shape:?} of {name} ({needed} bytes)"
+            )));
         }
         let npy = NpyFile::with_header(header, std::io::Cursor::new(data));
         let data = match name.as_str() {
@@ -237,7 +233,7 @@ impl<R: Read + std::io::Seek> NpzReader<R> {
             "float32" => npy.into_vec().map(ArrayData::F32),
             _ => npy.into_vec().map(ArrayData::F64),
         }
-        .map_err(|e| self.array_error(key, e))?;
+        .map_err(|e| error(e.to_string()))?;
         Ok(Some(Array { shape, data }))
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::autoencoder::Stage1;
 use crate::evidence::{Evidence, CAMERA_FEATURES, SENSOR_FEATURES};
+use crate::keypoints::Keypoints;
 use crate::layers::{lrelu, LEAKY_SLOPE};
 use crate::spectral::{spectral_norm, SnLinear};
 
@@ -71,6 +72,16 @@ pub struct BlockConfig {
     /// [`LatentDecoder::Split`] splits at. 0 in runs written before it, which cannot split.
     #[serde(default)]
     pub camera_latent: usize,
+    /// Spatial keypoints of the input frame ([`crate::keypoints`]) read out into the sensor part
+    /// of the corrected latent: this many keypoint maps; 0 (every run written before) reads
+    /// the frame only through the latent. Needs the split decoder and the output path (the
+    /// correction is the only user of the frame here).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub keypoints: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn default_output_bound() -> Option<f32> {
@@ -177,6 +188,7 @@ impl BlockConfig {
             correction_encoder: false,
             output_bound: default_output_bound(),
             camera_latent: 0,
+            keypoints: 0,
         }
     }
 
@@ -217,6 +229,7 @@ impl BlockConfig {
             decoder: lin(self.hidden, self.decoder.outputs(self.latent, self.camera_latent)),
             correction: None,
             output: None,
+            keypoints: None,
             mode: self.decoder,
             camera_latent: self.camera_latent,
             scale: self.latent_scale.clone(),
@@ -224,6 +237,8 @@ impl BlockConfig {
         };
         // drawn last: the other parts start as they would without it
         block.correction = self.correction_encoder.then(encoder);
+        block.keypoints =
+            (self.keypoints > 0).then(|| Keypoints::new(self.keypoints, self.latent - self.camera_latent, device));
         block
     }
 }
@@ -378,6 +393,8 @@ pub struct ComputeBlock {
     pub correction: Option<Encoder>,
     /// The output path ([`BlockConfig::output_path`]), set from the trained stage 1.
     pub output: Option<Stage1>,
+    /// The frame's keypoints for the sensor correction ([`BlockConfig::keypoints`]).
+    pub keypoints: Option<Keypoints>,
     /// How G's output becomes the corrected latent.
     #[module(skip)]
     pub mode: LatentDecoder,
@@ -390,6 +407,16 @@ pub struct ComputeBlock {
     /// [`BlockConfig::output_bound`].
     #[module(skip)]
     pub output_bound: Option<f32>,
+}
+
+/// What the correction reads on the output path: its latent of the input [B, L] and the input
+/// frames [B, 3, H, W].
+#[derive(Debug, Clone)]
+pub struct OutputInput {
+    /// The output path's latent.
+    pub latent: Tensor<2>,
+    /// The frames it encoded.
+    pub frame: Tensor<4>,
 }
 
 /// What the block computes for a batch of (possibly faulty) joint latents.
@@ -418,22 +445,22 @@ impl ComputeBlock {
         self.forward_with(z, evidence, None)
     }
 
-    /// [`ComputeBlock::forward`] with the correction reading `z_output`, the output path's
-    /// latent of the same input, when given; detection reads `z`.
-    pub fn forward_with(&self, z: Tensor<2>, evidence: Option<Tensor<2>>, z_output: Option<Tensor<2>>) -> BlockOutput {
+    /// [`ComputeBlock::forward`] with the correction reading `output`, the output path's latent
+    /// of the same input (and its frames, for the keypoints), when given; detection reads `z`.
+    pub fn forward_with(&self, z: Tensor<2>, evidence: Option<Tensor<2>>, output: Option<OutputInput>) -> BlockOutput {
         let z = self.standardise(z);
         let hidden = self.encoder.forward(z.clone());
         let (logits, channel_logits) = self.detector.forward(hidden.clone(), evidence);
-        let (corrected, latent) = match (z_output, &self.correction) {
-            (None, None) => self.correct_units(z, hidden.clone()),
+        let (corrected, latent) = match (output, &self.correction) {
+            (None, None) => self.correct_units(z, hidden.clone(), None),
             (None, Some(ec)) => {
                 let h = ec.forward(z.clone());
-                self.correct_units(z, h)
+                self.correct_units(z, h, None)
             }
-            (Some(zo), _) => {
-                let zo = self.standardise_smooth(zo);
+            (Some(OutputInput { latent, frame }), _) => {
+                let zo = self.standardise_smooth(latent);
                 let h = self.correction_code(zo.clone());
-                self.correct_units(zo, h)
+                self.correct_units(zo, h, Some(frame))
             }
         };
         BlockOutput {
@@ -446,11 +473,11 @@ impl ComputeBlock {
         }
     }
 
-    /// The corrected latent of an input latent `z` [B, L] alone, without detection.
-    pub fn correct(&self, z: Tensor<2>) -> Tensor<2> {
-        let z = self.standardise_smooth(z);
+    /// The corrected latent of the output path's latent of an input alone, without detection.
+    pub fn correct(&self, input: OutputInput) -> Tensor<2> {
+        let z = self.standardise_smooth(input.latent);
         let h = self.correction_code(z.clone());
-        self.unstandardise(self.correct_units(z, h).1)
+        self.unstandardise(self.correct_units(z, h, Some(input.frame)).1)
     }
 
     /// The code C corrects: E_c's when the block has it, E's otherwise; `z` in block units.
@@ -458,9 +485,9 @@ impl ComputeBlock {
         self.correction.as_ref().unwrap_or(&self.encoder).forward(z)
     }
 
-    /// C's code and the corrected latent in the block's units, from the standardised latent
-    /// and E's code of it.
-    fn correct_units(&self, z: Tensor<2>, hidden: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+    /// C's code and the corrected latent in the block's units, from the standardised latent,
+    /// E's code of it and the input frames (read by the keypoints, when the block has them).
+    fn correct_units(&self, z: Tensor<2>, hidden: Tensor<2>, frame: Option<Tensor<4>>) -> (Tensor<2>, Tensor<2>) {
         let corrected = self.corrector.forward(hidden);
         let g = self.decoder.forward(corrected.clone());
         let latent = match self.mode {
@@ -475,7 +502,12 @@ impl ComputeBlock {
                 let (l, c) = (z.dims()[1], self.camera_latent);
                 let keep = sigmoid(g.clone().narrow(1, l, c));
                 let camera = keep.clone() * z.narrow(1, 0, c) + (keep.neg() + 1.0) * g.clone().narrow(1, 0, c);
-                Tensor::cat(vec![camera, g.narrow(1, c, l - c)], 1)
+                let sensor = g.narrow(1, c, l - c);
+                let sensor = match (&self.keypoints, frame) {
+                    (Some(k), Some(frame)) => sensor + k.forward(frame),
+                    _ => sensor,
+                };
+                Tensor::cat(vec![camera, sensor], 1)
             }
         };
         (corrected, latent)

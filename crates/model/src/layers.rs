@@ -77,6 +77,11 @@ pub mod conv {
             .init(device)
     }
 
+    /// 3×3 kernel, stride 1, padding 1: keeps H and W.
+    pub fn same2d(i: usize, o: usize, device: &Device) -> Conv2d {
+        Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device)
+    }
+
     /// Transposed 4×4 kernel, stride 2, padding 1: doubles H and W.
     pub fn up2d(i: usize, o: usize, device: &Device) -> ConvTranspose2d {
         ConvTranspose2dConfig::new([i, o], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).init(device)

@@ -19,6 +19,7 @@ mod error;
 pub mod evidence;
 pub mod fast_conv;
 pub mod input_repair;
+pub mod keypoints;
 mod layers;
 mod pipeline;
 mod run;
@@ -30,8 +31,9 @@ pub use autoencoder::{
 };
 pub use block::{
     BlockConfig, BlockOutput, ChannelHead, ChannelHeads, ComputeBlock, Corrector, Detector, Encoder, LatentDecoder,
-    LatentScale, LATENT_BOUND,
+    LatentScale, OutputInput, LATENT_BOUND,
 };
+pub use keypoints::Keypoints;
 pub use error::{Error, Result};
 pub use evidence::Evidence;
 pub use input_repair::{InputRepair, SpreadSums};

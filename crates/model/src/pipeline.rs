@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::autoencoder::{Stage1, Stage1Config};
-use crate::block::{BlockConfig, ComputeBlock};
+use crate::block::{BlockConfig, ComputeBlock, OutputInput};
 use crate::evidence::Evidence;
 use crate::input_repair::InputRepair;
 
@@ -305,7 +305,9 @@ impl Mmssl {
             None => latent.select(0, index_tensor(rows, device)),
             Some(output) => {
                 let (s1, sub) = (&cfg.stage1, batch.select(rows));
-                self.block.correct(output.encode(sub.camera_tensor(s1, device), sub.sensor_tensor(s1, device)))
+                let frame = sub.camera_tensor(s1, device);
+                let latent = output.encode(frame.clone(), sub.sensor_tensor(s1, device));
+                self.block.correct(OutputInput { latent, frame })
             }
         }
     }

@@ -288,6 +288,12 @@ fn validate(config: &RunConfig, path: &Path) -> Result<()> {
             format!("{}; the split decoder needs stage 1's camera latent, {}", b.camera_latent, s1.camera_latent()),
         );
     }
+    if b.keypoints > 0 && !(b.decoder == crate::LatentDecoder::Split && b.output_path) {
+        return bad(
+            "model.block.keypoints".into(),
+            format!("{}; keypoints need the split decoder and the output path", b.keypoints),
+        );
+    }
     if let Some(scale) = &b.latent_scale {
         for (name, v) in [("mean", &scale.mean), ("std", &scale.std)] {
             if v.len() != b.latent || v.iter().any(|x| !x.is_finite()) {

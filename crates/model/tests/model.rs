@@ -337,7 +337,9 @@ fn an_output_path_corrects_through_its_own_autoencoder_and_travels_with_the_run(
     let b = batch(3, &cfg);
     let out = model.run(&cfg, &b, Thresholds::uniform(0.0), &device);
     // the correction reads the output path's latent of the input and decodes with its decoders
-    let latent = model.block.correct(output.encode(b.camera_tensor(s1, &device), b.sensor_tensor(s1, &device)));
+    let frame = b.camera_tensor(s1, &device);
+    let latent = output.encode(frame.clone(), b.sensor_tensor(s1, &device));
+    let latent = model.block.correct(mmguard_model::OutputInput { latent, frame });
     let (camera, sensor) = output.reconstruct(s1, latent);
     assert_eq!((&out.corrected_camera, &out.corrected_sensor), (&camera, &sensor));
     // not the frozen stage 1's decoding of the detection latent

@@ -135,10 +135,10 @@ pub fn decode_json(body: &[u8], geometry: &Geometry, limits: &Limits) -> Result<
     match fast::decode(body, geometry, limits) {
         Ok(samples) => Ok(samples),
         Err(_) if body.len() <= FIELD_ERRORS_UP_TO => decode_json_value(body, geometry, limits),
-        Err(reason) if reason.starts_with(&format!("more than {} samples", limits.max_batch)) => {
-            Err(too_many(reason, limits))
+        Err(fast::Refused::TooManySamples(reason)) => Err(too_many(reason, limits)),
+        Err(fast::Refused::Invalid(reason)) => {
+            Err(ApiError::bad("body", "a request as /openapi.json describes", reason))
         }
-        Err(reason) => Err(ApiError::bad("body", "a request as /openapi.json describes", reason)),
     }
 }
 
@@ -189,6 +189,18 @@ mod fast {
     thread_local! {
         /// The caps of the body being parsed on this thread ([`SAMPLES`], [`ROWS`], …).
         static CAPS: Cell<[usize; 4]> = const { Cell::new([usize::MAX; 4]) };
+        /// Set when the list of samples passed its cap: serde's errors are text, and this says
+        /// which refusal it was without reading the text back.
+        static TOO_MANY_SAMPLES: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Why the typed path refused a body.
+    pub(super) enum Refused {
+        /// More samples than the request's cap (a 413), with the parser's message.
+        TooManySamples(String),
+        /// Anything else, in short: the parser's message with its line and column, or the
+        /// sample and the part of it.
+        Invalid(String),
     }
 
     /// A list that is refused as soon as it grows past its cap, while it is parsed: serde fills
@@ -209,6 +221,9 @@ mod fast {
                     let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(cap));
                     while let Some(x) = seq.next_element()? {
                         if out.len() == cap {
+                            if K == SAMPLES {
+                                TOO_MANY_SAMPLES.with(|t| t.set(true));
+                            }
                             return Err(A::Error::custom(format!("more than {cap} {}", NAMES[K])));
                         }
                         out.push(x);
@@ -220,11 +235,18 @@ mod fast {
         }
     }
 
-    /// The samples, or in short what is wrong (the parser's message with its line and column,
-    /// or the sample and the part of it).
-    pub(super) fn decode(body: &[u8], g: &Geometry, limits: &Limits) -> Result<Vec<Sample>, String> {
+    /// The samples, or why not.
+    pub(super) fn decode(body: &[u8], g: &Geometry, limits: &Limits) -> Result<Vec<Sample>, Refused> {
         CAPS.with(|c| c.set([limits.max_batch, g.window, g.columns.len(), g.frame_len()]));
-        let body: Body = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        TOO_MANY_SAMPLES.with(|t| t.set(false));
+        let body: Body = serde_json::from_slice(body).map_err(|e| match TOO_MANY_SAMPLES.with(Cell::get) {
+            true => Refused::TooManySamples(e.to_string()),
+            false => Refused::Invalid(e.to_string()),
+        })?;
+        items(body, g, limits).map_err(Refused::Invalid)
+    }
+
+    fn items(body: Body, g: &Geometry, limits: &Limits) -> Result<Vec<Sample>, String> {
         let items = match body {
             Body { samples: Some(items), .. } => items.0,
             Body { samples: None, camera: Some(camera), sensor: Some(sensor), device, timestamp } => {

@@ -116,6 +116,10 @@ pub struct Architecture {
     /// The output path's standardised latent is bounded smoothly to ±this
     /// (`mmguard_model::BlockConfig::output_bound`); `null` leaves it unbounded.
     pub output_bound: Option<f32>,
+    /// The sensor correction also reads this many spatial keypoints of the frame
+    /// (`mmguard_model::keypoints`); 0 reads the frame only through the latent. Needs the split
+    /// decoder and the output path. Learns at the base rate, unmodulated, like the output path.
+    pub keypoints: usize,
 }
 
 impl TrainConfig {
@@ -158,6 +162,7 @@ impl Default for Architecture {
             output_path: true,
             correction_encoder: false,
             output_bound: Some(mmguard_model::LATENT_BOUND),
+            keypoints: 0,
         }
     }
 }

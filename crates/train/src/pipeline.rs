@@ -72,6 +72,7 @@ pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> ModelConfig {
         output_path: a.output_path && !cfg.single_stage,
         correction_encoder: a.correction_encoder,
         output_bound: a.output_bound,
+        keypoints: a.keypoints,
         camera_latent: stage1.camera_latent(),
         ..BlockConfig::new(stage1.joint_latent())
     };
@@ -196,6 +197,14 @@ fn check(cfg: &TrainConfig) -> Result<()> {
     }
     if cfg.architecture.score_temperature.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
         return Err(Error::Config("score_temperature must be a positive number".into()));
+    }
+    let a = &cfg.architecture;
+    if a.keypoints > 0 && !(a.output_path && a.decoder == mmguard_model::LatentDecoder::Split && !cfg.single_stage) {
+        return Err(Error::Config(format!(
+            "keypoints {}: the keypoints add to the split decoder's sensor part on the output path; they need \
+             `decoder: \"split\"`, `output_path: true` and two stages",
+            a.keypoints
+        )));
     }
     if cfg.single_stage && cfg.reuse_stage1.is_some() {
         return Err(Error::Config("a single-stage run trains its autoencoder; it cannot reuse a stage 1".into()));

@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Gradients, Tensor, TensorData};
 use mmguard_model::{
-    camera_to_host, index_tensor, sensor_to_host, ComputeBlock, Evidence, HostBatch, ModelConfig, Stage1,
+    camera_to_host, index_tensor, sensor_to_host, ComputeBlock, Evidence, HostBatch, ModelConfig, OutputInput, Stage1,
 };
 use rand::Rng;
 
@@ -316,7 +316,10 @@ pub fn stage2_terms(
     let b = clean.len;
     let label_tensor = tensor2(labels, [b, 2], device);
     let z_output = match (&block.output, input.2) {
-        (Some(output), Some(x)) => Some(output.encode(x.camera_tensor(s1, device), x.sensor_tensor(s1, device))),
+        (Some(output), Some(x)) => {
+            let frame = x.camera_tensor(s1, device);
+            Some(OutputInput { latent: output.encode(frame.clone(), x.sensor_tensor(s1, device)), frame })
+        }
         _ => None,
     };
     let out = block.forward_with(input.0, input.1, z_output);
@@ -447,6 +450,7 @@ pub(crate) fn update_block(
     let lr_det = lr * m.detection_lr_factor();
     let output_grads = block.output.as_ref().map(|o| GradientsParams::from_module(grads, o));
     let correction_grads = block.correction.as_ref().map(|e| GradientsParams::from_module(grads, e));
+    let keypoint_grads = block.keypoints.as_ref().map(|k| GradientsParams::from_module(grads, k));
     let ComputeBlock {
         encoder,
         detector,
@@ -454,6 +458,7 @@ pub(crate) fn update_block(
         decoder,
         correction,
         output,
+        keypoints,
         mode,
         camera_latent,
         scale,
@@ -466,6 +471,7 @@ pub(crate) fn update_block(
         decoder: optim.step(lr, decoder, g.decoder),
         correction: correction.zip(correction_grads).map(|(e, g)| optim.step(lr, e, g)),
         output: output.zip(output_grads).map(|(o, g)| optim.step(lr, o, g)),
+        keypoints: keypoints.zip(keypoint_grads).map(|(k, g)| optim.step(lr, k, g)),
         mode,
         camera_latent,
         scale,
