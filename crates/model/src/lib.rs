@@ -33,10 +33,10 @@ pub use block::{
     BlockConfig, BlockOutput, ChannelHead, ChannelHeads, ComputeBlock, Corrector, Detector, Encoder, LatentDecoder,
     LatentScale, OutputInput, LATENT_BOUND,
 };
-pub use keypoints::Keypoints;
 pub use error::{Error, Result};
 pub use evidence::Evidence;
 pub use input_repair::{InputRepair, SpreadSums};
+pub use keypoints::Keypoints;
 pub use layers::{conv, lrelu, unit_rows, Act, LEAKY_SLOPE};
 pub use pipeline::{
     camera_to_host, evidence_tensor, index_tensor, sensor_to_host, Flops, Gated, HostBatch, Inference, Mmssl,

@@ -409,3 +409,46 @@ fn a_run_that_cannot_serve_is_refused_naming_the_field() {
     let e = Run::load(dir.path(), &device).unwrap_err().to_string();
     assert!(e.contains("model.safetensors") && e.contains("NaN") && e.contains("finite"), "{e}");
 }
+
+/// Adds a constant to every weight: a readout that has learned something.
+struct Shift(f32);
+
+impl burn::module::ModuleMapper for Shift {
+    fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+        let by = self.0;
+        param.map(|t| t.add_scalar(by))
+    }
+}
+
+#[test]
+fn keypoints_start_silent_move_only_the_sensor_correction_and_travel_with_the_run() {
+    use burn::module::Module;
+    let device = Device::flex();
+    let mut cfg = tiny();
+    cfg.block.output_path = true;
+    cfg.block.decoder = mmguard_model::LatentDecoder::Split;
+    cfg.block.keypoints = 4;
+    let model = cfg.init(&device);
+    let b = batch(3, &cfg);
+    let keypoints = model.block.keypoints.clone().expect("keypoints");
+    let coords = keypoints.coordinates(b.camera_tensor(&cfg.stage1, &device)).into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(coords.len(), 3 * 2 * 4);
+    assert!(coords.iter().all(|c| (-1.0..=1.0).contains(c)), "{coords:?}");
+    // a fresh readout adds nothing: the block corrects as it would without keypoints
+    let out = model.run(&cfg, &b, Thresholds::uniform(0.0), &device);
+    let mut plain_cfg = cfg.clone();
+    plain_cfg.block.keypoints = 0;
+    let mut plain = model.clone();
+    plain.block.keypoints = None;
+    assert_eq!(plain.run(&plain_cfg, &b, Thresholds::uniform(0.0), &device).inference, out.inference);
+    // a trained readout changes the corrected sensor window and leaves the camera's correction
+    let mut trained = model.clone();
+    trained.block.keypoints = Some(keypoints.map(&mut Shift(0.05)));
+    let moved = trained.run(&cfg, &b, Thresholds::uniform(0.0), &device);
+    assert_ne!(moved.corrected_sensor, out.corrected_sensor);
+    assert_eq!(moved.corrected_camera, out.corrected_camera);
+    let dir = tempfile::tempdir().unwrap();
+    Run::save(dir.path(), &run_config(&cfg, (0..5).map(|j| format!("c{j}")).collect()), &trained).unwrap();
+    let run = Run::load(dir.path(), &device).unwrap();
+    assert_eq!(run.model.run(&cfg, &b, Thresholds::uniform(0.0), &device).inference, moved.inference);
+}
