@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mmguard_bench::Method;
+use mmguard_model::Calibration;
+use mmguard_robust::HeadMethod;
 use mmguard_twin::SceneKind;
 
 /// Detect and correct faulty camera and sensor modalities in industrial robot cells (MMSSL).
@@ -182,12 +186,9 @@ pub struct RobustArgs {
     /// Sensor column whose next reading is the regression target (default: the first).
     #[arg(long)]
     pub regression_column: Option<String>,
-    /// Heads: `all` or a comma list (robult, robult-supervised, modalimmune,
-    /// modalimmune-supervised, modalimmune-dropout, modalimmune-no-masking, modalimmune-fisher,
-    /// modalimmune-no-meta, modalimmune-paper; robult-fine-tuned, not in `all`, tunes the encoders
-    /// too).
-    #[arg(long, default_value = "all")]
-    pub methods: String,
+    /// Heads: `all` or a comma list (robult-fine-tuned, not in `all`, tunes the encoders too).
+    #[arg(long, value_delimiter = ',', default_value = "all", value_parser = heads())]
+    pub methods: Vec<Pick<HeadMethod>>,
     /// Seeds per head.
     #[arg(long, default_value_t = 3)]
     pub seeds: usize,
@@ -231,6 +232,72 @@ pub struct GenerateArgs {
     /// Seed; the same seed gives the same file.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// How an injected fault runs over its active stretch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pattern {
+    /// On for the whole stretch.
+    Permanent,
+    /// On and off in cycles (see --period, --duty).
+    Intermittent,
+    /// Ramps to full severity over the stretch.
+    Growing,
+}
+
+/// A name of a closed set, or `all` of it, in a comma list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick<T> {
+    /// Every member the set's `all` stands for.
+    All,
+    /// This one.
+    One(T),
+}
+
+/// The members the picks name, in order, each once; `all` stands for `all`.
+pub fn expand<T: Copy + PartialEq>(picks: &[Pick<T>], all: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for pick in picks {
+        let add: &[T] = match pick {
+            Pick::All => all,
+            Pick::One(t) => std::slice::from_ref(t),
+        };
+        for &t in add {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
+/// A value of a closed set by its name: clap lists the names in the help and refuses any other
+/// naming them, so the set's own list is the only one.
+fn one_of<T: Copy + Send + Sync + 'static>(
+    set: &'static [T],
+    name: fn(T) -> &'static str,
+) -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(set.iter().map(|&t| name(t)))
+        .map(move |s| *set.iter().find(|&&t| name(t) == s).expect("clap admits only the listed names"))
+}
+
+/// `all` (of `all`) or a member of `all` or `extra` by its name.
+fn pick<T: Copy + Send + Sync + 'static>(
+    all: &'static [T],
+    extra: &'static [T],
+    name: fn(T) -> &'static str,
+) -> impl TypedValueParser<Value = Pick<T>> {
+    let set = move || all.iter().chain(extra).copied();
+    PossibleValuesParser::new(std::iter::once("all").chain(set().map(name)))
+        .map(move |s| set().find(|&t| name(t) == s).map_or(Pick::All, Pick::One))
+}
+
+fn methods() -> impl TypedValueParser<Value = Pick<Method>> {
+    pick(&Method::ALL, &[], Method::name)
+}
+
+fn heads() -> impl TypedValueParser<Value = Pick<HeadMethod>> {
+    pick(&HeadMethod::ALL, &HeadMethod::EXTRA, HeadMethod::name)
 }
 
 fn parse_scene(s: &str) -> Result<SceneKind, String> {
@@ -426,10 +493,9 @@ pub struct InjectArgs {
     /// Duration as a share of each episode (default: to the end).
     #[arg(long)]
     pub duration: Option<f32>,
-    /// `permanent`, `intermittent` (see --period, --duty) or `growing` (ramps to full severity
-    /// over the active stretch).
-    #[arg(long, default_value = "permanent")]
-    pub pattern: String,
+    /// How the fault runs over its active stretch.
+    #[arg(long, value_enum, default_value_t = Pattern::Permanent)]
+    pub pattern: Pattern,
     /// Intermittent: cycle length in readings.
     #[arg(long, default_value_t = 8)]
     pub period: usize,
@@ -480,8 +546,8 @@ pub struct CalibrateArgs {
     /// `predictive` (a model of how episodes differ, never below `episodes`), `episodes`
     /// (leave-one-episode-out quantile) or `quantile` (empirical, validation only); default:
     /// the run's own.
-    #[arg(long)]
-    pub method: Option<String>,
+    #[arg(long, value_parser = one_of(&Calibration::ALL, Calibration::name))]
+    pub method: Option<Calibration>,
 }
 
 /// `mmguard demo`
@@ -508,12 +574,9 @@ pub struct BenchArgs {
     /// episodes).
     #[arg(long, required_unless_present = "speed")]
     pub data: Option<PathBuf>,
-    /// Methods: `all` or a comma list (mmssl, mmssl-no-gate, mmssl-no-modulation,
-    /// mmssl-single-stage, mmssl-dense-encoders, mmssl-no-evidence, mmssl-test-faults,
-    /// mmssl-one-threshold, mmssl-whole-modality, mmssl-raw-latent, mmssl-decoded-output, mmssl-highway, mmae,
-    /// mmfr, mmcf, mmgan, mmugan).
-    #[arg(long, default_value = "all")]
-    pub methods: String,
+    /// Methods: `all` or a comma list.
+    #[arg(long, value_delimiter = ',', default_value = "all", value_parser = methods())]
+    pub methods: Vec<Pick<Method>>,
     /// Seeds per method (0, 1, …).
     #[arg(long, default_value_t = 3)]
     pub seeds: usize,
@@ -527,8 +590,8 @@ pub struct BenchArgs {
     /// Downstream heads on each seed's MMSSL encoders, scored with a modality missing, under
     /// faults and behind MMSSL's gate (as `mmguard robust`): `all` or a comma list; the task is
     /// the `phase` key and the next reading of the first column. Report in `heads/`.
-    #[arg(long)]
-    pub heads: Option<String>,
+    #[arg(long, value_delimiter = ',', value_parser = heads())]
+    pub heads: Vec<Pick<HeadMethod>>,
     /// Training configuration JSON shared by all methods (as `train --config`); without it, the
     /// benchmark budget (5 + 5 epochs, stage-1 learning rate 3·10⁻³).
     #[arg(long)]

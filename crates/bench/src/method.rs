@@ -2,8 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
-
 /// A method of the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -165,25 +163,5 @@ impl Method {
                 | Self::MmsslDecodedOutput
                 | Self::MmsslHighway
         )
-    }
-
-    /// Parses `all` or a comma list of names.
-    pub fn parse_list(list: &str) -> Result<Vec<Method>> {
-        let mut out = Vec::new();
-        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            if name == "all" {
-                out.extend(Self::ALL);
-                continue;
-            }
-            let m = Self::ALL.into_iter().find(|m| m.name() == name).ok_or_else(|| {
-                Error::Config(format!("unknown method '{name}'; known: all, {}", Self::ALL.map(Self::name).join(", ")))
-            })?;
-            out.push(m);
-        }
-        out.dedup();
-        if out.is_empty() {
-            return Err(Error::Config(format!("--methods '{list}' names no method")));
-        }
-        Ok(out)
     }
 }

@@ -8,7 +8,7 @@ use mmguard_eval::EvalConfig;
 use mmguard_robust::{task_description, write_results, HeadMethod, StudyConfig};
 use mmguard_train::speed::{measure, SpeedConfig};
 
-use crate::args::BenchArgs;
+use crate::args::{expand, BenchArgs};
 
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let Some(path) = &a.data else {
@@ -21,15 +21,12 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     };
     train.progress = !a.quiet;
     let cfg = BenchConfig {
-        methods: Method::parse_list(&a.methods)?,
+        methods: expand(&a.methods, &Method::ALL),
         seeds: a.seeds,
         train,
         eval: EvalConfig::default(),
         curves: CurveConfig::default(),
-        heads: match &a.heads {
-            Some(list) => HeadMethod::parse_list(list)?,
-            None => Vec::new(),
-        },
+        heads: expand(&a.heads, &HeadMethod::ALL),
         study: StudyConfig::default(),
     };
     let cfg = if a.quick { cfg.quick() } else { cfg };

@@ -1,18 +1,16 @@
 //! `mmguard calibrate`
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use mmguard_model::compute;
 use mmguard_model::{write_json, Run, CONFIG_FILE};
-use mmguard_train::{calibrate_gate, Calibration, GateOptions};
+use mmguard_train::{calibrate_gate, GateOptions};
 
 use crate::args::CalibrateArgs;
 
 pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
     let mut run = Run::load(&a.run, &compute::device())?;
     // by default the run's own method: recalibrating an older run does not change its kind
-    let name = a.method.clone().unwrap_or_else(|| run.config.gate.method.clone());
-    let method: Calibration = serde_json::from_value(serde_json::Value::String(name.clone()))
-        .with_context(|| format!("--method {name}: expected `predictive`, `episodes` or `quantile`"))?;
+    let method = a.method.unwrap_or(run.config.gate.method);
     let path = a.data.unwrap_or_else(|| run.config.data.path.clone().into());
     let data = super::load_dataset(&path)?;
     if !run.config.data.is_from(&data) {

@@ -8,7 +8,7 @@ use mmguard_faults::preview::{camera_grid, sensor_traces};
 use mmguard_faults::{CameraFault, SensorFault};
 use mmguard_plot::{panels_png, write_rgb_png, Grid, Panel, Series};
 
-use crate::args::{FaultsCommand, InjectArgs, PreviewArgs};
+use crate::args::{FaultsCommand, InjectArgs, Pattern, PreviewArgs};
 
 pub fn run(c: FaultsCommand) -> anyhow::Result<()> {
     match c {
@@ -122,11 +122,10 @@ fn spread(x: &[f32], d: usize, c: usize) -> f64 {
 
 fn inject(a: InjectArgs) -> anyhow::Result<()> {
     let data = super::load_dataset(&a.data)?;
-    let shape = match a.pattern.as_str() {
-        "permanent" => Shape::Permanent,
-        "intermittent" => Shape::Intermittent { period: a.period, duty: a.duty },
-        "growing" => Shape::Growing,
-        other => bail!("--pattern {other}: expected permanent, intermittent or growing"),
+    let shape = match a.pattern {
+        Pattern::Permanent => Shape::Permanent,
+        Pattern::Intermittent => Shape::Intermittent { period: a.period, duty: a.duty },
+        Pattern::Growing => Shape::Growing,
     };
     let injection =
         Injection { faults: a.fault, severity: a.severity, onset: a.onset, duration: a.duration, shape, seed: a.seed };

@@ -4,7 +4,7 @@ use mmguard_model::compute;
 use mmguard_model::Run;
 use mmguard_robust::{run_study, task_description, write_report, write_results, HeadMethod, StudyConfig};
 
-use crate::args::RobustArgs;
+use crate::args::{expand, RobustArgs};
 
 pub fn run(a: RobustArgs) -> anyhow::Result<()> {
     let run = Run::load(&a.run, &compute::device())?;
@@ -16,7 +16,7 @@ pub fn run(a: RobustArgs) -> anyhow::Result<()> {
     };
     cfg.task.label_key = a.label_key;
     cfg.task.regression_column = a.regression_column;
-    cfg.methods = HeadMethod::parse_list(&a.methods)?;
+    cfg.methods = expand(&a.methods, &HeadMethod::ALL);
     cfg.label_fractions = a.label_fractions;
     if let Some(e) = a.epochs {
         cfg.schedule.epochs = e;

@@ -43,7 +43,7 @@ pub use pipeline::{
     ModelConfig, PipelineOutput, Repair, Thresholds,
 };
 pub use run::{
-    host_batch, write_json, Gate, Provenance, Run, RunConfig, Versions, CONFIG_FILE, FORMAT_VERSION, LOG_FILE,
-    METRICS_FILE, WEIGHTS_FILE,
+    host_batch, write_json, Calibration, Gate, Provenance, Run, RunConfig, Versions, CONFIG_FILE, FORMAT_VERSION,
+    LOG_FILE, METRICS_FILE, WEIGHTS_FILE,
 };
 pub use spectral::{spectral_norm, SnLinear};

@@ -50,9 +50,9 @@ pub struct Gate {
     pub target_false_alarm_rate: f64,
     /// Clean validation samples used for the calibration.
     pub calibration_samples: usize,
-    /// How the threshold was derived (`quantile` or `episodes`).
+    /// How the threshold was derived; runs written before it was recorded used `quantile`.
     #[serde(default = "quantile")]
-    pub method: String,
+    pub method: Calibration,
 }
 
 impl Gate {
@@ -62,8 +62,52 @@ impl Gate {
     }
 }
 
-fn quantile() -> String {
-    "quantile".into()
+fn quantile() -> Calibration {
+    Calibration::Quantile
+}
+
+/// How the gate threshold is derived from the clean validation scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Calibration {
+    /// The empirical (1 − rate) quantile of the validation scores: exact on the validation
+    /// episodes, but a handful of episodes says little about the next one.
+    Quantile,
+    /// Calibrated for a *new* episode, by leave-one-episode-out: for a candidate rate r the
+    /// threshold is fitted on all validation episodes but one and the false alarms counted on
+    /// the one left out; the largest r (halving from the target) whose cross-validated false-
+    /// alarm rate stays within the target is used on all episodes. Measured on data whose look
+    /// varies by episode: the plain quantile from 4 validation episodes gave 3–7 % false alarms
+    /// on the test episodes for a 1 % target.
+    Episodes,
+    /// For a new episode, by a model of how episodes differ, and never below `episodes`: on the
+    /// logit scale each validation episode has a level and an upper spread (median and the
+    /// distance to its 90th percentile); a new episode's level is predicted from the k levels
+    /// seen (the Student-t predictive variance of a new draw) and its spread taken as the widest
+    /// seen, and the threshold is the (1 − rate) quantile of that normal. Measured on synthetic clean scores whose level and spread vary by episode
+    /// (correlated in time, four validation episodes; test in this module): `episodes` gave
+    /// 3.4 % false alarms on new episodes for a 1 % target, this method stays within it.
+    Predictive,
+}
+
+impl Calibration {
+    /// Every method, in the order the help lists them.
+    pub const ALL: [Calibration; 3] = [Calibration::Predictive, Calibration::Episodes, Calibration::Quantile];
+
+    /// The name in configurations and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Calibration::Quantile => "quantile",
+            Calibration::Episodes => "episodes",
+            Calibration::Predictive => "predictive",
+        }
+    }
+}
+
+impl std::fmt::Display for Calibration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Where the training data came from, so that `eval` can find the test episodes again.

@@ -81,21 +81,6 @@ impl HeadMethod {
         }
     }
 
-    /// `all` or a comma list of names.
-    pub fn parse_list(s: &str) -> Result<Vec<HeadMethod>> {
-        if s == "all" {
-            return Ok(Self::ALL.to_vec());
-        }
-        s.split(',')
-            .map(|n| {
-                Self::ALL.into_iter().chain(Self::EXTRA).find(|m| m.name() == n.trim()).ok_or_else(|| {
-                    let names: Vec<&str> = Self::ALL.iter().chain(&Self::EXTRA).map(|m| m.name()).collect();
-                    Error::Task(format!("unknown head method '{n}' (known: all, {})", names.join(", ")))
-                })
-            })
-            .collect()
-    }
-
     /// Whether the label-fraction sweep applies (the semi-supervised method and its reference).
     pub fn semi_supervised(self) -> bool {
         matches!(self, HeadMethod::Robult | HeadMethod::RobultSupervised)

@@ -1,30 +1,6 @@
 //! Gate calibration on clean validation data.
 
-use serde::{Deserialize, Serialize};
-
-/// How the gate threshold is derived from the clean validation scores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Calibration {
-    /// The empirical (1 − rate) quantile of the validation scores: exact on the validation
-    /// episodes, but a handful of episodes says little about the next one.
-    Quantile,
-    /// Calibrated for a *new* episode, by leave-one-episode-out: for a candidate rate r the
-    /// threshold is fitted on all validation episodes but one and the false alarms counted on
-    /// the one left out; the largest r (halving from the target) whose cross-validated false-
-    /// alarm rate stays within the target is used on all episodes. Measured on data whose look
-    /// varies by episode: the plain quantile from 4 validation episodes gave 3–7 % false alarms
-    /// on the test episodes for a 1 % target.
-    Episodes,
-    /// For a new episode, by a model of how episodes differ, and never below `episodes`: on the
-    /// logit scale each validation episode has a level and an upper spread (median and the
-    /// distance to its 90th percentile); a new episode's level is predicted from the k levels
-    /// seen (the Student-t predictive variance of a new draw) and its spread taken as the widest
-    /// seen, and the threshold is the (1 − rate) quantile of that normal. Measured on synthetic clean scores whose level and spread vary by episode
-    /// (correlated in time, four validation episodes; test in this module): `episodes` gave
-    /// 3.4 % false alarms on new episodes for a 1 % target, this method stays within it.
-    Predictive,
-}
+pub use mmguard_model::Calibration;
 
 /// Clean validation scores of one episode.
 pub type EpisodeScores = Vec<f32>;

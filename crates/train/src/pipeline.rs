@@ -382,6 +382,6 @@ pub fn calibrate_gate(
         per_modality: Some(thresholds),
         target_false_alarm_rate: rate,
         calibration_samples: by_episode.iter().map(|(_, g)| g[2].len()).sum(),
-        method: format!("{method:?}").to_lowercase(),
+        method,
     }
 }

@@ -15,7 +15,7 @@ pub fn run_config(cfg: &ModelConfig, columns: Vec<String>) -> mmguard_model::Run
             per_modality: Some(Thresholds { camera: 0.4, sensor: 0.6, channel: Some(0.5) }),
             target_false_alarm_rate: 0.01,
             calibration_samples: 10,
-            method: "quantile".into(),
+            method: mmguard_model::Calibration::Quantile,
         },
         data: mmguard_model::Provenance {
             path: "x.npz".into(),
