@@ -102,6 +102,7 @@ fn generate_train_eval_lowers_the_error() {
     // severity sweep: no change at severity 0, the uncorrected error rises with severity
     let sweep: serde_json::Value = serde_json::from_str(&ok(&[
         "eval",
+        "sweep",
         "--run",
         &d("run"),
         "--faults",
@@ -148,8 +149,12 @@ fn generate_train_eval_lowers_the_error() {
         "0.5",
     ]);
     let stream: serde_json::Value =
-        serde_json::from_str(&ok(&["eval", "--run", &d("run"), "--data", &d("stream.npz"), "--stream", "--json"]))
+        serde_json::from_str(&ok(&["eval", "stream", "--run", &d("run"), "--data", &d("stream.npz"), "--json"]))
             .unwrap();
+    // the spelling before the subcommand still works, for one release, and says so
+    let old = mmguard(&["eval", "--run", &d("run"), "--data", &d("stream.npz"), "--stream", "--json"]);
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&old.stdout).unwrap(), stream);
+    assert!(String::from_utf8_lossy(&old.stderr).contains("now `eval stream`"));
     let camera = &stream["modalities"][0];
     assert_eq!(camera["faulty_episodes"], 10);
     assert_eq!(camera["faulty_windows"], 10 * 30);
@@ -157,7 +162,7 @@ fn generate_train_eval_lowers_the_error() {
     // them all, see the README)
     assert!(json_at(camera, "auroc") > 0.55, "{camera}");
     assert_eq!(stream["modalities"][1]["faulty_windows"], 0);
-    let out = mmguard(&["eval", "--run", &d("run"), "--data", &d("arm.npz"), "--stream"]);
+    let out = mmguard(&["eval", "stream", "--run", &d("run"), "--data", &d("arm.npz")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("faults inject"));
 

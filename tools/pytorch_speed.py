@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""The reference model of `mmguard bench --speed` in PyTorch, timed the same way.
+"""The reference model of `mmguard bench speed` in PyTorch, timed the same way.
 
 Optional: it needs `torch` (never installed in CI). Run from the repository root after
 `cargo build --release`:
 
     python3 tools/pytorch_speed.py --mmguard target/release/mmguard --rounds 3
 
-Each round runs this script's measurements and then `mmguard bench --speed --json`, so both
+Each round runs this script's measurements and then `mmguard bench speed --json`, so both
 see the same state of a shared machine; the table gives the median of the rounds and the ratio
 mmguard ÷ PyTorch ("how many times faster": times are inverted). Without `--mmguard` it prints
 PyTorch's figures alone as JSON.
@@ -109,7 +109,7 @@ def info_nce(a, b, temperature=0.1):
 
 
 def timings(reps, f):
-    """Seconds per call of f after one warm-up, sorted (as mmguard's bench --speed)."""
+    """Seconds per call of f after one warm-up, sorted (as mmguard's bench speed)."""
     f()
     times = []
     for _ in range(max(reps, 1)):
@@ -206,7 +206,7 @@ def main():
         theirs.append(measure(reps=args.reps))
         if args.mmguard:
             out = subprocess.run(
-                [args.mmguard, "bench", "--speed", "--json", "--reps", str(args.reps)],
+                [args.mmguard, "bench", "speed", "--json", "--reps", str(args.reps)],
                 check=True,
                 capture_output=True,
                 text=True,

@@ -421,9 +421,45 @@ pub struct TrainArgs {
     pub options: TrainOptions,
 }
 
-/// `mmguard eval`
+/// `mmguard eval`: the test-fault protocol, or a mode as a subcommand.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct EvalArgs {
+    /// A mode other than the test-fault protocol.
+    #[command(subcommand)]
+    pub mode: Option<EvalMode>,
+    /// What to evaluate (absent only with a subcommand, which has its own).
+    #[command(flatten)]
+    pub target: Option<EvalTarget>,
+    /// Old spellings of the modes, kept for one release.
+    #[command(flatten)]
+    pub old: OldEvalFlags,
+}
+
+/// What `mmguard eval` runs.
+#[derive(Debug)]
+pub enum EvalJob {
+    /// The test-fault protocol.
+    Protocol(EvalTarget),
+    /// A mode of its own.
+    Mode(EvalMode),
+}
+
+/// `mmguard eval sweep|stream`
+#[derive(Debug, Subcommand)]
+pub enum EvalMode {
+    /// Severity sweep instead of the test-fault protocol: per fault, modality and severity, the
+    /// faulty input's, the autoencoder's and the gated output's error, detection AUROC and the
+    /// share flagged.
+    Sweep(SweepArgs),
+    /// Detection on a stream made by `mmguard faults inject` (--data): flags against the file's
+    /// fault levels, false alarms before the onset, delay to detection.
+    Stream(StreamArgs),
+}
+
+/// The run and data every evaluation mode reads.
+#[derive(Debug, Args)]
+pub struct EvalTarget {
     /// Run directory.
     #[arg(long)]
     pub run: PathBuf,
@@ -440,22 +476,79 @@ pub struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Severity sweep instead of the test-fault protocol: a comma list of `all` (every fault
-    /// alone), `compound` (common-cause combinations), fault names such as `camera/blur`, and
-    /// compounds such as `camera/glare+sensor/noise` (`mmguard faults list` names them).
-    #[arg(long)]
-    pub faults: Option<String>,
+}
+
+/// `mmguard eval sweep`
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// What to evaluate.
+    #[command(flatten)]
+    pub target: EvalTarget,
+    /// A comma list of `all` (every fault alone), `compound` (common-cause combinations), fault
+    /// names such as `camera/blur`, and compounds such as `camera/glare+sensor/noise` (`mmguard
+    /// faults list` names them).
+    #[arg(long, default_value = "all,compound")]
+    pub faults: String,
     /// Severities of the sweep.
-    #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
+    #[arg(long, value_delimiter = ',', default_value = SEVERITIES)]
     pub severities: Vec<f32>,
-    /// Detection on a stream made by `mmguard faults inject` (--data): flags against the file's
-    /// fault levels, false alarms before the onset, delay to detection.
-    #[arg(long, conflicts_with = "faults")]
-    pub stream: bool,
     /// Folder for the sweep's files: sweep.csv, sweep.json, and the robustness curves
     /// robustness_error.png and robustness_detection.png.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// The sweep's default severities.
+const SEVERITIES: &str = "0,0.25,0.5,0.75,1";
+
+/// `mmguard eval stream`
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// What to evaluate (`--data`: the stream).
+    #[command(flatten)]
+    pub target: EvalTarget,
+}
+
+/// `eval --faults …` and `eval --stream`, the spellings before the subcommands; hidden from the
+/// help, to be removed in the release after 0.1.
+#[derive(Debug, Args)]
+pub struct OldEvalFlags {
+    /// `eval sweep --faults`.
+    #[arg(long, hide = true)]
+    pub faults: Option<String>,
+    /// `eval sweep --severities`.
+    #[arg(long, hide = true, value_delimiter = ',', default_value = SEVERITIES)]
+    pub severities: Vec<f32>,
+    /// `eval sweep --out`.
+    #[arg(long, hide = true)]
+    pub out: Option<PathBuf>,
+    /// `eval stream`.
+    #[arg(long, hide = true, conflicts_with = "faults")]
+    pub stream: bool,
+}
+
+impl EvalArgs {
+    /// The evaluation asked for, with an old spelling read as its subcommand.
+    pub fn into_job(self) -> EvalJob {
+        let EvalArgs { mode, target, old } = self;
+        let Some(target) = target else {
+            // clap requires `--run` unless a subcommand is given
+            return EvalJob::Mode(mode.expect("a subcommand when there is no --run"));
+        };
+        match (old.faults, old.stream) {
+            (Some(faults), _) => {
+                tracing::warn!(
+                    "`eval --faults` is now `eval sweep --faults`; the old spelling goes in the next release"
+                );
+                EvalJob::Mode(EvalMode::Sweep(SweepArgs { target, faults, severities: old.severities, out: old.out }))
+            }
+            (None, true) => {
+                tracing::warn!("`eval --stream` is now `eval stream`; the old spelling goes in the next release");
+                EvalJob::Mode(EvalMode::Stream(StreamArgs { target }))
+            }
+            (None, false) => EvalJob::Protocol(target),
+        }
+    }
 }
 
 /// `mmguard faults …`
@@ -567,9 +660,13 @@ pub struct DemoArgs {
     pub options: TrainOptions,
 }
 
-/// `mmguard bench`
+/// `mmguard bench`: the method comparison, or `bench speed`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct BenchArgs {
+    /// A measurement other than the method comparison.
+    #[command(subcommand)]
+    pub mode: Option<BenchMode>,
     /// Dataset to compare the methods on (train on its training episodes, score on its test
     /// episodes).
     #[arg(long, required_unless_present = "speed")]
@@ -599,10 +696,26 @@ pub struct BenchArgs {
     /// Hide progress bars.
     #[arg(long)]
     pub quiet: bool,
-    /// Measure training and inference throughput of the reference model on synthetic batches
-    /// instead.
-    #[arg(long, conflicts_with = "data")]
+    /// `bench speed`, the spelling before the subcommand: hidden from the help, to be removed
+    /// in the release after 0.1 (with it, `--sensor-dim`, `--reps` and `--json` below).
+    #[arg(long, hide = true, conflicts_with = "data")]
     pub speed: bool,
+    /// The old `--speed`'s options.
+    #[command(flatten, next_help_heading = "Options of the old `--speed` (now `bench speed`)")]
+    pub old_speed: SpeedArgs,
+}
+
+/// `mmguard bench speed`
+#[derive(Debug, Subcommand)]
+pub enum BenchMode {
+    /// Training and inference throughput of the reference model on synthetic batches, on the
+    /// kernels and on burn-flex in one sitting, with the CPU and its vector flags.
+    Speed(SpeedArgs),
+}
+
+/// `mmguard bench speed`
+#[derive(Debug, Args)]
+pub struct SpeedArgs {
     /// Sensor columns D of the benchmark model.
     #[arg(long, default_value_t = 18)]
     pub sensor_dim: usize,

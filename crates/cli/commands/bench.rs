@@ -1,4 +1,4 @@
-//! `mmguard bench`: the method comparison, or `--speed`.
+//! `mmguard bench`: the method comparison, or `bench speed`.
 
 use anyhow::Context;
 use mmguard_bench::{
@@ -8,11 +8,15 @@ use mmguard_eval::EvalConfig;
 use mmguard_robust::{task_description, write_results, HeadMethod, StudyConfig};
 use mmguard_train::speed::{measure, SpeedConfig};
 
-use crate::args::{expand, BenchArgs};
+use crate::args::{expand, BenchArgs, BenchMode, SpeedArgs};
 
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
-    let Some(path) = &a.data else {
-        return speed(&a);
+    if let Some(BenchMode::Speed(s)) = &a.mode {
+        return speed(s);
+    }
+    let Some(path) = a.data.as_ref().filter(|_| !a.speed) else {
+        tracing::warn!("`bench --speed` is now `bench speed`; the old spelling goes in the next release");
+        return speed(&a.old_speed);
     };
     let data = super::load_dataset(path)?;
     let mut train = match &a.config {
@@ -46,7 +50,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn speed(a: &BenchArgs) -> anyhow::Result<()> {
+fn speed(a: &SpeedArgs) -> anyhow::Result<()> {
     let report = measure(&SpeedConfig { sensor_dim: a.sensor_dim, reps: a.reps, ..SpeedConfig::default() });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -8,15 +8,14 @@ use mmguard_faults::{Compound, Fault, COMMON_CAUSE};
 use mmguard_model::compute;
 use mmguard_model::Run;
 
-use crate::args::EvalArgs;
+use crate::args::{EvalArgs, EvalJob, EvalMode, EvalTarget, StreamArgs, SweepArgs};
 
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
-    if let Some(list) = &a.faults {
-        return sweep(&a, list);
-    }
-    if a.stream {
-        return stream(&a);
-    }
+    let a = match a.into_job() {
+        EvalJob::Mode(EvalMode::Sweep(s)) => return sweep(&s),
+        EvalJob::Mode(EvalMode::Stream(s)) => return stream(&s),
+        EvalJob::Protocol(target) => target,
+    };
     let report = eval_run(&a.run, a.data.as_deref(), a.threshold, a.seed)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -42,16 +41,16 @@ fn fault_specs(list: &str) -> anyhow::Result<Vec<Compound>> {
     Ok(specs)
 }
 
-fn sweep(a: &EvalArgs, list: &str) -> anyhow::Result<()> {
-    let faults = fault_specs(list)?;
-    if let Some(bad) = a.severities.iter().find(|s| !(0.0..=1.0).contains(*s)) {
+fn sweep(s: &SweepArgs) -> anyhow::Result<()> {
+    let (a, faults) = (&s.target, fault_specs(&s.faults)?);
+    if let Some(bad) = s.severities.iter().find(|s| !(0.0..=1.0).contains(*s)) {
         bail!("--severities: {bad} is outside [0, 1]");
     }
     let run = Run::load(&a.run, &compute::device())?;
     let path = a.data.clone().unwrap_or_else(|| run.config.data.path.clone().into());
     let data = super::load_dataset(&path)?;
-    let rows = mmguard_eval::sweep(&run, &data, &faults, &a.severities, a.seed)?;
-    if let Some(dir) = &a.out {
+    let rows = mmguard_eval::sweep(&run, &data, &faults, &s.severities, a.seed)?;
+    if let Some(dir) = &s.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let csv = dir.join("sweep.csv");
         std::fs::write(&csv, to_csv(&rows)).with_context(|| format!("writing {}", csv.display()))?;
@@ -100,8 +99,9 @@ fn sweep(a: &EvalArgs, list: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn stream(a: &EvalArgs) -> anyhow::Result<()> {
-    let path = a.data.as_ref().context("--stream needs --data: a file made by `mmguard faults inject`")?;
+fn stream(s: &StreamArgs) -> anyhow::Result<()> {
+    let a: &EvalTarget = &s.target;
+    let path = a.data.as_ref().context("eval stream needs --data: a file made by `mmguard faults inject`")?;
     let run = Run::load(&a.run, &compute::device())?;
     let data = super::load_dataset(path)?;
     let mut reader = NpzReader::open(path)?;
