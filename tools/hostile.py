@@ -7,9 +7,10 @@ For --duration seconds, against --url:
   half      clients sending half a request header, then nothing
   oversize  requests declaring a 10^9-byte body
   malformed requests with a body that is not JSON
-and samples the server's resident memory from /metrics every 10 s. Prints one JSON object:
-what each kind of client got back (status lines, or "closed" when the server closed the
-connection without an answer) and the memory samples. Standard library only.
+and samples the server's resident memory and heap in use from /metrics every 10 s. Prints one
+JSON object: what each kind of client got back (status lines, or "closed" when the server
+closed the connection without an answer) and the memory samples (seconds, resident MB, heap MB;
+the heap is null off glibc). Standard library only.
 """
 
 import argparse
@@ -113,11 +114,14 @@ class Clients:
 
 
 def memory(url):
+    """(resident MB, heap in use MB) from /metrics; None for a gauge the server does not report."""
     text = urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=10).read().decode()
+    gauges = {}
     for line in text.splitlines():
-        if line.startswith("mmguard_resident_memory_bytes "):
-            return float(line.split()[1]) / 1e6
-    return None
+        for name in ("mmguard_resident_memory_bytes", "mmguard_heap_in_use_bytes"):
+            if line.startswith(name + " "):
+                gauges[name] = round(float(line.split()[1]) / 1e6, 2)
+    return gauges.get("mmguard_resident_memory_bytes"), gauges.get("mmguard_heap_in_use_bytes")
 
 
 def main():
@@ -151,13 +155,13 @@ def main():
     samples = []
     while time.time() < end:
         try:
-            samples.append([round(a.duration - (end - time.time())), memory(a.url)])
+            samples.append([round(a.duration - (end - time.time())), *memory(a.url)])
         except OSError as e:
             samples.append([round(a.duration - (end - time.time())), type(e).__name__])
         time.sleep(min(10, max(0, end - time.time())))
     for t in threads:
         t.join(timeout=15)
-    print(json.dumps({"clients": {k: dict(v) for k, v in c.counts.items()}, "resident_mb": samples}, indent=1))
+    print(json.dumps({"clients": {k: dict(v) for k, v in c.counts.items()}, "memory_mb": samples}, indent=1))
 
 
 if __name__ == "__main__":

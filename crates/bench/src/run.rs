@@ -155,14 +155,14 @@ struct Bench<'a> {
 }
 
 impl Bench<'_> {
-    /// What decides a result: the data, the training configuration without its display flag
-    /// (`--quiet` after a run with progress bars must not retrain it), and the evaluation.
+    /// What decides a result: the data, the training configuration (whose serialised form
+    /// leaves out the display flag, so `--quiet` after a run with progress bars does not
+    /// retrain it), and the evaluation.
     fn key(&self, tc: &TrainConfig) -> String {
-        let tc = TrainConfig { progress: false, ..tc.clone() };
         format!(
             "{} {} {} {}",
             self.data.fingerprint_hex(),
-            serde_json::to_string(&tc).expect("config serialises"),
+            serde_json::to_string(tc).expect("config serialises"),
             serde_json::to_string(&self.cfg.eval).expect("config serialises"),
             serde_json::to_string(&self.cfg.curves).expect("config serialises")
         )

@@ -3,30 +3,27 @@
 //! size, learning rate and seed, the epochs of both MMSSL stages together as their budget, and
 //! early stopping (stage 2's patience) on a fixed faulty copy of the validation episodes.
 
-use mmguard_model::compute;
-use std::time::Instant;
-
-use burn::optim::AdamConfig;
-use burn::optim::GradientsParams;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use mmguard_baselines::{
-    lsgan, AdversaryConfig, FuzzyConfig, Mmae, MmaeConfig, Mmcf, MmcfConfig, Mmugan, Reconstruct, Trained,
+    lsgan, AdversaryConfig, Discriminator, FuzzyConfig, Mmae, MmaeConfig, Mmcf, MmcfConfig, Mmugan, Reconstruct,
+    Trained,
 };
 use mmguard_data::Dataset;
+use mmguard_model::compute;
 use mmguard_model::{host_batch, HostBatch, Stage1Config};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::config::{StageSchedule, TrainConfig};
 use crate::error::Result;
+use crate::fit::{fit, Plan, Step, StepReport, Stream};
 use crate::inject::Injected;
-use crate::log::{stage_bar, CsvLog, EpochRecord};
+use crate::log::CsvLog;
 use crate::losses::mse;
 use crate::pipeline::{model_config, seeded, Prepared};
 use crate::stage1::adam;
-use crate::stages::{batches, previous_frames, EarlyStop};
+use crate::stages::{batches, previous_frames};
 
 /// What a baseline's training achieved.
 #[derive(Debug, Clone, Serialize)]
@@ -123,8 +120,8 @@ enum Extra {
     Adversarial(AdversaryConfig),
 }
 
-/// The one-stage loop shared by the baselines: `init` builds the network on a device, `extra`
-/// adds a regulariser or an adversary.
+/// Trains a one-stage baseline: `init` builds the network on a device, `extra` adds a
+/// regulariser or an adversary.
 fn train_one_stage<M: Reconstruct>(
     data: &Dataset,
     cfg: &TrainConfig,
@@ -134,109 +131,130 @@ fn train_one_stage<M: Reconstruct>(
     init: impl FnOnce(&Device) -> M,
     extra: Extra,
 ) -> Result<(Trained<M>, BaselineReport)> {
-    let plain = compute::device();
     let ad = compute::training_device();
     let stage1 = model_config(cfg, data).stage1;
-    let s1 = &stage1;
     let faults = &cfg.stage2.faults;
-    let epochs = cfg.stage1.epochs + cfg.stage2.schedule.epochs;
-    let lr = cfg.stage1.learning_rate;
-
-    let mut vrng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(2));
+    let mut vrng = Stream::ValidationFaults.rng(cfg.seed);
     let val: Vec<(HostBatch, HostBatch)> = batches(data, &prep.val.ends, cfg, &prep.norm)
         .into_iter()
         .map(|(ends, clean)| {
-            (faults.inject_batch(&clean, &previous_frames(data, &ends, faults), s1, &mut vrng).0, clean)
+            (faults.inject_batch(&clean, &previous_frames(data, &ends, faults), &stage1, &mut vrng).0, clean)
         })
         .collect();
-    let val_loss = |model: &M| {
-        let plain_model = model.valid();
+    let discriminator = match &extra {
+        Extra::Adversarial(a) => Some(seeded(&ad, Stream::Discriminator.seed(cfg.seed), |d| a.init(&stage1, d))),
+        _ => None,
+    };
+    let mut step = OneStage {
+        data,
+        cfg,
+        prep,
+        s1: &stage1,
+        model: Some(seeded(&ad, cfg.seed, init)),
+        optim: adam(),
+        discriminator,
+        d_optim: AdamConfig::new().with_beta_1(0.5).with_epsilon(1e-8).init(),
+        extra,
+        val,
+        ad: ad.clone(),
+    };
+    // the epochs of both MMSSL stages on stage 2's patience, at a constant learning rate: their
+    // best measured setting (MMAE on the arm demo data, 70 epochs: 1.065 ×10⁻² combined at a
+    // constant rate, 1.131 with stage 2's halving)
+    let schedule = StageSchedule {
+        epochs: cfg.stage1.epochs + cfg.stage2.schedule.epochs,
+        halve_after: None,
+        ..cfg.stage2.schedule.clone()
+    };
+    let plan = Plan {
+        name,
+        windows: prep.train.count(),
+        batch_size: cfg.batch_size,
+        schedule: &schedule,
+        progress: cfg.progress,
+    };
+    let fitted = fit(&mut step, &plan, &mut Stream::FaultyTraining.rng(cfg.seed), log)?;
+    let report = BaselineReport {
+        epochs: fitted.epochs,
+        best_val: fitted.best,
+        seconds: fitted.seconds,
+        samples_per_s: fitted.samples as f64 / fitted.seconds,
+    };
+    Ok((Trained { model: fitted.model.valid(), stage1 }, report))
+}
+
+/// A one-stage baseline as a [`Step`]: faulty training batches → their clean copies, the same
+/// error on a fixed faulty copy of the validation batches.
+struct OneStage<'a, M: Reconstruct> {
+    data: &'a Dataset,
+    cfg: &'a TrainConfig,
+    prep: &'a Prepared,
+    s1: &'a Stage1Config,
+    model: Option<M>,
+    optim: ModuleOptimizer,
+    discriminator: Option<Discriminator>,
+    d_optim: ModuleOptimizer,
+    extra: Extra,
+    /// (faulty, clean) validation batches.
+    val: Vec<(HostBatch, HostBatch)>,
+    ad: Device,
+}
+
+impl<M: Reconstruct> Step for OneStage<'_, M> {
+    type Model = M;
+
+    fn train(&mut self, batch: &[usize], rng: &mut ChaCha8Rng) -> Option<StepReport> {
+        let (s1, ad, faults) = (self.s1, &self.ad, &self.cfg.stage2.faults);
+        let ends: Vec<usize> = batch.iter().map(|&k| self.prep.train.ends[k]).collect();
+        let clean = host_batch(self.data, &ends, self.cfg.window, &self.prep.norm);
+        let (faulty, kinds) = faults.inject_batch(&clean, &previous_frames(self.data, &ends, faults), s1, rng);
+        let m = self.model.take().expect("present between steps");
+        let (in_c, in_s) = (faulty.camera_tensor(s1, ad), faulty.sensor_tensor(s1, ad));
+        let (clean_c, clean_s) = (clean.camera_tensor(s1, ad), clean.sensor_tensor(s1, ad));
+        let (camera, sensor, code) = m.reconstruct(s1, in_c.clone(), in_s.clone());
+        let mut loss = mse(camera.clone(), clean_c.clone()) + mse(sensor.clone(), clean_s.clone());
+        match &self.extra {
+            Extra::None => {}
+            Extra::Fuzzy(f) => {
+                let rows = |k: Injected| (0..kinds.len()).filter(|&i| kinds[i] == k).collect::<Vec<_>>();
+                let (cam_rows, sen_rows) = (rows(Injected::Camera), rows(Injected::Sensor));
+                if let Some(reg) = f.loss(code, [&cam_rows, &sen_rows], ad) {
+                    loss = loss + reg;
+                }
+            }
+            Extra::Adversarial(a) => {
+                // discriminator step on the detached output, then the generator's term
+                let d = self.discriminator.take().expect("present between steps");
+                let real = d.forward(in_c.clone(), clean_c, in_s.clone(), clean_s);
+                let fake = d.forward(in_c.clone(), camera.clone().detach(), in_s.clone(), sensor.clone().detach());
+                let d_loss = lsgan(real, 1.0) + lsgan(fake, 0.0);
+                let grads = GradientsParams::from_grads(d_loss.backward(), &d);
+                let d = self.d_optim.step(a.learning_rate, d, grads);
+                loss = loss + lsgan(d.forward(in_c, camera, in_s, sensor), 1.0).mul_scalar(a.weight);
+                self.discriminator = Some(d);
+            }
+        }
+        let value = f64::from(loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        self.model = Some(self.optim.step(self.cfg.stage1.learning_rate, m, grads));
+        Some(StepReport { loss: value, ..Default::default() })
+    }
+
+    fn validate(&self) -> f64 {
+        let (model, plain) = (self.model().valid(), compute::device());
         let (mut sum, mut n) = (0.0, 0usize);
-        for (faulty, clean) in &val {
-            let loss = reconstruction_loss(&plain_model, s1, faulty, clean, &plain).into_scalar::<f32>();
+        for (faulty, clean) in &self.val {
+            let loss = reconstruction_loss(&model, self.s1, faulty, clean, &plain).into_scalar::<f32>();
             sum += f64::from(loss) * clean.len as f64;
             n += clean.len;
         }
         sum / n.max(1) as f64
-    };
-
-    let mut model = Some(seeded(&ad, cfg.seed, init));
-    let mut optim = adam();
-    let mut discriminator = match &extra {
-        Extra::Adversarial(a) => Some(seeded(&ad, cfg.seed.wrapping_add(7), |d| a.init(s1, d))),
-        _ => None,
-    };
-    let mut d_optim = AdamConfig::new().with_beta_1(0.5).with_epsilon(1e-8).init();
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(3));
-    let per_epoch = prep.train.count().div_ceil(cfg.batch_size) as u64;
-    let bar = stage_bar(cfg.progress, per_epoch * epochs as u64, name);
-    // a constant learning rate: their best measured setting (MMAE on the arm demo data, 70
-    // epochs: 1.065 ×10⁻² combined at a constant rate, 1.131 with stage 2's halving)
-    let mut stop = EarlyStop::new(&StageSchedule { halve_after: None, ..cfg.stage2.schedule.clone() });
-    let (start, mut run_epochs, mut seen) = (Instant::now(), 0, 0usize);
-    for epoch in 1..=epochs {
-        let t = Instant::now();
-        let mut order = prep.train.ends.clone();
-        order.shuffle(&mut rng);
-        let (mut sum, mut n) = (0.0, 0usize);
-        for chunk in order.chunks(cfg.batch_size) {
-            let clean = host_batch(data, chunk, cfg.window, &prep.norm);
-            let (faulty, kinds) = faults.inject_batch(&clean, &previous_frames(data, chunk, faults), s1, &mut rng);
-            let m = model.take().expect("present between steps");
-            let (in_c, in_s) = (faulty.camera_tensor(s1, &ad), faulty.sensor_tensor(s1, &ad));
-            let (clean_c, clean_s) = (clean.camera_tensor(s1, &ad), clean.sensor_tensor(s1, &ad));
-            let (camera, sensor, code) = m.reconstruct(s1, in_c.clone(), in_s.clone());
-            let mut loss = mse(camera.clone(), clean_c.clone()) + mse(sensor.clone(), clean_s.clone());
-            match &extra {
-                Extra::None => {}
-                Extra::Fuzzy(f) => {
-                    let rows = |k: Injected| (0..kinds.len()).filter(|&i| kinds[i] == k).collect::<Vec<_>>();
-                    let (cam_rows, sen_rows) = (rows(Injected::Camera), rows(Injected::Sensor));
-                    if let Some(reg) = f.loss(code, [&cam_rows, &sen_rows], &ad) {
-                        loss = loss + reg;
-                    }
-                }
-                Extra::Adversarial(a) => {
-                    // discriminator step on the detached output, then the generator's term
-                    let d = discriminator.take().expect("present between steps");
-                    let real = d.forward(in_c.clone(), clean_c, in_s.clone(), clean_s);
-                    let fake = d.forward(in_c.clone(), camera.clone().detach(), in_s.clone(), sensor.clone().detach());
-                    let d_loss = lsgan(real, 1.0) + lsgan(fake, 0.0);
-                    let grads = GradientsParams::from_grads(d_loss.backward(), &d);
-                    let d = d_optim.step(a.learning_rate, d, grads);
-                    loss = loss + lsgan(d.forward(in_c, camera, in_s, sensor), 1.0).mul_scalar(a.weight);
-                    discriminator = Some(d);
-                }
-            }
-            sum += f64::from(loss.clone().into_scalar::<f32>()) * chunk.len() as f64;
-            n += chunk.len();
-            let grads = GradientsParams::from_grads(loss.backward(), &m);
-            model = Some(optim.step(lr, m, grads));
-            bar.inc(1);
-            bar.set_message(format!("epoch {epoch} loss {:.5}", sum / n as f64));
-        }
-        let current = model.as_ref().expect("present between steps");
-        let val = val_loss(current);
-        let seconds = t.elapsed().as_secs_f64();
-        seen += n;
-        log.write(&EpochRecord {
-            stage: name,
-            epoch,
-            train_loss: sum / n.max(1) as f64,
-            val_loss: val,
-            seconds,
-            samples_per_s: n as f64 / seconds,
-            ..Default::default()
-        })?;
-        run_epochs = epoch;
-        if stop.update(val, current) {
-            break;
-        }
     }
-    bar.finish();
-    let seconds = start.elapsed().as_secs_f64();
-    let report =
-        BaselineReport { epochs: run_epochs, best_val: stop.best, seconds, samples_per_s: seen as f64 / seconds };
-    let best = stop.kept.expect("at least one epoch").valid();
-    Ok((Trained { model: best, stage1 }, report))
+
+    fn model(&self) -> &M {
+        self.model.as_ref().expect("present between steps")
+    }
+
+    /// A constant rate (see [`train_one_stage`]).
+    fn scale_learning_rate(&mut self, _: f64) {}
 }

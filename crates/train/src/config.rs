@@ -36,7 +36,10 @@ pub struct TrainConfig {
     /// with evidence; `mmguard_model::Thresholds::channel`); `null` substitutes the whole
     /// modality.
     pub channel_threshold: Option<f32>,
-    /// Show progress bars.
+    /// Show progress bars. A display flag, not part of what a run is: never written (so a
+    /// benchmark run's resume key, the serialised configuration, is the same with and without
+    /// `--quiet`); still read from files written before, where it was.
+    #[serde(skip_serializing)]
     pub progress: bool,
     /// Take stage 1 from this earlier run (same data, split and architecture) instead of
     /// training it.

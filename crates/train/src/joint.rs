@@ -3,24 +3,22 @@
 //! to the stage-2 objective. The latent targets are the current encoder's clean latents, held
 //! constant within a step (detached) so that the encoder cannot meet them by moving them.
 
-use mmguard_model::compute;
-use std::time::Instant;
-
 use burn::module::Module;
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
+use mmguard_data::Dataset;
+use mmguard_model::compute;
 use mmguard_model::{host_batch, ComputeBlock, HostBatch, ModelConfig, Stage1};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::Stage2Config;
+use crate::config::{Stage2Config, StageSchedule, TrainConfig};
 use crate::error::Result;
-use crate::log::stage_bar;
+use crate::fit::{fit, Step, StepReport, Stream};
 use crate::losses::mse;
+use crate::pipeline::Prepared;
 use crate::stage1::adam;
 use crate::stage2::{stage2_terms, update_block, Stage2Losses, Targets};
-use crate::stages::{previous_frames, Context, EarlyStop};
+use crate::stages::{previous_frames, Context};
 
 /// A clean batch, its faulty copy and the injected-fault labels [B, 2].
 struct Triple {
@@ -56,69 +54,107 @@ fn joint_loss(
 
 impl Context<'_> {
     /// Trains both parts together for the epochs of both stages; early stopping (stage 2's
-    /// patience) on the joint loss over a fixed faulty copy of the validation batches.
+    /// patience and halving, both learning rates halved together) on the joint loss over a
+    /// fixed faulty copy of the validation batches.
     pub(crate) fn train_joint(
         &mut self,
         stage1: Stage1,
         block: ComputeBlock,
     ) -> Result<(Stage1, ComputeBlock, usize, f64)> {
         let Self { data, cfg, prep, model_cfg, ad, val_batches, .. } = *self;
-        let s2 = &cfg.stage2;
-        let s1 = &model_cfg.stage1;
-        let plain = compute::device();
-        let triple = |ends: &[usize], clean: HostBatch, rng: &mut ChaCha8Rng| {
-            let (faulty, kinds) = s2.faults.inject_batch(&clean, &previous_frames(data, ends, &s2.faults), s1, rng);
-            Triple { clean, faulty, labels: kinds.iter().flat_map(|k| k.labels()).collect() }
-        };
-        let mut vrng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(2));
-        let val: Vec<Triple> = val_batches.iter().map(|(ends, b)| triple(ends, b.clone(), &mut vrng)).collect();
+        let mut vrng = Stream::ValidationFaults.rng(cfg.seed);
+        let val: Vec<Triple> =
+            val_batches.iter().map(|(ends, b)| triple(data, cfg, model_cfg, ends, b.clone(), &mut vrng)).collect();
+        let mut step =
+            JointStep { data, cfg, prep, model_cfg, ad, val, optim: adam(), state: Some((stage1, block)), factor: 1.0 };
+        let schedule =
+            StageSchedule { epochs: cfg.stage1.epochs + cfg.stage2.schedule.epochs, ..cfg.stage2.schedule.clone() };
+        let plan = self.plan("joint", &schedule);
+        let fitted = fit(&mut step, &plan, &mut Stream::FaultyTraining.rng(cfg.seed), self.log)?;
+        let (stage1, block) = fitted.model;
+        Ok((stage1, block, fitted.epochs, fitted.best))
+    }
+}
 
-        let epochs = cfg.stage1.epochs + s2.schedule.epochs;
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(3));
-        let mut optim = adam();
-        let mut state = Some((stage1, block));
-        let per_epoch = prep.train.count().div_ceil(cfg.batch_size) as u64;
-        let bar = stage_bar(cfg.progress, per_epoch * epochs as u64, "single stage");
-        let mut stop = EarlyStop::new(&s2.schedule);
-        let mut run = 0;
-        for epoch in 1..=epochs {
-            let start = Instant::now();
-            let mut order = prep.train.ends.clone();
-            order.shuffle(&mut rng);
-            let (mut acc, mut n) = (Stage2Losses::default(), 0usize);
-            for chunk in order.chunks(cfg.batch_size).filter(|c| c.len() >= 2) {
-                let t = triple(chunk, host_batch(data, chunk, cfg.window, &prep.norm), &mut rng);
-                let (stage1, block) = state.take().expect("present between steps");
-                let (loss, parts, r) = joint_loss(&block, &stage1, model_cfg, s2, &t, ad);
-                let mut grads = loss.backward();
-                let lr = stop.learning_rate(s2.schedule.learning_rate);
-                let (block, _) = update_block(&mut optim, s2, lr, block, &mut grads);
-                let g1 = GradientsParams::from_module(&mut grads, &stage1);
-                let stage1 = optim.step(stop.learning_rate(cfg.stage1.learning_rate), stage1, g1);
-                state = Some((stage1, block));
-                acc.accumulate(&parts, r, chunk.len() as f64);
-                n += chunk.len();
-                bar.inc(1);
-                bar.set_message(format!("epoch {epoch} loss {:.4}", acc.total / n as f64));
-            }
-            let (stage1, block) = state.as_ref().expect("present between steps");
-            let (s1v, bv) = (stage1.valid(), block.valid());
-            let (mut vsum, mut vn) = (0.0, 0usize);
-            for t in &val {
-                let (_, parts, r) = joint_loss(&bv, &s1v, model_cfg, s2, t, &plain);
-                vsum += (parts.total + r) * t.clean.len as f64;
-                vn += t.clean.len;
-            }
-            let val_loss = vsum / vn.max(1) as f64;
-            let seconds = start.elapsed().as_secs_f64();
-            self.log.write(&acc.record("joint", epoch, n, val_loss, seconds))?;
-            run = epoch;
-            if stop.update(val_loss, state.as_ref().expect("present between steps")) {
-                break;
-            }
+/// The clean batch of window ends `ends`, a faulty copy and its labels.
+fn triple(
+    data: &Dataset,
+    cfg: &TrainConfig,
+    model_cfg: &ModelConfig,
+    ends: &[usize],
+    clean: HostBatch,
+    rng: &mut ChaCha8Rng,
+) -> Triple {
+    let faults = &cfg.stage2.faults;
+    let (faulty, kinds) = faults.inject_batch(&clean, &previous_frames(data, ends, faults), &model_cfg.stage1, rng);
+    Triple { clean, faulty, labels: kinds.iter().flat_map(|k| k.labels()).collect() }
+}
+
+/// The single-stage ablation as a [`Step`].
+struct JointStep<'a> {
+    data: &'a Dataset,
+    cfg: &'a TrainConfig,
+    prep: &'a Prepared,
+    model_cfg: &'a ModelConfig,
+    ad: &'a Device,
+    val: Vec<Triple>,
+    optim: ModuleOptimizer,
+    state: Option<(Stage1, ComputeBlock)>,
+    factor: f64,
+}
+
+impl Step for JointStep<'_> {
+    type Model = (Stage1, ComputeBlock);
+
+    fn train(&mut self, batch: &[usize], rng: &mut ChaCha8Rng) -> Option<StepReport> {
+        // the contrastive loss needs two samples
+        if batch.len() < 2 {
+            return None;
         }
-        bar.finish();
-        let (stage1, block) = stop.kept.expect("at least one epoch");
-        Ok((stage1, block, run, stop.best))
+        let (cfg, s2) = (self.cfg, &self.cfg.stage2);
+        let ends: Vec<usize> = batch.iter().map(|&k| self.prep.train.ends[k]).collect();
+        let t = triple(
+            self.data,
+            cfg,
+            self.model_cfg,
+            &ends,
+            host_batch(self.data, &ends, cfg.window, &self.prep.norm),
+            rng,
+        );
+        let (stage1, block) = self.state.take().expect("present between steps");
+        let (loss, parts, r) = joint_loss(&block, &stage1, self.model_cfg, s2, &t, self.ad);
+        let mut grads = loss.backward();
+        let (block, _) = update_block(&mut self.optim, s2, s2.schedule.learning_rate * self.factor, block, &mut grads);
+        let g1 = GradientsParams::from_module(&mut grads, &stage1);
+        let stage1 = self.optim.step(cfg.stage1.learning_rate * self.factor, stage1, g1);
+        self.state = Some((stage1, block));
+        Some(StepReport {
+            loss: parts.total + r,
+            latent: parts.latent,
+            output: parts.output,
+            detection: parts.detection,
+            contrastive: parts.contrastive,
+            ..Default::default()
+        })
+    }
+
+    fn validate(&self) -> f64 {
+        let (stage1, block) = self.model();
+        let (s1v, bv, plain) = (stage1.valid(), block.valid(), compute::device());
+        let (mut sum, mut n) = (0.0, 0usize);
+        for t in &self.val {
+            let (_, parts, r) = joint_loss(&bv, &s1v, self.model_cfg, &self.cfg.stage2, t, &plain);
+            sum += (parts.total + r) * t.clean.len as f64;
+            n += t.clean.len;
+        }
+        sum / n.max(1) as f64
+    }
+
+    fn model(&self) -> &(Stage1, ComputeBlock) {
+        self.state.as_ref().expect("present between steps")
+    }
+
+    fn scale_learning_rate(&mut self, factor: f64) {
+        self.factor = factor;
     }
 }

@@ -9,6 +9,7 @@ mod baseline;
 mod calibrate;
 mod config;
 mod error;
+mod fit;
 mod inject;
 mod joint;
 mod log;
@@ -27,6 +28,7 @@ pub use config::{
     TrainingFaults,
 };
 pub use error::{Error, Result};
+pub use fit::{fit, Fitted, Plan, Step, StepReport, Stream};
 pub use inject::Injected;
 pub use log::{CsvLog, EpochRecord};
 pub use losses::{bce_with_logits, info_nce, mse};

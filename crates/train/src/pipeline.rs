@@ -18,7 +18,7 @@ use crate::calibrate::{calibrate, Calibration, EpisodeScores};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::log::CsvLog;
-use crate::stages::{batches, Context};
+use crate::stages::{batches, val_reconstruction, Context};
 
 /// burn draws initial weights from one process-wide generator; the lock keeps seeded
 /// initialisations from interleaving when several run at once (tests, benchmarks).
@@ -239,7 +239,7 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
         if cfg.single_stage {
             let (stage1, block, epochs, best) = ctx.train_joint(stage1, block)?;
             // no stage of its own: the autoencoder's clean validation error, for the report
-            let recon = ctx.val_reconstruction(&stage1);
+            let recon = val_reconstruction(&stage1, &model_cfg, &val_batches);
             (stage1, block, [0, epochs], [recon, best], [0.0, t0.elapsed().as_secs_f64()])
         } else {
             let (stage1, s1_epochs, s1_best) = match &cfg.reuse_stage1 {

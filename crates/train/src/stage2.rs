@@ -9,7 +9,6 @@ use mmguard_model::{
 use rand::Rng;
 
 use crate::config::Stage2Config;
-use crate::log::EpochRecord;
 use crate::losses::{bce_with_logits, info_nce, mse};
 use crate::modulation::{ModulationStats, PartGrads};
 use crate::stage1::adam;
@@ -225,43 +224,6 @@ pub struct Stage2Losses {
     pub detection: f64,
     /// InfoNCE.
     pub contrastive: f64,
-}
-
-impl Stage2Losses {
-    /// Adds a batch's terms, weighted by its size `w`, to a running sum; `extra` is added to the
-    /// total only (a term outside stage 2's objective).
-    pub(crate) fn accumulate(&mut self, batch: &Stage2Losses, extra: f64, w: f64) {
-        self.total += (batch.total + extra) * w;
-        self.latent += batch.latent * w;
-        self.output += batch.output * w;
-        self.detection += batch.detection * w;
-        self.contrastive += batch.contrastive * w;
-    }
-
-    /// The epoch's log record from a running sum over `n` samples.
-    pub(crate) fn record(
-        &self,
-        stage: &'static str,
-        epoch: usize,
-        n: usize,
-        val_loss: f64,
-        seconds: f64,
-    ) -> EpochRecord {
-        let nf = n.max(1) as f64;
-        EpochRecord {
-            stage,
-            epoch,
-            train_loss: self.total / nf,
-            val_loss,
-            latent: self.latent / nf,
-            output: self.output / nf,
-            detection: self.detection / nf,
-            contrastive: self.contrastive / nf,
-            seconds,
-            samples_per_s: n as f64 / seconds,
-            ..Default::default()
-        }
-    }
 }
 
 fn tensor2(v: &[f32], shape: [usize; 2], device: &Device) -> Tensor<2> {

@@ -1,60 +1,21 @@
-//! The epoch loops of both stages, with early stopping on the validation loss.
+//! Both MMSSL stages as [`Step`]s of the one training loop ([`crate::fit`]).
 
-use mmguard_model::compute;
 use std::path::Path;
-use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::Device;
 use mmguard_data::{Dataset, MinMax};
+use mmguard_model::compute;
 use mmguard_model::{host_batch, ComputeBlock, HostBatch, ModelConfig, Run, Stage1};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::{StageSchedule, TrainConfig, TrainingFaults};
 use crate::error::{Error, Result};
-use crate::log::{stage_bar, CsvLog, EpochRecord};
+use crate::fit::{fit, Plan, Step, StepReport, Stream};
+use crate::log::CsvLog;
 use crate::pipeline::Prepared;
 use crate::stage1::{reconstruction_error, Stage1Trainer};
-use crate::stage2::{make_batch, stage2_loss, CleanCodes, LatentEncoder, Stage2Batch, Stage2Losses, Stage2Trainer};
-
-/// Keeps the best weights and counts epochs without improvement.
-pub(crate) struct EarlyStop<M> {
-    pub(crate) best: f64,
-    pub(crate) kept: Option<M>,
-    stale: usize,
-    patience: usize,
-    halve_after: Option<usize>,
-    halvings: i32,
-}
-
-impl<M: Clone> EarlyStop<M> {
-    pub(crate) fn new(schedule: &StageSchedule) -> Self {
-        let (patience, halve_after) = (schedule.patience, schedule.halve_after);
-        Self { best: f64::INFINITY, kept: None, stale: 0, patience, halve_after, halvings: 0 }
-    }
-
-    /// `base` halved for every `halve_after` epochs without a better validation loss so far.
-    pub(crate) fn learning_rate(&self, base: f64) -> f64 {
-        base * 0.5f64.powi(self.halvings)
-    }
-
-    /// Records an epoch; returns whether training should stop.
-    pub(crate) fn update(&mut self, val: f64, model: &M) -> bool {
-        if val < self.best || self.kept.is_none() {
-            self.best = val;
-            self.kept = Some(model.clone());
-            self.stale = 0;
-        } else {
-            self.stale += 1;
-            if self.halve_after.is_some_and(|h| h > 0 && self.stale.is_multiple_of(h)) {
-                self.halvings += 1;
-            }
-        }
-        self.stale >= self.patience
-    }
-}
+use crate::stage2::{make_batch, stage2_loss, CleanCodes, LatentEncoder, Stage2Batch, Stage2Trainer};
 
 pub(crate) fn batches(
     data: &Dataset,
@@ -100,64 +61,18 @@ impl Context<'_> {
                 dir.display()
             )));
         }
-        let val = self.val_reconstruction(&stage1);
+        let val = val_reconstruction(&stage1, self.model_cfg, self.val_batches);
         Ok((stage1, 0, val))
     }
 
-    /// Mean camera + sensor reconstruction MSE of the autoencoder over the validation batches.
-    pub(crate) fn val_reconstruction(&self, stage1: &Stage1) -> f64 {
-        let plain = stage1.valid();
-        let (mut sum, mut n) = (0.0, 0usize);
-        for (_, b) in self.val_batches {
-            let (c, s) = reconstruction_error(&plain, &self.model_cfg.stage1, b, &compute::device());
-            sum += (c + s) * b.len as f64;
-            n += b.len;
-        }
-        sum / n.max(1) as f64
-    }
-
     pub(crate) fn train_stage1(&mut self, stage1: Stage1) -> Result<(Stage1, usize, f64)> {
-        let Self { data, cfg, prep, model_cfg, ad, .. } = *self;
+        let Self { data, cfg, prep, model_cfg, ad, val_batches, .. } = *self;
         let sched = &cfg.stage1;
-        let s1 = &model_cfg.stage1;
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1));
-        let mut trainer = Stage1Trainer::new(stage1, s1.clone(), sched.learning_rate, ad.clone());
-        let per_epoch = prep.train.count().div_ceil(cfg.batch_size) as u64;
-        let bar = stage_bar(cfg.progress, per_epoch * sched.epochs as u64, "stage 1");
-        let mut stop = EarlyStop::new(sched);
-        let mut epochs = 0;
-        for epoch in 1..=sched.epochs {
-            let start = Instant::now();
-            let mut order = prep.train.ends.clone();
-            order.shuffle(&mut rng);
-            let (mut sum, mut n) = (0.0, 0usize);
-            for chunk in order.chunks(cfg.batch_size) {
-                let loss = trainer.step(&host_batch(data, chunk, cfg.window, &prep.norm));
-                sum += f64::from(loss) * chunk.len() as f64;
-                n += chunk.len();
-                bar.inc(1);
-                bar.set_message(format!("epoch {epoch} loss {:.5}", sum / n as f64));
-            }
-            let val = self.val_reconstruction(trainer.model());
-            let seconds = start.elapsed().as_secs_f64();
-            self.log.write(&EpochRecord {
-                stage: "stage1",
-                epoch,
-                train_loss: sum / n as f64,
-                val_loss: val,
-                seconds,
-                samples_per_s: n as f64 / seconds,
-                ..Default::default()
-            })?;
-            bar.set_message(format!("epoch {epoch} loss {:.5} val {val:.5}", sum / n as f64));
-            epochs = epoch;
-            if stop.update(val, trainer.model()) {
-                break;
-            }
-            trainer.set_learning_rate(stop.learning_rate(sched.learning_rate));
-        }
-        bar.finish();
-        Ok((stop.kept.expect("at least one epoch"), epochs, stop.best))
+        let trainer = Stage1Trainer::new(stage1, model_cfg.stage1.clone(), sched.learning_rate, ad.clone());
+        let mut step = Stage1Step { data, cfg, prep, model_cfg, val_batches, trainer };
+        let plan = self.plan("stage1", sched);
+        let fitted = fit(&mut step, &plan, &mut Stream::Stage1.rng(cfg.seed), self.log)?;
+        Ok((fitted.model, fitted.epochs, fitted.best))
     }
 
     pub(crate) fn train_stage2(&mut self, stage1: &Stage1, block: ComputeBlock) -> Result<(ComputeBlock, usize, f64)> {
@@ -166,72 +81,143 @@ impl Context<'_> {
         let plain = compute::device();
         let frozen = stage1.valid();
         let enc = LatentEncoder { stage1: &frozen, cfg: model_cfg, device: &plain };
-        let l = model_cfg.stage1.joint_latent();
         // The encoders are frozen, so the clean latents are computed once, not every step.
         let mut codes = CleanCodes::default();
         for (_, b) in batches(data, &prep.train.ends, cfg, &prep.norm) {
             codes.extend(enc.clean(&b));
         }
-        let previous = |ends: &[usize]| previous_frames(data, ends, &s2.faults);
-        let mut vrng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(2));
+        let mut vrng = Stream::ValidationFaults.rng(cfg.seed);
         // several faulty copies of every validation window: with faults drawn from the whole
         // catalogue at any severity, one copy gave an output error that jumped by half from
         // epoch to epoch, and early stopping on it stopped at noise
         let val_set: Vec<Stage2Batch> = (0..VALIDATION_COPIES)
             .flat_map(|_| val_batches.iter())
-            .map(|(ends, b)| make_batch(&enc, b.clone(), enc.clean(b), &previous(ends), s2, &mut vrng))
+            .map(|(ends, b)| {
+                make_batch(&enc, b.clone(), enc.clean(b), &previous_frames(data, ends, &s2.faults), s2, &mut vrng)
+            })
             .collect();
+        let trainer = Stage2Trainer::new(block, stage1.clone(), model_cfg.clone(), s2.clone(), ad.clone());
+        let mut step = Stage2Step { data, cfg, prep, model_cfg, enc, codes, val_set, trainer };
+        let plan = self.plan("stage2", &s2.schedule);
+        let fitted = fit(&mut step, &plan, &mut Stream::FaultyTraining.rng(cfg.seed), self.log)?;
+        Ok((fitted.model, fitted.epochs, fitted.best))
+    }
 
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(3));
-        let mut trainer = Stage2Trainer::new(block, stage1.clone(), model_cfg.clone(), s2.clone(), ad.clone());
-        let per_epoch = prep.train.count().div_ceil(cfg.batch_size) as u64;
-        let bar = stage_bar(cfg.progress, per_epoch * s2.schedule.epochs as u64, "stage 2");
-        let mut stop = EarlyStop::new(&s2.schedule);
-        let mut epochs = 0;
-        for epoch in 1..=s2.schedule.epochs {
-            let start = Instant::now();
-            let mut order: Vec<usize> = (0..prep.train.count()).collect();
-            order.shuffle(&mut rng);
-            let mut acc = Stage2Losses::default();
-            let (mut grad_norm, mut clipped, mut steps, mut n) = (0.0, 0usize, 0usize, 0usize);
-            for chunk in order.chunks(cfg.batch_size) {
-                if chunk.len() < 2 {
-                    continue;
-                }
-                let ends: Vec<usize> = chunk.iter().map(|&k| prep.train.ends[k]).collect();
-                let clean = host_batch(data, &ends, cfg.window, &prep.norm);
-                let batch = make_batch(&enc, clean, codes.rows(chunk, l), &previous(&ends), s2, &mut rng);
-                let (losses, stats) = trainer.step(&batch);
-                acc.accumulate(&losses, 0.0, chunk.len() as f64);
-                grad_norm += stats.norm_before;
-                clipped += usize::from(stats.clipped);
-                steps += 1;
-                n += chunk.len();
-                bar.inc(1);
-                bar.set_message(format!("epoch {epoch} loss {:.4}", acc.total / n as f64));
-            }
-            let block_plain = trainer.block().valid();
-            let (mut vsum, mut vn) = (0.0, 0usize);
-            for b in &val_set {
-                let (_, parts) = stage2_loss(&block_plain, &frozen, model_cfg, s2, b, &plain);
-                vsum += s2.early_stop.watched(&parts) * b.clean.len as f64;
-                vn += b.clean.len;
-            }
-            let val = vsum / vn.max(1) as f64;
-            let seconds = start.elapsed().as_secs_f64();
-            self.log.write(&EpochRecord {
-                grad_norm: grad_norm / steps.max(1) as f64,
-                clipped_share: clipped as f64 / steps.max(1) as f64,
-                ..acc.record("stage2", epoch, n, val, seconds)
-            })?;
-            bar.set_message(format!("epoch {epoch} loss {:.4} val {val:.4}", acc.total / n.max(1) as f64));
-            epochs = epoch;
-            if stop.update(val, trainer.block()) {
-                break;
-            }
-            trainer.set_learning_rate(stop.learning_rate(s2.schedule.learning_rate));
+    /// The plan of a stage over the training windows.
+    pub(crate) fn plan<'s>(&self, name: &'static str, schedule: &'s StageSchedule) -> Plan<'s> {
+        Plan {
+            name,
+            windows: self.prep.train.count(),
+            batch_size: self.cfg.batch_size,
+            schedule,
+            progress: self.cfg.progress,
         }
-        bar.finish();
-        Ok((stop.kept.expect("at least one epoch"), epochs, stop.best))
+    }
+}
+
+/// Mean camera + sensor reconstruction MSE of the autoencoder over the validation batches.
+pub(crate) fn val_reconstruction(
+    stage1: &Stage1,
+    model_cfg: &ModelConfig,
+    val_batches: &[(Vec<usize>, HostBatch)],
+) -> f64 {
+    let plain = stage1.valid();
+    let (mut sum, mut n) = (0.0, 0usize);
+    for (_, b) in val_batches {
+        let (c, s) = reconstruction_error(&plain, &model_cfg.stage1, b, &compute::device());
+        sum += (c + s) * b.len as f64;
+        n += b.len;
+    }
+    sum / n.max(1) as f64
+}
+
+/// Stage 1 as a [`Step`]: clean training batches, the reconstruction error on the clean
+/// validation batches.
+struct Stage1Step<'a> {
+    data: &'a Dataset,
+    cfg: &'a TrainConfig,
+    prep: &'a Prepared,
+    model_cfg: &'a ModelConfig,
+    val_batches: &'a [(Vec<usize>, HostBatch)],
+    trainer: Stage1Trainer,
+}
+
+impl Step for Stage1Step<'_> {
+    type Model = Stage1;
+
+    fn train(&mut self, batch: &[usize], _: &mut ChaCha8Rng) -> Option<StepReport> {
+        let ends: Vec<usize> = batch.iter().map(|&k| self.prep.train.ends[k]).collect();
+        let loss = self.trainer.step(&host_batch(self.data, &ends, self.cfg.window, &self.prep.norm));
+        Some(StepReport { loss: f64::from(loss), ..Default::default() })
+    }
+
+    fn validate(&self) -> f64 {
+        val_reconstruction(self.trainer.model(), self.model_cfg, self.val_batches)
+    }
+
+    fn model(&self) -> &Stage1 {
+        self.trainer.model()
+    }
+
+    fn scale_learning_rate(&mut self, factor: f64) {
+        self.trainer.set_learning_rate(self.cfg.stage1.learning_rate * factor);
+    }
+}
+
+/// Stage 2 as a [`Step`]: faulty copies of the training batches on the frozen encoders' clean
+/// latents, the watched error on fixed faulty copies of the validation batches.
+struct Stage2Step<'a> {
+    data: &'a Dataset,
+    cfg: &'a TrainConfig,
+    prep: &'a Prepared,
+    model_cfg: &'a ModelConfig,
+    enc: LatentEncoder<'a>,
+    codes: CleanCodes,
+    val_set: Vec<Stage2Batch>,
+    trainer: Stage2Trainer,
+}
+
+impl Step for Stage2Step<'_> {
+    type Model = ComputeBlock;
+
+    fn train(&mut self, batch: &[usize], rng: &mut ChaCha8Rng) -> Option<StepReport> {
+        // the contrastive loss needs two samples
+        if batch.len() < 2 {
+            return None;
+        }
+        let (data, cfg, s2) = (self.data, self.cfg, &self.cfg.stage2);
+        let ends: Vec<usize> = batch.iter().map(|&k| self.prep.train.ends[k]).collect();
+        let clean = host_batch(data, &ends, cfg.window, &self.prep.norm);
+        let codes = self.codes.rows(batch, self.model_cfg.stage1.joint_latent());
+        let faulty = make_batch(&self.enc, clean, codes, &previous_frames(data, &ends, &s2.faults), s2, rng);
+        let (l, stats) = self.trainer.step(&faulty);
+        Some(StepReport {
+            loss: l.total,
+            latent: l.latent,
+            output: l.output,
+            detection: l.detection,
+            contrastive: l.contrastive,
+            grad_norm: stats.norm_before,
+            clipped: stats.clipped,
+        })
+    }
+
+    fn validate(&self) -> f64 {
+        let (s2, block) = (&self.cfg.stage2, self.trainer.block().valid());
+        let (mut sum, mut n) = (0.0, 0usize);
+        for b in &self.val_set {
+            let (_, parts) = stage2_loss(&block, self.enc.stage1, self.model_cfg, s2, b, self.enc.device);
+            sum += s2.early_stop.watched(&parts) * b.clean.len as f64;
+            n += b.clean.len;
+        }
+        sum / n.max(1) as f64
+    }
+
+    fn model(&self) -> &ComputeBlock {
+        self.trainer.block()
+    }
+
+    fn scale_learning_rate(&mut self, factor: f64) {
+        self.trainer.set_learning_rate(self.cfg.stage2.schedule.learning_rate * factor);
     }
 }
