@@ -1,14 +1,11 @@
 //! Request bodies to samples, checked against the run's [`Geometry`]: JSON (one sample or
 //! `{"samples": [...]}`, frames as raw uint8 or base64 PNG) and `application/x-npz` batches with
-//! the data contract's keys. Every way a body can be wrong is an [`ApiError`] naming the field
+//! the data contract's keys. Every way a body can be wrong is a [`Refusal`] naming the field
 //! (`samples[3].sensor[2][5]`, `camera`), what was expected and what was found; none panics
 //! (`tests/fuzz.rs` feeds them arbitrary bytes).
 
 use std::path::Path;
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use base64::Engine;
 use mmguard_data::layout::channel_first_into;
 use mmguard_data::npz::{ArrayData, NpzReader};
@@ -16,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::pipeline::{Geometry, Sample};
+use crate::refusal::{Kind, Refusal};
 
 /// Limits on what a request may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,43 +65,6 @@ impl Limits {
 /// Longest device id, bytes.
 pub const MAX_DEVICE_ID: usize = 128;
 
-/// A request the server refuses, with what was wrong.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ApiError {
-    /// HTTP status.
-    #[serde(skip)]
-    pub status: StatusCode,
-    /// The offending field, as a path (`samples[3].sensor[2]`), or `body`.
-    pub field: String,
-    /// What was expected there.
-    pub expected: String,
-    /// What was found.
-    pub found: String,
-}
-
-impl ApiError {
-    /// A 400 Bad Request.
-    pub fn bad(field: impl Into<String>, expected: impl Into<String>, found: impl Into<String>) -> Self {
-        Self::with(StatusCode::BAD_REQUEST, field, expected, found)
-    }
-
-    /// Any status.
-    pub fn with(
-        status: StatusCode,
-        field: impl Into<String>,
-        expected: impl Into<String>,
-        found: impl Into<String>,
-    ) -> Self {
-        Self { status, field: field.into(), expected: expected.into(), found: found.into() }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "error": self }))).into_response()
-    }
-}
-
 /// A JSON value described for an error message.
 pub fn kind_of(v: &Value) -> String {
     match v {
@@ -117,8 +78,8 @@ pub fn kind_of(v: &Value) -> String {
 }
 
 /// The 413 of a request with more samples than `limits` allow; `found` says how many.
-fn too_many(found: impl Into<String>, limits: &Limits) -> ApiError {
-    ApiError::with(StatusCode::PAYLOAD_TOO_LARGE, "samples", format!("at most {} samples", limits.max_batch), found)
+fn too_many(found: impl Into<String>, limits: &Limits) -> Refusal {
+    Refusal::with(Kind::TooLarge, "samples", format!("at most {} samples", limits.max_batch), found)
 }
 
 /// A JSON body the typed path refuses is walked again as a generic [`Value`] to name the field
@@ -131,13 +92,13 @@ pub const FIELD_ERRORS_UP_TO: usize = 1 << 20;
 /// sample's buffers: 0.5 → 0.1 ms for a 64×64 frame); anything it cannot take goes through
 /// [`decode_json_value`], which gives the same samples or the error naming the field
 /// (`tests/fuzz.rs` checks that both agree), when it is at most [`FIELD_ERRORS_UP_TO`] long.
-pub fn decode_json(body: &[u8], geometry: &Geometry, limits: &Limits) -> Result<Vec<Sample>, ApiError> {
+pub fn decode_json(body: &[u8], geometry: &Geometry, limits: &Limits) -> Result<Vec<Sample>, Refusal> {
     match fast::decode(body, geometry, limits) {
         Ok(samples) => Ok(samples),
         Err(_) if body.len() <= FIELD_ERRORS_UP_TO => decode_json_value(body, geometry, limits),
         Err(fast::Refused::TooManySamples(reason)) => Err(too_many(reason, limits)),
         Err(fast::Refused::Invalid(reason)) => {
-            Err(ApiError::bad("body", "a request as /openapi.json describes", reason))
+            Err(Refusal::bad("body", "a request as /openapi.json describes", reason))
         }
     }
 }
@@ -294,16 +255,16 @@ mod fast {
 
 /// The reference JSON decoder: walks the body as a [`Value`] and names the field of the first
 /// thing wrong.
-pub fn decode_json_value(body: &[u8], geometry: &Geometry, limits: &Limits) -> Result<Vec<Sample>, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad("body", "JSON", e.to_string()))?;
+pub fn decode_json_value(body: &[u8], geometry: &Geometry, limits: &Limits) -> Result<Vec<Sample>, Refusal> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| Refusal::bad("body", "JSON", e.to_string()))?;
     let (list, prefix): (Vec<&Value>, &str) = match value.get("samples") {
         Some(Value::Array(a)) => (a.iter().collect(), "samples"),
-        Some(other) => return Err(ApiError::bad("samples", "an array of samples", kind_of(other))),
+        Some(other) => return Err(Refusal::bad("samples", "an array of samples", kind_of(other))),
         None if value.is_object() => (vec![&value], ""),
-        None => return Err(ApiError::bad("body", "a sample object or {\"samples\": [...]}", kind_of(&value))),
+        None => return Err(Refusal::bad("body", "a sample object or {\"samples\": [...]}", kind_of(&value))),
     };
     if list.is_empty() {
-        return Err(ApiError::bad("samples", "at least one sample", "an empty array"));
+        return Err(Refusal::bad("samples", "at least one sample", "an empty array"));
     }
     if list.len() > limits.max_batch {
         return Err(too_many(list.len().to_string(), limits));
@@ -317,20 +278,20 @@ pub fn decode_json_value(body: &[u8], geometry: &Geometry, limits: &Limits) -> R
         .collect()
 }
 
-fn sample(v: &Value, at: &str, g: &Geometry, limits: &Limits) -> Result<Sample, ApiError> {
+fn sample(v: &Value, at: &str, g: &Geometry, limits: &Limits) -> Result<Sample, Refusal> {
     let (t, d) = (g.window, g.columns.len());
     let Some(obj) = v.as_object() else {
-        return Err(ApiError::bad(at.trim_end_matches('.'), "a sample object", kind_of(v)));
+        return Err(Refusal::bad(at.trim_end_matches('.'), "a sample object", kind_of(v)));
     };
     let field = |name: &str| format!("{at}{name}");
     let camera = match obj.get("camera") {
-        None => return Err(ApiError::bad(field("camera"), "{\"png\": base64} or {\"raw\": [uint8]}", "nothing")),
+        None => return Err(Refusal::bad(field("camera"), "{\"png\": base64} or {\"raw\": [uint8]}", "nothing")),
         Some(c) => frame(c, &field("camera"), g, limits)?,
     };
     let rows = match obj.get("sensor") {
         Some(Value::Array(rows)) => rows,
         other => {
-            return Err(ApiError::bad(
+            return Err(Refusal::bad(
                 field("sensor"),
                 format!("{t} rows of {d} numbers"),
                 other.map_or("nothing".into(), kind_of),
@@ -338,7 +299,7 @@ fn sample(v: &Value, at: &str, g: &Geometry, limits: &Limits) -> Result<Sample, 
         }
     };
     if rows.len() != t {
-        return Err(ApiError::bad(
+        return Err(Refusal::bad(
             field("sensor"),
             format!("{t} rows (the model's window)"),
             format!("{} rows", rows.len()),
@@ -347,7 +308,7 @@ fn sample(v: &Value, at: &str, g: &Geometry, limits: &Limits) -> Result<Sample, 
     let mut sensor = Vec::with_capacity(t * d);
     for (k, row) in rows.iter().enumerate() {
         let cells = row.as_array().filter(|r| r.len() == d).ok_or_else(|| {
-            ApiError::bad(format!("{at}sensor[{k}]"), format!("{d} numbers ({})", g.columns.join(", ")), kind_of(row))
+            Refusal::bad(format!("{at}sensor[{k}]"), format!("{d} numbers ({})", g.columns.join(", ")), kind_of(row))
         })?;
         for (j, c) in cells.iter().enumerate() {
             // JSON has no NaN; `null` stands for a missing reading and reaches the NaN rule
@@ -356,7 +317,7 @@ fn sample(v: &Value, at: &str, g: &Geometry, limits: &Limits) -> Result<Sample, 
                 Value::Null => Some(f32::NAN),
                 _ => None,
             }
-            .ok_or_else(|| ApiError::bad(format!("{at}sensor[{k}][{j}]"), "a number or null", kind_of(c)))?;
+            .ok_or_else(|| Refusal::bad(format!("{at}sensor[{k}][{j}]"), "a number or null", kind_of(c)))?;
             sensor.push(x);
         }
     }
@@ -364,26 +325,26 @@ fn sample(v: &Value, at: &str, g: &Geometry, limits: &Limits) -> Result<Sample, 
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.len() <= MAX_DEVICE_ID => Some(s.clone()),
         Some(Value::String(s)) => {
-            return Err(ApiError::bad(field("device"), format!("at most {MAX_DEVICE_ID} bytes"), s.len().to_string()))
+            return Err(Refusal::bad(field("device"), format!("at most {MAX_DEVICE_ID} bytes"), s.len().to_string()))
         }
-        Some(other) => return Err(ApiError::bad(field("device"), "a string", kind_of(other))),
+        Some(other) => return Err(Refusal::bad(field("device"), "a string", kind_of(other))),
     };
     let timestamp = match obj.get("timestamp") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => n.as_f64(),
-        Some(other) => return Err(ApiError::bad(field("timestamp"), "a number (seconds)", kind_of(other))),
+        Some(other) => return Err(Refusal::bad(field("timestamp"), "a number (seconds)", kind_of(other))),
     };
     Ok(Sample { camera, sensor, device, timestamp })
 }
 
-fn frame(v: &Value, at: &str, g: &Geometry, limits: &Limits) -> Result<Vec<u8>, ApiError> {
+fn frame(v: &Value, at: &str, g: &Geometry, limits: &Limits) -> Result<Vec<u8>, Refusal> {
     let (h, w) = (g.height, g.width);
     let want = g.frame_len();
     if let Some(raw) = v.get("raw") {
         let list =
-            raw.as_array().ok_or_else(|| ApiError::bad(format!("{at}.raw"), "an array of uint8", kind_of(raw)))?;
+            raw.as_array().ok_or_else(|| Refusal::bad(format!("{at}.raw"), "an array of uint8", kind_of(raw)))?;
         if list.len() != want {
-            return Err(ApiError::bad(
+            return Err(Refusal::bad(
                 format!("{at}.raw"),
                 format!("{want} values (3×{h}×{w})"),
                 format!("{}", list.len()),
@@ -396,19 +357,19 @@ fn frame(v: &Value, at: &str, g: &Geometry, limits: &Limits) -> Result<Vec<u8>, 
                 p.as_u64()
                     .filter(|&x| x <= 255)
                     .map(|x| x as u8)
-                    .ok_or_else(|| ApiError::bad(format!("{at}.raw[{i}]"), "an integer 0–255", kind_of(p)))
+                    .ok_or_else(|| Refusal::bad(format!("{at}.raw[{i}]"), "an integer 0–255", kind_of(p)))
             })
             .collect();
     }
     let Some(text) = v.get("png") else {
-        return Err(ApiError::bad(at, "{\"png\": base64} or {\"raw\": [uint8]}", kind_of(v)));
+        return Err(Refusal::bad(at, "{\"png\": base64} or {\"raw\": [uint8]}", kind_of(v)));
     };
-    let text = text.as_str().ok_or_else(|| ApiError::bad(format!("{at}.png"), "a base64 string", kind_of(text)))?;
+    let text = text.as_str().ok_or_else(|| Refusal::bad(format!("{at}.png"), "a base64 string", kind_of(text)))?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|e| ApiError::bad(format!("{at}.png"), "base64", e.to_string()))?;
+        .map_err(|e| Refusal::bad(format!("{at}.png"), "base64", e.to_string()))?;
     decode_png(&bytes, h, w, limits.max_decoded_bytes)
-        .map_err(|found| ApiError::bad(format!("{at}.png"), format!("an RGB PNG of {w}×{h}"), found))
+        .map_err(|found| Refusal::bad(format!("{at}.png"), format!("an RGB PNG of {w}×{h}"), found))
 }
 
 /// An 8-bit RGB (or RGBA, alpha dropped) PNG as a channel-first frame.
@@ -436,41 +397,41 @@ fn decode_png(bytes: &[u8], h: usize, w: usize, max_bytes: usize) -> Result<Vec<
 /// The samples of an `application/x-npz` body: `camera` uint8 [N, 3, H, W] and `sensor` float32
 /// [N, T, D] (the data contract's ready-made windows; NaN is a missing reading), optionally `t`
 /// float32 or float64 [N] as the time stamps. Other keys are ignored, as in a dataset file.
-pub fn decode_npz(body: &[u8], geometry: &Geometry, limits: &Limits) -> Result<Vec<Sample>, ApiError> {
+pub fn decode_npz(body: &[u8], geometry: &Geometry, limits: &Limits) -> Result<Vec<Sample>, Refusal> {
     let label = Path::new("request body");
     let mut npz = NpzReader::from_reader(label, std::io::Cursor::new(body), limits.max_decoded_bytes as u64)
-        .map_err(|e| ApiError::bad("body", "an npz archive", e.to_string()))?
+        .map_err(|e| Refusal::bad("body", "an npz archive", e.to_string()))?
         .with_budget(limits.max_decoded_bytes as u64);
     let (h, w, t, d) = (geometry.height, geometry.width, geometry.window, geometry.columns.len());
-    let mut read = |key: &str| npz.read(key).map_err(|e| ApiError::bad(key, "a readable array", e.to_string()));
-    let camera = read("camera")?.ok_or_else(|| ApiError::bad("camera", format!("uint8 [N, 3, {h}, {w}]"), "no key"))?;
-    let sensor = read("sensor")?.ok_or_else(|| ApiError::bad("sensor", format!("float32 [N, {t}, {d}]"), "no key"))?;
+    let mut read = |key: &str| npz.read(key).map_err(|e| Refusal::bad(key, "a readable array", e.to_string()));
+    let camera = read("camera")?.ok_or_else(|| Refusal::bad("camera", format!("uint8 [N, 3, {h}, {w}]"), "no key"))?;
+    let sensor = read("sensor")?.ok_or_else(|| Refusal::bad("sensor", format!("float32 [N, {t}, {d}]"), "no key"))?;
     let time = read("t")?;
     let n = camera.shape.first().copied().unwrap_or(0) as usize;
     let ArrayData::U8(frames) = &camera.data else {
-        return Err(ApiError::bad("camera", "uint8", camera.data.dtype()));
+        return Err(Refusal::bad("camera", "uint8", camera.data.dtype()));
     };
     if camera.shape != [n as u64, 3, h as u64, w as u64] || n == 0 {
-        return Err(ApiError::bad("camera", format!("shape [N ≥ 1, 3, {h}, {w}]"), format!("{:?}", camera.shape)));
+        return Err(Refusal::bad("camera", format!("shape [N ≥ 1, 3, {h}, {w}]"), format!("{:?}", camera.shape)));
     }
     if n > limits.max_batch {
         return Err(too_many(n.to_string(), limits));
     }
     let ArrayData::F32(windows) = &sensor.data else {
-        return Err(ApiError::bad("sensor", "float32", sensor.data.dtype()));
+        return Err(Refusal::bad("sensor", "float32", sensor.data.dtype()));
     };
     if sensor.shape != [n as u64, t as u64, d as u64] {
-        return Err(ApiError::bad("sensor", format!("shape [{n}, {t}, {d}]"), format!("{:?}", sensor.shape)));
+        return Err(Refusal::bad("sensor", format!("shape [{n}, {t}, {d}]"), format!("{:?}", sensor.shape)));
     }
     let stamps: Option<Vec<f64>> = match time {
         None => None,
         Some(a) if a.shape != [n as u64] => {
-            return Err(ApiError::bad("t", format!("shape [{n}]"), format!("{:?}", a.shape)))
+            return Err(Refusal::bad("t", format!("shape [{n}]"), format!("{:?}", a.shape)))
         }
         Some(a) => match a.data {
             ArrayData::F32(v) => Some(v.into_iter().map(f64::from).collect()),
             ArrayData::F64(v) => Some(v),
-            other => return Err(ApiError::bad("t", "float32 or float64", other.dtype())),
+            other => return Err(Refusal::bad("t", "float32 or float64", other.dtype())),
         },
     };
     let (frame, win) = (geometry.frame_len(), geometry.window_len());
@@ -508,7 +469,7 @@ mod tests {
         assert_eq!(decode_json(&good, &g, &Limits::default()).unwrap().len(), 1);
         let short = serde_json::to_vec(&sample(3)).unwrap();
         let e = decode_json(&short, &g, &Limits::default()).unwrap_err();
-        assert_eq!((e.status, e.field.as_str()), (StatusCode::BAD_REQUEST, "body"), "{e:?}");
+        assert_eq!((e.kind, e.field.as_str()), (Kind::Invalid, "body"), "{e:?}");
         assert!(e.found.contains("samples[0]") && e.found.contains("sensor"), "{e:?}");
         let cut = &good[..good.len() - 2];
         let e = decode_json(cut, &g, &Limits::default()).unwrap_err();
@@ -523,7 +484,7 @@ mod tests {
         let many = serde_json::json!({ "samples": vec![one(4); 3], "pad": pad });
         let two = Limits { max_batch: 2, ..Limits::default() };
         let e = decode_json(&serde_json::to_vec(&many).unwrap(), &g, &two).unwrap_err();
-        assert_eq!((e.status, e.field.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "samples"), "{e:?}");
+        assert_eq!((e.kind, e.field.as_str()), (Kind::TooLarge, "samples"), "{e:?}");
         // the same mistake in a small body is named by its field
         let small =
             serde_json::to_vec(&serde_json::json!({ "camera": { "raw": vec![0u8; 768] }, "sensor": [[0.5, 0.5]] }))
@@ -563,7 +524,7 @@ mod tests {
         }
         let one = Limits { max_batch: 1, ..Limits::default() };
         let e = decode_npz(&npz(&[("camera", &camera), ("sensor", &sensor)]), &g, &one).unwrap_err();
-        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(e.kind, Kind::TooLarge);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
@@ -21,8 +22,9 @@ use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::batcher::BatchError;
-use crate::decode::{decode_json, decode_npz, kind_of, ApiError, Limits};
+use crate::decode::{decode_json, decode_npz, kind_of, Limits};
 use crate::pipeline::Answer;
+use crate::refusal::{Kind, Refusal};
 use crate::service::Service;
 use mmguard_model::Thresholds;
 
@@ -90,8 +92,8 @@ impl AppState {
 }
 
 /// The 503 of a server that is shutting down.
-fn draining() -> ApiError {
-    ApiError::with(StatusCode::SERVICE_UNAVAILABLE, "server", "a server that is not shutting down", "draining")
+fn draining() -> Refusal {
+    Refusal::with(Kind::Unavailable, "server", "a server that is not shutting down", "draining")
 }
 
 /// The answer to `/v1/infer`.
@@ -125,7 +127,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn ready(State(state): State<AppState>) -> Result<Json<Value>, Refusal> {
     if state.is_draining() {
         return Err(draining());
     }
@@ -137,20 +139,43 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     })))
 }
 
-/// A body the size limit cut off, or that could not be read, as an [`ApiError`].
-fn body_error(e: &BytesRejection, limits: &Limits) -> ApiError {
-    ApiError::with(e.status(), "body", format!("at most {} bytes", limits.max_body_bytes), e.body_text())
+/// A body the size limit cut off, or that could not be read, as a [`Refusal`].
+fn body_error(e: &BytesRejection, limits: &Limits) -> Refusal {
+    let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { Kind::TooLarge } else { Kind::Invalid };
+    Refusal::with(kind, "body", format!("at most {} bytes", limits.max_body_bytes), e.body_text())
 }
 
-async fn infer(State(state): State<AppState>, request: Request) -> Result<Json<InferResponse>, ApiError> {
+/// The HTTP status of each kind of refusal: the one place where the service's refusals meet
+/// HTTP.
+pub fn status(kind: Kind) -> StatusCode {
+    match kind {
+        Kind::Invalid => StatusCode::BAD_REQUEST,
+        Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Kind::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Kind::TimedOut => StatusCode::REQUEST_TIMEOUT,
+        Kind::Unauthorized => StatusCode::UNAUTHORIZED,
+        Kind::Forbidden => StatusCode::FORBIDDEN,
+        Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (status(self.kind), Json(serde_json::json!({ "error": self }))).into_response()
+    }
+}
+
+async fn infer(State(state): State<AppState>, request: Request) -> Result<Json<InferResponse>, Refusal> {
     let start = Instant::now();
     let (parts, body) = request.into_parts();
     let answer = admitted(&state, &parts.headers, body, start).await;
     let metrics = &state.service.metrics;
     match &answer {
-        Ok(_) => metrics.request(200, start.elapsed().as_secs_f64()),
+        Ok(_) => metrics.request(None, start.elapsed().as_secs_f64()),
         Err(e) => {
-            metrics.request(e.status.as_u16(), start.elapsed().as_secs_f64());
+            metrics.request(Some(e.kind), start.elapsed().as_secs_f64());
             metrics.reject(&e.field);
         }
     }
@@ -160,20 +185,15 @@ async fn infer(State(state): State<AppState>, request: Request) -> Result<Json<I
 /// An inference request through admission: not draining, its body read within the memory
 /// budget and the body deadlines, then an in-flight permit (a slow sender holds none), then the
 /// answer within the request deadline.
-async fn admitted(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-    start: Instant,
-) -> Result<InferResponse, ApiError> {
+async fn admitted(state: &AppState, headers: &HeaderMap, body: Body, start: Instant) -> Result<InferResponse, Refusal> {
     if state.is_draining() {
         return Err(draining());
     }
     let (body, _memory) = read_body(state, headers, body).await?;
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
         let max = state.limits.max_in_flight;
-        return Err(ApiError::with(
-            StatusCode::SERVICE_UNAVAILABLE,
+        return Err(Refusal::with(
+            Kind::Unavailable,
             "requests",
             format!("at most {max} in flight (retry later)"),
             format!("{max} in flight"),
@@ -181,8 +201,8 @@ async fn admitted(
     };
     let deadline = Duration::from_millis(state.limits.request_timeout_ms);
     tokio::time::timeout(deadline, answer(state, headers, body, start)).await.unwrap_or_else(|_| {
-        Err(ApiError::with(
-            StatusCode::SERVICE_UNAVAILABLE,
+        Err(Refusal::with(
+            Kind::Unavailable,
             "deadline",
             format!("an answer within {} ms", deadline.as_millis()),
             "no answer in time (retry later)",
@@ -220,12 +240,11 @@ const RATE_GRACE: Duration = Duration::from_secs(1);
 /// does not fit the memory budget (a body without a length reserves the whole limit); cut with
 /// 408 when it arrives slower than the minimum rate or not within the body timeout. The permit
 /// holds the body's share of the budget until the answer is sent.
-async fn read_body(state: &AppState, headers: &HeaderMap, mut body: Body) -> Result<(Bytes, BodyShare), ApiError> {
+async fn read_body(state: &AppState, headers: &HeaderMap, mut body: Body) -> Result<(Bytes, BodyShare), Refusal> {
     let limits = &state.limits;
     let max = limits.max_body_bytes;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let too_large =
-        |n: String| ApiError::with(StatusCode::PAYLOAD_TOO_LARGE, "body", format!("at most {max} bytes"), n);
+    let too_large = |n: String| Refusal::with(Kind::TooLarge, "body", format!("at most {max} bytes"), n);
     if let Some(n) = declared.filter(|&n| n > max as u64) {
         return Err(too_large(format!("{n} bytes")));
     }
@@ -235,8 +254,8 @@ async fn read_body(state: &AppState, headers: &HeaderMap, mut body: Body) -> Res
         .and_then(|n| state.body_memory.clone().try_acquire_many_owned(n).ok())
         .map(|permit| BodyShare::new(permit, reserve, &state.service.metrics))
         .ok_or_else(|| {
-            ApiError::with(
-                StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::with(
+                Kind::Unavailable,
                 "memory",
                 format!("room for {reserve} more body bytes (retry later)"),
                 format!(
@@ -262,10 +281,10 @@ async fn read_body(state: &AppState, headers: &HeaderMap, mut body: Body) -> Res
                     bytes.extend_from_slice(&data);
                 }
             }
-            Ok(Some(Err(e))) => return Err(ApiError::bad("body", "a complete body", e.to_string())),
+            Ok(Some(Err(e))) => return Err(Refusal::bad("body", "a complete body", e.to_string())),
             Err(_) => {
-                return Err(ApiError::with(
-                    StatusCode::REQUEST_TIMEOUT,
+                return Err(Refusal::with(
+                    Kind::TimedOut,
                     "body",
                     format!(
                         "the whole body within {} ms, at {} bytes/s or more",
@@ -279,7 +298,7 @@ async fn read_body(state: &AppState, headers: &HeaderMap, mut body: Body) -> Res
     Ok((Bytes::from(bytes), memory))
 }
 
-async fn answer(state: &AppState, headers: &HeaderMap, body: Bytes, start: Instant) -> Result<InferResponse, ApiError> {
+async fn answer(state: &AppState, headers: &HeaderMap, body: Bytes, start: Instant) -> Result<InferResponse, Refusal> {
     let pipeline = state.service.pipeline();
     let kind = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let limits = state.limits;
@@ -288,8 +307,8 @@ async fn answer(state: &AppState, headers: &HeaderMap, body: Bytes, start: Insta
     } else if kind.starts_with(NPZ) {
         decode_npz
     } else {
-        return Err(ApiError::with(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        return Err(Refusal::with(
+            Kind::UnsupportedEncoding,
             "content-type",
             format!("application/json or {NPZ}"),
             if kind.is_empty() { "none" } else { kind },
@@ -301,12 +320,9 @@ async fn answer(state: &AppState, headers: &HeaderMap, body: Bytes, start: Insta
         .await
         .map_err(|e| internal(&e))??;
     let answers = state.service.infer(pipeline.clone(), samples).await.map_err(|e| match e {
-        BatchError::QueueFull(n) => ApiError::with(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "queue",
-            "room in the queue (retry later)",
-            format!("{n} samples waiting"),
-        ),
+        BatchError::QueueFull(n) => {
+            Refusal::with(Kind::Unavailable, "queue", "room in the queue (retry later)", format!("{n} samples waiting"))
+        }
         BatchError::Failed => internal(&e),
     })?;
     Ok(InferResponse {
@@ -316,18 +332,18 @@ async fn answer(state: &AppState, headers: &HeaderMap, body: Bytes, start: Insta
     })
 }
 
-fn internal(e: &dyn std::fmt::Display) -> ApiError {
-    ApiError::with(StatusCode::INTERNAL_SERVER_ERROR, "", "an answer", e.to_string())
+fn internal(e: &dyn std::fmt::Display) -> Refusal {
+    Refusal::with(Kind::Internal, "", "an answer", e.to_string())
 }
 
 /// Who is asking, if [`Admin`] allows it, the name from `X-Operator` (else `anonymous`) for the
 /// change log. The body must be declared JSON: a browser sends `text/plain` cross-origin
 /// without asking first, `application/json` only after a preflight this server never grants.
-fn authorize<'h>(state: &AppState, headers: &'h HeaderMap) -> Result<&'h str, ApiError> {
+fn authorize<'h>(state: &AppState, headers: &'h HeaderMap) -> Result<&'h str, Refusal> {
     match &state.admin {
         Admin::Closed => {
-            return Err(ApiError::with(
-                StatusCode::FORBIDDEN,
+            return Err(Refusal::with(
+                Kind::Forbidden,
                 "authorization",
                 "a server started with --admin-token (or --admin-open)",
                 "admin endpoints closed",
@@ -337,7 +353,7 @@ fn authorize<'h>(state: &AppState, headers: &'h HeaderMap) -> Result<&'h str, Ap
             let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
             if given.strip_prefix("Bearer ") != Some(token.as_ref()) {
                 let found = if given.is_empty() { "none" } else { "a wrong token" };
-                return Err(ApiError::with(StatusCode::UNAUTHORIZED, "authorization", "Bearer <admin token>", found));
+                return Err(Refusal::with(Kind::Unauthorized, "authorization", "Bearer <admin token>", found));
             }
         }
         Admin::Open => {}
@@ -345,7 +361,7 @@ fn authorize<'h>(state: &AppState, headers: &'h HeaderMap) -> Result<&'h str, Ap
     let kind = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if kind.split(';').next().map(str::trim) != Some("application/json") {
         let found = if kind.is_empty() { "none".to_string() } else { kind.to_string() };
-        return Err(ApiError::with(StatusCode::UNSUPPORTED_MEDIA_TYPE, "content-type", "application/json", found));
+        return Err(Refusal::with(Kind::UnsupportedEncoding, "content-type", "application/json", found));
     }
     Ok(headers.get("x-operator").and_then(|v| v.to_str().ok()).unwrap_or("anonymous"))
 }
@@ -354,9 +370,9 @@ fn unix_now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn json_body(body: Result<Bytes, BytesRejection>, limits: &Limits) -> Result<Value, ApiError> {
+fn json_body(body: Result<Bytes, BytesRejection>, limits: &Limits) -> Result<Value, Refusal> {
     let body = body.map_err(|e| body_error(&e, limits))?;
-    serde_json::from_slice(&body).map_err(|e| ApiError::bad("body", "JSON", e.to_string()))
+    serde_json::from_slice(&body).map_err(|e| Refusal::bad("body", "JSON", e.to_string()))
 }
 
 async fn threshold(State(state): State<AppState>) -> Json<Value> {
@@ -375,7 +391,7 @@ async fn set_threshold(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, Refusal> {
     let who = authorize(&state, &headers)?;
     let value = json_body(body, &state.limits)?;
     let pipeline = state.service.pipeline();
@@ -396,12 +412,12 @@ async fn set_threshold(
 }
 
 /// The thresholds a `PUT /v1/threshold` body asks for, starting from the ones in use.
-fn new_thresholds(value: &Value, old: Thresholds) -> Result<Thresholds, ApiError> {
+fn new_thresholds(value: &Value, old: Thresholds) -> Result<Thresholds, Refusal> {
     let known = ["threshold", "camera", "sensor"];
     if let Some(key) = value.as_object().and_then(|o| o.keys().find(|k| !known.contains(&k.as_str()))) {
-        return Err(ApiError::bad(key.as_str(), "one of threshold, camera, sensor", "an unknown key"));
+        return Err(Refusal::bad(key.as_str(), "one of threshold, camera, sensor", "an unknown key"));
     }
-    let read = |key: &'static str| -> Result<Option<f32>, ApiError> {
+    let read = |key: &'static str| -> Result<Option<f32>, Refusal> {
         match value.get(key) {
             None => Ok(None),
             // (0, 1) as an f32: a value that rounds to 0 or 1 would flag everything or nothing
@@ -410,13 +426,13 @@ fn new_thresholds(value: &Value, old: Thresholds) -> Result<Thresholds, ApiError
                 .map(|t| t as f32)
                 .filter(|t| *t > 0.0 && *t < 1.0)
                 .map(Some)
-                .ok_or_else(|| ApiError::bad(key, "a number in (0, 1)", n.to_string())),
-            Some(other) => Err(ApiError::bad(key, "a number in (0, 1)", kind_of(other))),
+                .ok_or_else(|| Refusal::bad(key, "a number in (0, 1)", n.to_string())),
+            Some(other) => Err(Refusal::bad(key, "a number in (0, 1)", kind_of(other))),
         }
     };
     let (both, camera, sensor) = (read("threshold")?, read("camera")?, read("sensor")?);
     if both.is_none() && camera.is_none() && sensor.is_none() {
-        return Err(ApiError::bad("threshold", "a number in (0, 1), or camera and/or sensor", "nothing"));
+        return Err(Refusal::bad("threshold", "a number in (0, 1), or camera and/or sensor", "nothing"));
     }
     let base = both.map_or(old, |t| Thresholds::uniform(t).with_channel(old.channel));
     Ok(Thresholds {
@@ -432,11 +448,11 @@ async fn reload(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, Refusal> {
     let who = authorize(&state, &headers)?.to_string();
     let value = json_body(body, &state.limits)?;
     let Some(Value::String(dir)) = value.get("run") else {
-        return Err(ApiError::bad(
+        return Err(Refusal::bad(
             "run",
             "the path of a run directory, as a string",
             value.get("run").map_or("nothing".into(), kind_of),
@@ -455,12 +471,28 @@ async fn reload(
         Err((dir, e)) => {
             // the reason stays in the log: the answer must not tell which paths exist
             tracing::warn!(who, run = %dir.display(), error = %e, "reload refused");
-            Err(ApiError::with(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            Err(Refusal::with(
+                Kind::Unprocessable,
                 "run",
                 "a trained run directory",
                 "a run that does not load (the reason is in the server log)",
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_refusal_has_its_own_status_a_4xx_exactly_when_the_client_can_fix_it() {
+        let statuses: std::collections::HashSet<StatusCode> = Kind::ALL.iter().map(|&k| status(k)).collect();
+        assert_eq!(statuses.len(), Kind::ALL.len());
+        for kind in Kind::ALL {
+            assert_eq!(status(kind).is_client_error(), kind.is_client_error(), "{kind:?}");
+        }
+        let names: std::collections::HashSet<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), Kind::ALL.len());
     }
 }

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use base64::Engine;
 use mmguard_data::npz::{write_npz_to, Array, ArrayData};
-use mmguard_serve::decode::{decode_json, decode_json_value, decode_npz, ApiError};
+use mmguard_serve::decode::{decode_json, decode_json_value, decode_npz};
+use mmguard_serve::Refusal;
 use mmguard_serve::{Geometry, Limits};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -29,8 +30,8 @@ fn valid_npz() -> Vec<u8> {
         .into_inner()
 }
 
-fn refused_properly(e: &ApiError) -> Result<(), TestCaseError> {
-    prop_assert!(e.status.is_client_error(), "{e:?}");
+fn refused_properly(e: &Refusal) -> Result<(), TestCaseError> {
+    prop_assert!(e.kind.is_client_error(), "{e:?}");
     prop_assert!(!e.field.is_empty(), "{e:?}");
     Ok(())
 }

@@ -325,8 +325,8 @@ fn the_threshold_needs_the_token_and_the_metrics_count_what_happened() {
     // the metrics counted what happened
     let text = server.text("/metrics");
     for line in [
-        "mmguard_requests_total{status=\"200\"}",
-        "mmguard_requests_total{status=\"415\"}",
+        "mmguard_requests_total{outcome=\"answered\"}",
+        "mmguard_requests_total{outcome=\"unsupported_encoding\"}",
         "mmguard_samples_total{route=\"corrected\"}",
         "mmguard_faults_total{by=\"not-finite\",modality=\"sensor\"} 1",
         "mmguard_batch_size_count",
@@ -587,7 +587,7 @@ fn slow_bodies_hold_no_in_flight_permit_and_are_cut_below_the_minimum_rate() {
         let text = until_closed(stream).expect("a slow body is cut, not held open");
         assert!(text.starts_with("HTTP/1.1 408") && text.contains(r#""field":"body""#), "{text}");
     }
-    assert!(service.metrics.render().contains("mmguard_requests_total{status=\"408\"} 4"));
+    assert!(service.metrics.render().contains("mmguard_requests_total{outcome=\"timed_out\"} 4"));
 }
 
 #[test]

@@ -432,7 +432,7 @@ pub(crate) fn update_block(
         corrector: optim.step(lr, corrector, g.corrector).power_iteration(m.power_iterations),
         decoder: optim.step(lr, decoder, g.decoder),
         correction: correction.zip(correction_grads).map(|(e, g)| optim.step(lr, e, g)),
-        output: output.zip(output_grads).map(|(o, g)| optim.step(lr, o, g)),
+        output: output.zip(output_grads).map(|(o, g)| optim.step(lr * s2.output_learning_rate_factor, o, g)),
         keypoints: keypoints.zip(keypoint_grads).map(|(k, g)| optim.step(lr, k, g)),
         mode,
         camera_latent,
