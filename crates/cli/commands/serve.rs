@@ -59,6 +59,13 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             );
         }
         let state = AppState::new(service, cfg.limits, admin);
+        tokio::spawn(async {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                tokio::task::spawn_blocking(mmguard_serve::metrics::release_cached_memory);
+            }
+        });
         let (drain, signalled) = (state.clone(), Arc::new(tokio::sync::Notify::new()));
         let on_signal = signalled.clone();
         let serving = serve(listener, state, cfg.connections, async move {

@@ -15,6 +15,12 @@
 //! positions seen in training. The coordinates feed a small readout whose output is added to
 //! the sensor part of the corrected latent ([`crate::LatentDecoder::Split`]); its last layer
 //! starts at zero, so a fresh block corrects as it would without keypoints.
+//!
+//! Measured, and therefore off by default: 16 keypoints on the arm demo run (`train
+//! --reuse-stage1 runs/demo --config {"architecture": {"keypoints": 16}}`, stage 2 only, the
+//! same stage 1; AMD EPYC without AVX-512) tracked the run without keypoints within 1 % in
+//! validation error at every epoch, and the ungated test error was camera / sensor 0.149 /
+//! 0.859 against 0.149 / 0.868 ×10⁻² — the readout hardly learns from 28 cube positions.
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
