@@ -21,10 +21,22 @@ fn main() -> std::process::ExitCode {
     match commands::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// The error and each of its causes once: the libraries' errors already end with their source
+/// (`file: what the system said`), which anyhow's `{:#}` would print a second time.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1).map(|c| c.to_string()) {
+        if !out.contains(&cause) {
+            out = format!("{out}: {cause}");
+        }
+    }
+    out
 }
 
 /// Every tensor above glibc's mmap threshold would otherwise be a fresh mmap: page faults and
