@@ -24,7 +24,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use mmguard_model::compute;
 use mmguard_model::lrelu;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,7 @@ use crate::linalg::{
 };
 use crate::task::{presence, supervised_loss, BatchTargets, Labelled, TaskSet, TaskShape};
 use crate::{batches, HeadSchedule, TaskHead};
+use mmguard_train::Stream;
 
 /// The spectrum-adaptive collapse regulariser R_col(c) = λ·a_c·(R_gauss + κ·R_spec).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -798,7 +799,7 @@ pub fn train_modalimmune(
         fisher: [None, None],
         last_modality: None,
         chosen: [0; 3],
-        rng: ChaCha8Rng::seed_from_u64(seed ^ 0x1111),
+        rng: Stream::ModalImmune.rng(seed),
         step: 0,
         log: ImmuneLog::default(),
     };

@@ -18,8 +18,8 @@ use mmguard_model::{lrelu, unit_rows, HostBatch, Stage1, Stage1Config};
 
 use crate::task::{presence, select, supervised_loss, BatchTargets, Labelled, Standardizer, TaskShape};
 use crate::{batches, HeadSchedule, TaskHead};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use mmguard_train::Stream;
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 /// Weights of Robult's four losses (all 1 by default: the paper gives none).
@@ -359,7 +359,7 @@ pub fn train_robult(
         Some(FineTune { batch, stage1, s1, standard }) => (Some(stage1), Some((batch, s1, standard.tensors(&device)))),
         None => (None, None),
     };
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x20b);
+    let mut rng = Stream::Robult.rng(seed);
     let mut log = Vec::new();
     for epoch in 1..=schedule.epochs {
         let step_cfg = RobultConfig {

@@ -18,6 +18,7 @@ use crate::robult::{train_robult, FineTune, RobultConfig, RobultWeights};
 use crate::score::{score, TaskScore};
 use crate::task::{encode, labelled_mask, Labelled, Standardizer, Targets, TaskConfig, TaskSet, TaskShape};
 use crate::{Error, HeadSchedule, Result, TaskHead};
+use mmguard_train::Stream;
 
 /// A head and how it is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -379,8 +380,10 @@ pub fn run_study(run: &Run, data: &Dataset, cfg: &StudyConfig, seeds: &[u64]) ->
         let fractions = if method.semi_supervised() { cfg.label_fractions.clone() } else { vec![1.0] };
         for &fraction in &fractions {
             for &seed in seeds {
-                let labelled = labelled_mask(&p.train.class, p.shape.classes, fraction, seed);
-                let val_labelled = labelled_mask(&p.val.class, p.shape.classes, fraction, seed ^ 0xa1);
+                let labelled =
+                    labelled_mask(&p.train.class, p.shape.classes, fraction, Stream::TrainingLabels.rng(seed));
+                let val_labelled =
+                    labelled_mask(&p.val.class, p.shape.classes, fraction, Stream::ValidationLabels.rng(seed));
                 let start = Instant::now();
                 let train = Labelled { set: &p.train, labelled: &labelled };
                 let (head, log, tuned): (Box<dyn TaskHead>, serde_json::Value, Option<Stage1>) = match method {

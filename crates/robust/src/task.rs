@@ -9,7 +9,6 @@ use burn::tensor::{Device, Tensor, TensorData};
 use mmguard_data::{read_class_labels, Dataset, MinMax};
 use mmguard_model::{HostBatch, Stage1, Stage1Config};
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -281,10 +280,9 @@ pub fn select(batch: &HostBatch, rows: &[usize]) -> HostBatch {
     }
 }
 
-/// Which training windows keep their label: a seeded share `fraction` of each class (at least
+/// Which windows keep their label: a share `fraction` of each class drawn with `rng` (at least
 /// one window per class that has any), so 1 % of labels still covers every class.
-pub fn labelled_mask(class: &[u32], classes: usize, fraction: f64, seed: u64) -> Vec<bool> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1abe1);
+pub fn labelled_mask(class: &[u32], classes: usize, fraction: f64, mut rng: ChaCha8Rng) -> Vec<bool> {
     let mut keep = vec![false; class.len()];
     for c in 0..classes as u32 {
         let mut rows: Vec<usize> = (0..class.len()).filter(|&i| class[i] == c).collect();
@@ -303,6 +301,7 @@ pub fn labelled_mask(class: &[u32], classes: usize, fraction: f64, seed: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     #[test]
     fn label_fractions_cover_every_class_and_nest_by_seed() {
@@ -317,12 +316,12 @@ mod tests {
                 }
             })
             .collect();
-        let one = labelled_mask(&class, 3, 0.01, 7);
+        let one = labelled_mask(&class, 3, 0.01, ChaCha8Rng::seed_from_u64(7));
         let count = |m: &[bool], c: u32| (0..class.len()).filter(|&i| m[i] && class[i] == c).count();
         assert_eq!((count(&one, 0), count(&one, 1), count(&one, 2)), (9, 1, 1));
-        let all = labelled_mask(&class, 3, 1.0, 7);
+        let all = labelled_mask(&class, 3, 1.0, ChaCha8Rng::seed_from_u64(7));
         assert!(all.iter().all(|&k| k));
-        assert_eq!(one, labelled_mask(&class, 3, 0.01, 7), "same seed, same labels");
-        assert_ne!(one, labelled_mask(&class, 3, 0.01, 8));
+        assert_eq!(one, labelled_mask(&class, 3, 0.01, ChaCha8Rng::seed_from_u64(7)), "same seed, same labels");
+        assert_ne!(one, labelled_mask(&class, 3, 0.01, ChaCha8Rng::seed_from_u64(8)));
     }
 }

@@ -29,17 +29,29 @@ pub enum Stream {
     FaultyTraining,
     /// The initial weights of MMGAN's and MMUGAN's discriminators.
     Discriminator,
+    /// Which training windows of a downstream task keep their label.
+    TrainingLabels,
+    /// Which validation windows of a downstream task keep their label.
+    ValidationLabels,
+    /// The order, top-ups and modality dropout of Robult's batches.
+    Robult,
+    /// The order of ModalImmune's batches and its controller's choices.
+    ModalImmune,
 }
 
 impl Stream {
     /// This stream's seed for a run seeded with `seed`.
     pub fn seed(self, seed: u64) -> u64 {
-        seed.wrapping_add(match self {
-            Stream::Stage1 => 1,
-            Stream::ValidationFaults => 2,
-            Stream::FaultyTraining => 3,
-            Stream::Discriminator => 7,
-        })
+        match self {
+            Stream::Stage1 => seed.wrapping_add(1),
+            Stream::ValidationFaults => seed.wrapping_add(2),
+            Stream::FaultyTraining => seed.wrapping_add(3),
+            Stream::Discriminator => seed.wrapping_add(7),
+            Stream::TrainingLabels => seed ^ 0x1abe1,
+            Stream::ValidationLabels => seed ^ 0xa1 ^ 0x1abe1,
+            Stream::Robult => seed ^ 0x20b,
+            Stream::ModalImmune => seed ^ 0x1111,
+        }
     }
 
     /// A generator of this stream for a run seeded with `seed`.
