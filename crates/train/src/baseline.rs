@@ -17,13 +17,13 @@ use serde::Serialize;
 
 use crate::config::{StageSchedule, TrainConfig};
 use crate::error::Result;
-use crate::fit::{fit, Plan, Step, StepReport, Stream};
+use crate::fit::{fit, Step, StepReport, Stream};
 use crate::inject::Injected;
 use crate::log::CsvLog;
 use crate::losses::mse;
 use crate::pipeline::{model_config, seeded, Prepared};
 use crate::stage1::adam;
-use crate::stages::{batches, previous_frames};
+use crate::stages::{batches, previous_frames, training_ends, training_plan};
 
 /// What a baseline's training achieved.
 #[derive(Debug, Clone, Serialize)]
@@ -166,13 +166,7 @@ fn train_one_stage<M: Reconstruct>(
         halve_after: None,
         ..cfg.stage2.schedule.clone()
     };
-    let plan = Plan {
-        name,
-        windows: prep.train.count(),
-        batch_size: cfg.batch_size,
-        schedule: &schedule,
-        progress: cfg.progress,
-    };
+    let plan = training_plan(name, cfg, prep, &schedule);
     let fitted = fit(&mut step, &plan, &mut Stream::FaultyTraining.rng(cfg.seed), log)?;
     let report = BaselineReport {
         epochs: fitted.epochs,
@@ -205,7 +199,7 @@ impl<M: Reconstruct> Step for OneStage<'_, M> {
 
     fn train(&mut self, batch: &[usize], rng: &mut ChaCha8Rng) -> Option<StepReport> {
         let (s1, ad, faults) = (self.s1, &self.ad, &self.cfg.stage2.faults);
-        let ends: Vec<usize> = batch.iter().map(|&k| self.prep.train.ends[k]).collect();
+        let ends = training_ends(self.prep, batch);
         let clean = host_batch(self.data, &ends, self.cfg.window, &self.prep.norm);
         let (faulty, kinds) = faults.inject_batch(&clean, &previous_frames(self.data, &ends, faults), s1, rng);
         let m = self.model.take().expect("present between steps");

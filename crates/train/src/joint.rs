@@ -18,7 +18,7 @@ use crate::losses::mse;
 use crate::pipeline::Prepared;
 use crate::stage1::adam;
 use crate::stage2::{stage2_terms, update_block, Stage2Losses, Targets};
-use crate::stages::{previous_frames, Context};
+use crate::stages::{previous_frames, training_ends, Context};
 
 /// A clean batch, its faulty copy and the injected-fault labels [B, 2].
 struct Triple {
@@ -112,7 +112,7 @@ impl Step for JointStep<'_> {
             return None;
         }
         let (cfg, s2) = (self.cfg, &self.cfg.stage2);
-        let ends: Vec<usize> = batch.iter().map(|&k| self.prep.train.ends[k]).collect();
+        let ends = training_ends(self.prep, batch);
         let t = triple(
             self.data,
             cfg,

@@ -105,14 +105,23 @@ impl Context<'_> {
 
     /// The plan of a stage over the training windows.
     pub(crate) fn plan<'s>(&self, name: &'static str, schedule: &'s StageSchedule) -> Plan<'s> {
-        Plan {
-            name,
-            windows: self.prep.train.count(),
-            batch_size: self.cfg.batch_size,
-            schedule,
-            progress: self.cfg.progress,
-        }
+        training_plan(name, self.cfg, self.prep, schedule)
     }
+}
+
+/// The plan of a trainer named `name` over the training windows of `prep`.
+pub(crate) fn training_plan<'s>(
+    name: &'static str,
+    cfg: &TrainConfig,
+    prep: &Prepared,
+    schedule: &'s StageSchedule,
+) -> Plan<'s> {
+    Plan { name, windows: prep.train.count(), batch_size: cfg.batch_size, schedule, progress: cfg.progress }
+}
+
+/// The window ends of the training items `batch` (indices into `prep`'s training windows).
+pub(crate) fn training_ends(prep: &Prepared, batch: &[usize]) -> Vec<usize> {
+    batch.iter().map(|&k| prep.train.ends[k]).collect()
 }
 
 /// Mean camera + sensor reconstruction MSE of the autoencoder over the validation batches.
@@ -146,7 +155,7 @@ impl Step for Stage1Step<'_> {
     type Model = Stage1;
 
     fn train(&mut self, batch: &[usize], _: &mut ChaCha8Rng) -> Option<StepReport> {
-        let ends: Vec<usize> = batch.iter().map(|&k| self.prep.train.ends[k]).collect();
+        let ends = training_ends(self.prep, batch);
         let loss = self.trainer.step(&host_batch(self.data, &ends, self.cfg.window, &self.prep.norm));
         Some(StepReport { loss: f64::from(loss), ..Default::default() })
     }
@@ -186,7 +195,7 @@ impl Step for Stage2Step<'_> {
             return None;
         }
         let (data, cfg, s2) = (self.data, self.cfg, &self.cfg.stage2);
-        let ends: Vec<usize> = batch.iter().map(|&k| self.prep.train.ends[k]).collect();
+        let ends = training_ends(self.prep, batch);
         let clean = host_batch(data, &ends, cfg.window, &self.prep.norm);
         let codes = self.codes.rows(batch, self.model_cfg.stage1.joint_latent());
         let faulty = make_batch(&self.enc, clean, codes, &previous_frames(data, &ends, &s2.faults), s2, rng);
