@@ -38,6 +38,10 @@ pub enum Method {
     /// Ablation: the MMSSL model of the same seed handing on the decoded correction as it is,
     /// without keeping what of the input agrees with it (no retraining).
     MmsslDecodedOutput,
+    /// Ablation: the MMSSL model of the same seed repairing the sensor input by the rule alone,
+    /// without the learned choice between the correction and maps of the faulty column (no
+    /// retraining).
+    MmsslRuleRepair,
     /// Ablation: stage 2 retrained with the highway decoder on the whole latent (the earlier
     /// default) instead of the split one (direct on the sensor part), on the stage 1 of the
     /// same seed.
@@ -56,7 +60,7 @@ pub enum Method {
 
 impl Method {
     /// Every method, MMSSL first.
-    pub const ALL: [Method; 17] = [
+    pub const ALL: [Method; 18] = [
         Method::Mmssl,
         Method::MmsslNoGate,
         Method::MmsslNoModulation,
@@ -68,6 +72,7 @@ impl Method {
         Method::MmsslWholeModality,
         Method::MmsslRawLatent,
         Method::MmsslDecodedOutput,
+        Method::MmsslRuleRepair,
         Method::MmsslHighway,
         Method::Mmae,
         Method::Mmfr,
@@ -90,6 +95,7 @@ impl Method {
             Self::MmsslWholeModality => "mmssl-whole-modality",
             Self::MmsslRawLatent => "mmssl-raw-latent",
             Self::MmsslDecodedOutput => "mmssl-decoded-output",
+            Self::MmsslRuleRepair => "mmssl-rule-repair",
             Self::MmsslHighway => "mmssl-highway",
             Self::Mmae => "mmae",
             Self::Mmfr => "mmfr",
@@ -113,6 +119,7 @@ impl Method {
             Self::MmsslWholeModality => "MMSSL, whole-modality substitution",
             Self::MmsslRawLatent => "MMSSL, raw latent",
             Self::MmsslDecodedOutput => "MMSSL, decoded output (no input repair)",
+            Self::MmsslRuleRepair => "MMSSL, rule repair (no learned mix)",
             Self::MmsslHighway => "MMSSL, highway decoder",
             Self::Mmae => "MMAE",
             Self::Mmfr => "MMFR",
@@ -135,6 +142,7 @@ impl Method {
             Self::MmsslWholeModality => "whole mod.",
             Self::MmsslRawLatent => "raw latent",
             Self::MmsslDecodedOutput => "decoded",
+            Self::MmsslRuleRepair => "rule rep.",
             Self::MmsslHighway => "highway",
             other => other.label(),
         }
@@ -161,6 +169,7 @@ impl Method {
                 | Self::MmsslWholeModality
                 | Self::MmsslRawLatent
                 | Self::MmsslDecodedOutput
+                | Self::MmsslRuleRepair
                 | Self::MmsslHighway
         )
     }

@@ -17,6 +17,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::{io, Error, Method, Result};
 
+/// How a bench ablation scored on a trained MMSSL run repairs the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repairing {
+    /// As the run was trained (the learned sensor mix where it has one).
+    AsTrained,
+    /// The rule alone, without the learned sensor mix.
+    Rule,
+    /// No input repair: the decoded correction as it is.
+    Off,
+}
+
 /// What to run.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchConfig {
@@ -205,16 +216,18 @@ impl Bench<'_> {
             };
             (result, curves)
         };
-        let score_with = |dir: &Path, gate: &dyn Fn(&Gate) -> Thresholds, keep_repair: bool| -> Result<Scored> {
+        let score_with = |dir: &Path, gate: &dyn Fn(&Gate) -> Thresholds, repairing: Repairing| -> Result<Scored> {
             let run = Run::load(dir, &flex)?;
             let thresholds = gate(&run.config.gate);
             let mut cfg = run.config.model.clone();
-            if !keep_repair {
-                cfg.repair = None;
+            match repairing {
+                Repairing::AsTrained => {}
+                Repairing::Rule => cfg.repair.iter_mut().for_each(|r| r.mix = None),
+                Repairing::Off => cfg.repair = None,
             }
             Ok(score(&Gated { model: &run.model, cfg: &cfg, thresholds }, &cfg.stage1))
         };
-        let score_run = |dir: &Path| score_with(dir, &Gate::thresholds, true);
+        let score_run = |dir: &Path| score_with(dir, &Gate::thresholds, Repairing::AsTrained);
         // stage 2 retrained on the stage 1 of the same seed's MMSSL run
         let stage2_ablation = |change: &dyn Fn(&mut TrainConfig)| -> Result<(Scored, usize, f64)> {
             self.seed_result(Method::Mmssl, seed)?;
@@ -236,7 +249,8 @@ impl Bench<'_> {
             Method::MmsslNoGate
             | Method::MmsslOneThreshold
             | Method::MmsslWholeModality
-            | Method::MmsslDecodedOutput => {
+            | Method::MmsslDecodedOutput
+            | Method::MmsslRuleRepair => {
                 let base = self.seed_result(Method::Mmssl, seed)?;
                 let gate = |g: &Gate| match method {
                     // every score is ≥ 0: threshold 0 flags every modality of every sample
@@ -245,8 +259,16 @@ impl Bench<'_> {
                     Method::MmsslOneThreshold => Thresholds::uniform(g.threshold).with_channel(g.thresholds().channel),
                     _ => g.thresholds(),
                 };
-                let repair = method != Method::MmsslDecodedOutput;
-                (score_with(&run_dir(self.out, Method::Mmssl, seed), &gate, repair)?, base.epochs, base.train_seconds)
+                let repairing = match method {
+                    Method::MmsslDecodedOutput => Repairing::Off,
+                    Method::MmsslRuleRepair => Repairing::Rule,
+                    _ => Repairing::AsTrained,
+                };
+                (
+                    score_with(&run_dir(self.out, Method::Mmssl, seed), &gate, repairing)?,
+                    base.epochs,
+                    base.train_seconds,
+                )
             }
             Method::MmsslNoModulation => stage2_ablation(&|c| c.stage2.modulation = Modulation::off())?,
             Method::MmsslNoEvidence => stage2_ablation(&|c| c.architecture.evidence_grid = None)?,

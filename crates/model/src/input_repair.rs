@@ -23,6 +23,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::sensor_mix::SensorMix;
+
 /// Spreads below this are raised to it: a column the decoder reproduces exactly would
 /// otherwise keep nothing.
 const MIN_SPREAD: f32 = 1e-3;
@@ -39,6 +41,11 @@ pub struct InputRepair {
     pub camera_spread: Vec<f32>,
     /// The same per sensor column (on the [0, 1] scale), [D].
     pub sensor_spread: Vec<f32>,
+    /// A learned choice per sensor column between the correction, this rule's output and
+    /// maps of the faulty column ([`SensorMix`]); `None` (runs before it, or where it did not
+    /// beat the rule on validation) applies the rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mix: Option<SensorMix>,
 }
 
 /// Sums of squared reconstruction errors on clean data, batch by batch, for
@@ -77,6 +84,7 @@ impl SpreadSums {
             tolerance,
             camera_spread: self.camera.iter().map(|&s| rms(s, self.camera_n)).collect(),
             sensor_spread: self.sensor.iter().map(|&s| rms(s, self.sensor_n)).collect(),
+            mix: None,
         }
     }
 }
@@ -94,8 +102,18 @@ impl InputRepair {
         }
     }
 
+    /// Repairs one decoded window [T, D] (time-major) in place from the input window with the
+    /// columns' fault scores [D]: through the learned [`SensorMix`] where the repair has one,
+    /// else by the rule ([`InputRepair::window`]).
+    pub fn sensor(&self, input: &[f32], decoded: &mut [f32], scores: &[f32]) {
+        match &self.mix {
+            Some(mix) => mix.window(self, input, decoded, scores),
+            None => self.window(input, decoded),
+        }
+    }
+
     /// Repairs one decoded window [T, D] (time-major) in place from the input window, column
-    /// by column.
+    /// by column, by the rule.
     pub fn window(&self, input: &[f32], decoded: &mut [f32]) {
         let d = self.sensor_spread.len();
         let t = input.len() / d;
@@ -146,7 +164,7 @@ mod tests {
     use super::*;
 
     fn repair(tolerance: f32, d: usize) -> InputRepair {
-        InputRepair { tolerance, camera_spread: vec![0.02; 3], sensor_spread: vec![0.02; d] }
+        InputRepair { tolerance, camera_spread: vec![0.02; 3], sensor_spread: vec![0.02; d], mix: None }
     }
 
     #[test]

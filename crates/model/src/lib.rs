@@ -23,6 +23,7 @@ pub mod keypoints;
 mod layers;
 mod pipeline;
 mod run;
+pub mod sensor_mix;
 mod spectral;
 
 pub use autoencoder::{
@@ -46,4 +47,5 @@ pub use run::{
     host_batch, write_json, Calibration, Gate, Provenance, Run, RunConfig, Versions, CONFIG_FILE, FORMAT_VERSION,
     LOG_FILE, METRICS_FILE, WEIGHTS_FILE,
 };
+pub use sensor_mix::{Candidate, MixInput, SensorMix};
 pub use spectral::{spectral_norm, SnLinear};

@@ -247,6 +247,17 @@ fn probabilities(logits: Tensor<2>, channel_logits: Option<Tensor<2>>, temperatu
     (scores, channel_logits.map_or_else(Vec::new, score))
 }
 
+/// Row `b`'s sensor-column scores out of `channel_scores` [B, C] (the columns come first); a
+/// model without channel scores gives every column 1, the certainty of its flagged modality.
+fn column_scores(channel_scores: &[f32], len: usize, dim: usize, b: usize) -> Vec<f32> {
+    let channels = channel_scores.len() / len.max(1);
+    if channels >= dim {
+        channel_scores[b * channels..b * channels + dim].to_vec()
+    } else {
+        vec![1.0; dim]
+    }
+}
+
 /// A modality of the output.
 #[derive(Debug, Clone, Copy)]
 enum Part {
@@ -312,10 +323,9 @@ impl Mmssl {
         }
     }
 
-    /// One modality of the corrected rows `rows` of `batch` from the corrected latent [B, L]:
-    /// decoded, then repaired from the input where the model has an [`InputRepair`]; frames
-    /// [rows, 3, H, W] or windows [rows, T, D].
-    fn corrected(
+    /// One modality of the corrected rows `rows` of `batch` decoded from the corrected latent
+    /// [B, L], before any input repair: frames [rows, 3, H, W] or windows [rows, T, D].
+    fn decoded(
         &self,
         cfg: &ModelConfig,
         batch: &HostBatch,
@@ -328,26 +338,52 @@ impl Mmssl {
         let (lc, ls) = (s1.camera_latent(), s1.sensor_latent());
         let z = self.corrected_latent(cfg, batch, latent, rows, device);
         let decoder = self.block.output_decoder(&self.stage1);
-        let (mut decoded, input, n) = match part {
-            Part::Camera => {
-                (camera_to_host(decoder.decode_camera(z.narrow(1, 0, lc), s1)), &batch.camera, 3 * s1.height * s1.width)
-            }
-            Part::Sensor => (
-                sensor_to_host(decoder.decode_sensor(z.narrow(1, lc, ls), s1)),
-                &batch.sensor,
-                s1.window * s1.sensor_dim,
-            ),
+        match part {
+            Part::Camera => camera_to_host(decoder.decode_camera(z.narrow(1, 0, lc), s1)),
+            Part::Sensor => sensor_to_host(decoder.decode_sensor(z.narrow(1, lc, ls), s1)),
+        }
+    }
+
+    /// [`Mmssl::decoded`], then repaired from the input where the model has an
+    /// [`InputRepair`] (a sensor window with its columns' scores, `channel_scores` [B, C] as in
+    /// [`Inference`]).
+    #[allow(clippy::too_many_arguments)]
+    fn corrected(
+        &self,
+        cfg: &ModelConfig,
+        batch: &HostBatch,
+        latent: Tensor<2>,
+        rows: &[usize],
+        part: Part,
+        channel_scores: &[f32],
+        device: &Device,
+    ) -> Vec<f32> {
+        let s1 = &cfg.stage1;
+        let mut decoded = self.decoded(cfg, batch, latent, rows, part, device);
+        let Some(repair) = &cfg.repair else { return decoded };
+        let (input, n) = match part {
+            Part::Camera => (&batch.camera, 3 * s1.height * s1.width),
+            Part::Sensor => (&batch.sensor, s1.window * s1.sensor_dim),
         };
-        if let Some(repair) = &cfg.repair {
-            for (k, &b) in rows.iter().enumerate() {
-                let (x, out) = (&input[b * n..(b + 1) * n], &mut decoded[k * n..(k + 1) * n]);
-                match part {
-                    Part::Camera => repair.frame(x, out),
-                    Part::Sensor => repair.window(x, out),
-                }
+        let dim = s1.sensor_dim;
+        for (k, &b) in rows.iter().enumerate() {
+            let (x, out) = (&input[b * n..(b + 1) * n], &mut decoded[k * n..(k + 1) * n]);
+            match part {
+                Part::Camera => repair.frame(x, out),
+                Part::Sensor => repair.sensor(x, out, &column_scores(channel_scores, batch.len, dim, b)),
             }
         }
         decoded
+    }
+
+    /// What a [`crate::SensorMix`] is fitted on: every row's decoded sensor correction before
+    /// any input repair [B, T, D] and its columns' fault scores [B, D].
+    pub fn sensor_correction(&self, cfg: &ModelConfig, batch: &HostBatch, device: &Device) -> (Vec<f32>, Vec<f32>) {
+        let d = self.detect(cfg, batch, Thresholds::uniform(2.0), device);
+        let all: Vec<usize> = (0..batch.len).collect();
+        let dim = cfg.stage1.sensor_dim;
+        let scores = all.iter().flat_map(|&b| column_scores(&d.channel_scores, batch.len, dim, b)).collect();
+        (self.decoded(cfg, batch, d.latent, &all, Part::Sensor, device), scores)
     }
 
     fn substitute_flagged(
@@ -381,7 +417,7 @@ impl Mmssl {
         };
         let cam_rows = rows_of(&flags, 0);
         if !cam_rows.is_empty() {
-            let decoded = self.corrected(cfg, batch, latent.clone(), &cam_rows, Part::Camera, device);
+            let decoded = self.corrected(cfg, batch, latent.clone(), &cam_rows, Part::Camera, &channel_scores, device);
             let frame = 3 * h * w;
             for (k, &b) in cam_rows.iter().enumerate() {
                 let regions = if grid > 0 { chosen(b, dim..channels) } else { vec![true] };
@@ -403,7 +439,7 @@ impl Mmssl {
         }
         let sen_rows = rows_of(&flags, 1);
         if !sen_rows.is_empty() {
-            let decoded = self.corrected(cfg, batch, latent, &sen_rows, Part::Sensor, device);
+            let decoded = self.corrected(cfg, batch, latent, &sen_rows, Part::Sensor, &channel_scores, device);
             let win = t * dim;
             for (k, &b) in sen_rows.iter().enumerate() {
                 let columns = chosen(b, 0..dim);
@@ -428,8 +464,9 @@ impl Mmssl {
         let (autoencoder_camera, autoencoder_sensor) =
             d.reconstruction.take().unwrap_or_else(|| self.stage1.reconstruct(s1, d.z.clone()));
         let all: Vec<usize> = (0..batch.len).collect();
-        let corrected_camera = self.corrected(cfg, batch, d.latent.clone(), &all, Part::Camera, device);
-        let corrected_sensor = self.corrected(cfg, batch, d.latent.clone(), &all, Part::Sensor, device);
+        let scores = &d.channel_scores;
+        let corrected_camera = self.corrected(cfg, batch, d.latent.clone(), &all, Part::Camera, scores, device);
+        let corrected_sensor = self.corrected(cfg, batch, d.latent.clone(), &all, Part::Sensor, scores, device);
         let inference = self.substitute_flagged(cfg, batch, d, thresholds, device);
         PipelineOutput { inference, corrected_camera, corrected_sensor, autoencoder_camera, autoencoder_sensor }
     }

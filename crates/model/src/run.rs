@@ -268,6 +268,9 @@ fn read_config(dir: &Path) -> Result<RunConfig> {
     Ok(config)
 }
 
+/// Widest layer a valid run has (the reference model's widest is 256).
+const MAX_WIDTH: usize = 16_384;
+
 /// Refuses a configuration that loads but cannot serve: every check names the field. Training
 /// writes none of these; they come from a hand-edited or foreign `config.json`.
 fn validate(config: &RunConfig, path: &Path) -> Result<()> {
@@ -314,6 +317,16 @@ fn validate(config: &RunConfig, path: &Path) -> Result<()> {
         }
     }
     let b = &config.model.block;
+    // a width beyond any trained model would be allocated before anything could refuse it
+    let widths = [("model.block.hidden", b.hidden), ("model.block.detector_hidden", b.detector_hidden)]
+        .into_iter()
+        .chain(s1.camera_channels.iter().map(|&c| ("model.stage1.camera_channels", c)))
+        .chain(s1.sensor_channels.iter().map(|&c| ("model.stage1.sensor_channels", c)));
+    for (field, width) in widths {
+        if !(1..=MAX_WIDTH).contains(&width) {
+            return bad(field.into(), format!("{width}; expected a layer width of 1 to {MAX_WIDTH}"));
+        }
+    }
     if !(b.rho > 0.0 && b.rho < 1.0) {
         return bad("model.block.rho".into(), format!("{}; the corrector is a contraction only for 0 < ρ < 1", b.rho));
     }
@@ -350,6 +363,22 @@ fn validate(config: &RunConfig, path: &Path) -> Result<()> {
     }
     if let Some(t) = b.score_temperature.filter(|t| !(t.is_finite() && *t > 0.0)) {
         return bad("model.block.score_temperature".into(), format!("{t}; expected a positive number"));
+    }
+    if let Some(r) = &config.model.repair {
+        if !(r.tolerance.is_finite() && r.tolerance >= 0.0) {
+            return bad("model.repair.tolerance".into(), format!("{}; expected a finite number ≥ 0", r.tolerance));
+        }
+        for (name, v, n) in [("camera_spread", &r.camera_spread, 3), ("sensor_spread", &r.sensor_spread, d)] {
+            if v.len() != n {
+                return bad(format!("model.repair.{name}"), format!("{} values; expected {n}", v.len()));
+            }
+            if let Some(j) = v.iter().position(|x| !(x.is_finite() && *x > 0.0)) {
+                return bad(format!("model.repair.{name}[{j}]"), format!("{}; expected a positive spread", v[j]));
+            }
+        }
+        if let Some((field, reason)) = r.mix.as_ref().and_then(|m| m.problem(d)) {
+            return bad(format!("model.repair.mix.{field}"), reason);
+        }
     }
     Ok(())
 }

@@ -300,6 +300,7 @@ fn a_flagged_modality_keeps_the_input_that_agrees_with_its_correction() {
         tolerance: 1.0,
         camera_spread: vec![spread; 3],
         sensor_spread: vec![1e-3; 5],
+        mix: None,
     });
     let repaired = model.infer(&cfg, &b, Thresholds::uniform(0.0), &device);
     let (mut kept, mut rebuilt) = (0, 0);

@@ -11,7 +11,8 @@ mod common;
 use common::run_config;
 use serde_json::{json, Value};
 
-/// A tiny model with every optional part (evidence, latent scale, temperature, output path).
+/// A tiny model with every optional part (evidence, latent scale, temperature, output path,
+/// input repair with a learned sensor mix).
 fn model_config() -> ModelConfig {
     let mut cfg = ModelConfig::new(16, 16, 3, 4);
     cfg.stage1.camera_channels = [2, 4, 4, 2];
@@ -26,6 +27,19 @@ fn model_config() -> ModelConfig {
         output_path: true,
         ..mmguard_model::BlockConfig::new(l)
     };
+    let (f, h, k) = (mmguard_model::SensorMix::features(3), 2, mmguard_model::sensor_mix::CANDIDATES);
+    cfg.repair = Some(mmguard_model::InputRepair {
+        tolerance: 3.0,
+        camera_spread: vec![0.02; 3],
+        sensor_spread: vec![0.02; 3],
+        mix: Some(mmguard_model::SensorMix {
+            hidden: h,
+            w1: vec![0.1; f * h],
+            b1: vec![0.0; h],
+            w2: vec![0.1; h * k],
+            b2: vec![0.0; k],
+        }),
+    });
     cfg
 }
 

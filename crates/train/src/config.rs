@@ -44,6 +44,10 @@ pub struct TrainConfig {
     /// Take stage 1 from this earlier run (same data, split and architecture) instead of
     /// training it.
     pub reuse_stage1: Option<std::path::PathBuf>,
+    /// After stage 2, fit a learned choice per sensor column between the correction and maps
+    /// of the faulty column (`mmguard_model::sensor_mix`), kept where it beats the input
+    /// repair's rule on the validation windows; `null` keeps the rule. Needs `input_repair`.
+    pub repair_mix: Option<crate::RepairMixConfig>,
     /// Train the autoencoder and the compute block together, from the start, on faulty data
     /// (the MMSSL ablation "single stage"), for the epochs of both stages together, instead of
     /// stage 1 on clean data and then stage 2 with the autoencoder frozen.
@@ -66,6 +70,7 @@ impl Default for TrainConfig {
             channel_threshold: Some(0.5),
             progress: true,
             reuse_stage1: None,
+            repair_mix: Some(crate::RepairMixConfig::default()),
             single_stage: false,
         }
     }

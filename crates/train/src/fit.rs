@@ -37,6 +37,10 @@ pub enum Stream {
     Robult,
     /// The order of ModalImmune's batches and its controller's choices.
     ModalImmune,
+    /// The learned sensor repair's initial weights, training faults and column order.
+    RepairMix,
+    /// The faulty copies of the validation windows the learned sensor repair stops on.
+    RepairMixValidation,
 }
 
 impl Stream {
@@ -51,6 +55,8 @@ impl Stream {
             Stream::ValidationLabels => seed ^ 0xa1 ^ 0x1abe1,
             Stream::Robult => seed ^ 0x20b,
             Stream::ModalImmune => seed ^ 0x1111,
+            Stream::RepairMix => seed ^ 0x3e9a1,
+            Stream::RepairMixValidation => seed ^ 0x3e9a2,
         }
     }
 

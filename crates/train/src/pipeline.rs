@@ -18,6 +18,7 @@ use crate::calibrate::{calibrate, Calibration, EpisodeScores};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::log::CsvLog;
+use crate::repair_mix::{fit_repair_mix, RepairMixReport};
 use crate::stages::{batches, val_reconstruction, Context};
 
 /// burn draws initial weights from one process-wide generator; the lock keeps seeded
@@ -176,6 +177,9 @@ pub struct TrainReport {
     pub stage1_samples_per_s: f64,
     /// Stage-2 training samples per second.
     pub stage2_samples_per_s: f64,
+    /// The learned sensor repair's fit, where the configuration asks for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair_mix: Option<RepairMixReport>,
 }
 
 fn check(cfg: &TrainConfig) -> Result<()> {
@@ -274,6 +278,14 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
     let block =
         mmguard_model::ComputeBlock { corrector: block.corrector.power_iteration(FINAL_POWER_ITERATIONS), ..block };
     let model = Mmssl { stage1, block }.valid();
+    let repair_mix = match (&cfg.repair_mix, &model_cfg.repair) {
+        (Some(mix_cfg), Some(_)) => {
+            let (repair, report) = fit_repair_mix(&model, &model_cfg, data, &prep, cfg, mix_cfg, &mut log)?;
+            model_cfg.repair = Some(repair);
+            Some(report)
+        }
+        _ => None,
+    };
     let gate = calibrate_gate(&model, &model_cfg, data, &prep.val, &prep.norm, cfg.gate_options());
     let thresholds = gate.thresholds();
     let config = RunConfig {
@@ -304,6 +316,7 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
         stage2_seconds,
         stage1_samples_per_s: samples(s1_epochs, stage1_seconds),
         stage2_samples_per_s: samples(s2_epochs, stage2_seconds),
+        repair_mix,
     };
     write_json(&out.join(METRICS_FILE), &serde_json::json!({ "training": report }))?;
     Ok(report)
