@@ -12,9 +12,9 @@
 //! with the correction, the maps' coefficients, the column's spread, its fault score and which
 //! column it is, and mixes six candidates with softmax weights: the decoded correction, the
 //! rule's output, the input as it came, the gain map `c·x`, the offset map `x + b` and the
-//! affine map. It is fitted after stage 2 on the training windows with the catalogue's sensor
-//! faults (`mmguard_train`), the rest of the model frozen, and kept only where it beats the
-//! rule on the validation windows. Its weights are a few thousand numbers, stored in the run's
+//! affine map. It is fitted after stage 2 on faulty copies of half of the validation episodes
+//! with the catalogue's sensor faults (`mmguard_train`), the rest of the model frozen, and kept
+//! only where it beats the rule on the other half. Its weights are a few thousand numbers, stored in the run's
 //! `config.json` with the repair's tolerances and applied on the host.
 
 use serde::{Deserialize, Serialize};

@@ -1,10 +1,11 @@
 //! Fitting the learned sensor repair ([`mmguard_model::SensorMix`]) after stage 2.
 //!
-//! The rest of the model is frozen: the training windows get sensor faults drawn from stage 2's
-//! mix (alone or with a camera fault, in stage 2's proportions), the model decodes its
+//! The rest of the model is frozen: the windows it learns from ([`FitOn`]: by default half of
+//! the validation episodes, which stage 2 never trained on) get sensor faults drawn from stage
+//! 2's mix (alone or with a camera fault, in stage 2's proportions), the model decodes its
 //! correction once per faulty copy, and the head learns per column which mix of the candidates
-//! comes closest to the clean column. The validation windows' faulty copies decide when to
-//! stop, and whether the head is kept at all: only where it beats the rule.
+//! comes closest to the clean column. Faulty copies of the other windows decide when to stop,
+//! and whether the head is kept at all: only where it beats the rule.
 
 use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig};
