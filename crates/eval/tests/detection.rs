@@ -3,19 +3,11 @@
 //! with fault kinds held out is swept with every row marked as seen or held out.
 
 use burn::tensor::Device;
-use mmguard_data::Dataset;
 use mmguard_faults::{CameraFault, Compound, Fault, SensorFault};
 use mmguard_model::{host_batch, Run};
 use mmguard_train::{prepare, train, TrainConfig};
-use mmguard_twin::TwinConfig;
 
-fn twin(dir: &std::path::Path) -> Dataset {
-    let path = dir.join("arm.npz");
-    let twin =
-        TwinConfig { episodes: 10, samples_per_episode: 60, height: 32, width: 32, seed: 5, ..Default::default() };
-    mmguard_twin::write(&twin, &path).unwrap();
-    Dataset::load(&path).unwrap()
-}
+mod common;
 
 fn config() -> TrainConfig {
     let mut cfg = TrainConfig::tiny();
@@ -39,7 +31,7 @@ fn argmax(v: &[f32]) -> usize {
 #[test]
 fn channel_scores_point_at_the_faulted_column_and_region() {
     let dir = tempfile::tempdir().unwrap();
-    let data = twin(dir.path());
+    let data = common::small_twin(dir.path(), 5);
     let cfg = config();
     train(&data, &cfg, &dir.path().join("run")).unwrap();
     let run = Run::load(&dir.path().join("run"), &Device::flex()).unwrap();
@@ -83,7 +75,7 @@ fn channel_scores_point_at_the_faulted_column_and_region() {
 #[test]
 fn a_held_out_sweep_marks_what_stage_2_never_saw() {
     let dir = tempfile::tempdir().unwrap();
-    let data = twin(dir.path());
+    let data = common::small_twin(dir.path(), 5);
     let mut cfg = config();
     let held = [Fault::Camera(CameraFault::Scratches), Fault::Sensor(SensorFault::Step)];
     cfg.stage2.faults = cfg.stage2.faults.without(&held);

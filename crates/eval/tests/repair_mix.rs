@@ -3,25 +3,17 @@
 //! windows with the sensor test fault it corrects better than the rule of the same run.
 
 use burn::tensor::Device;
-use mmguard_data::Dataset;
 use mmguard_faults::{SensorFault, Window};
 use mmguard_model::{host_batch, Run, Thresholds};
 use mmguard_train::{prepare, train, TrainConfig};
-use mmguard_twin::TwinConfig;
-use rand::SeedableRng;
 
-fn twin(dir: &std::path::Path) -> Dataset {
-    let path = dir.join("arm.npz");
-    let twin =
-        TwinConfig { episodes: 10, samples_per_episode: 60, height: 32, width: 32, seed: 9, ..Default::default() };
-    mmguard_twin::write(&twin, &path).unwrap();
-    Dataset::load(&path).unwrap()
-}
+mod common;
+use rand::SeedableRng;
 
 #[test]
 fn the_learned_repair_is_kept_only_where_it_beats_the_rule_and_beats_it_on_test_faults() {
     let dir = tempfile::tempdir().unwrap();
-    let data = twin(dir.path());
+    let data = common::small_twin(dir.path(), 9);
     let cfg = TrainConfig::tiny();
     let report = train(&data, &cfg, &dir.path().join("run")).unwrap();
     let fit = report.repair_mix.expect("the defaults fit the learned repair");

@@ -268,12 +268,12 @@ pub fn fit_repair_mix(
     mix_cfg: &RepairMixConfig,
     log: &mut CsvLog,
 ) -> Result<(InputRepair, RepairMixReport)> {
-    let repair = model_cfg.repair.clone().expect("the mix repairs with the rule's tolerances").clone();
+    let repair = model_cfg.repair.clone().expect("the mix repairs with the rule's tolerances");
     let (fit_ends, stop_ends) = match mix_cfg.fit_on {
         FitOn::Training => (prep.train.ends.clone(), prep.val.ends.clone()),
         FitOn::Validation => {
             // alternate episodes, so that both halves hold every kind of episode the split has
-            let episodes: Vec<i32> = prep.split.val.clone();
+            let episodes = &prep.split.val;
             let first = |e: i32| episodes.iter().position(|&x| x == e).is_some_and(|k| k % 2 == 0);
             let (fit, stop): (Vec<usize>, Vec<usize>) =
                 prep.val.ends.iter().partition(|&&end| first(data.episode[end]));
