@@ -467,7 +467,8 @@ pub struct EvalTarget {
     /// evaluated whole. Default: the run's training file.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Gate threshold instead of the run's calibrated one.
+    /// Score threshold of both modalities instead of the run's calibrated ones (the channel and
+    /// novelty thresholds stay the run's).
     #[arg(long)]
     pub threshold: Option<f32>,
     /// Seed of the fault injection.

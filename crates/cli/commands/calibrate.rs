@@ -29,12 +29,8 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
     let gate = calibrate_gate(&run.model, &cfg.model, &data, &val, &cfg.normalization, options);
     let (old, new) = (cfg.gate.thresholds(), gate.thresholds());
     tracing::info!(
-        "{}: thresholds camera {:.4} → {:.4}, sensor {:.4} → {:.4} ({} calibration, target false-alarm rate {rate}, {} samples)",
+        "{}: thresholds {old} → {new} ({} calibration, target false-alarm rate {rate}, {} samples)",
         a.run.display(),
-        old.camera,
-        new.camera,
-        old.sensor,
-        new.sensor,
         gate.method,
         gate.calibration_samples
     );

@@ -10,14 +10,13 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let cfg = config(&a.options)?;
     let report = mmguard_train::train(&data, &cfg, &a.out)?;
     tracing::info!(
-        "run written to {}: stage 1 {} epochs (val {:.5}), stage 2 {} epochs (val {:.5}), thresholds camera {:.4} sensor {:.4}, Lip(C) ≤ {:.4}",
+        "run written to {}: stage 1 {} epochs (val {:.5}), stage 2 {} epochs (val {:.5}), thresholds {}, Lip(C) ≤ {:.4}",
         a.out.display(),
         report.stage1_epochs,
         report.stage1_best_val,
         report.stage2_epochs,
         report.stage2_best_val,
-        report.thresholds.camera,
-        report.thresholds.sensor,
+        report.thresholds,
         report.corrector_lipschitz_bound
     );
     Ok(())

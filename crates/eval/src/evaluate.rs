@@ -247,7 +247,7 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
     let mc = &run.config.model;
     let s1 = &mc.stage1;
     let gate = run.config.gate.thresholds();
-    let thresholds = cfg.threshold.map_or(gate, |t| Thresholds::uniform(t).with_channel(gate.channel));
+    let thresholds = cfg.threshold.map_or(gate, |t| gate.with_scores(t));
     let frame = 3 * s1.height * s1.width;
     let win = s1.window * s1.sensor_dim;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -259,6 +259,8 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
     let mut autoenc: [[Sums; 2]; KINDS] = Default::default();
     let mut ungated: [[Sums; 2]; KINDS] = Default::default();
     let mut scores: Vec<([f32; 2], usize)> = Vec::new();
+    // the gate's flags of the same copies: besides the scores, the sensor's novelty flags
+    let mut flags: Vec<[bool; 2]> = Vec::new();
     let mut absent_flagged = [0usize; 2];
     // per sensor column of the sensor-faulty copies: the faulty input, the output
     let mut columns = [ColumnSums::new(s1.sensor_dim), ColumnSums::new(s1.sensor_dim)];
@@ -291,6 +293,7 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
                 }
                 if kind < 3 {
                     scores.push((out.inference.scores[k], kind));
+                    flags.push(out.inference.flags[k]);
                 } else {
                     absent_flagged[kind - 3] += usize::from(out.inference.flags[k][kind - 3]);
                 }
@@ -306,14 +309,16 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
     let detect = |m: usize, positive: usize| {
         let sc: Vec<f32> = scores.iter().map(|(s, _)| s[m]).collect();
         let labels: Vec<bool> = scores.iter().map(|(_, k)| *k == positive).collect();
-        Detection::new(&sc, &labels, thresholds.as_array()[m])
+        let flagged: Vec<bool> = flags.iter().map(|f| f[m]).collect();
+        Detection::with_flags(&sc, &labels, &flagged)
     };
     // the sample's score is the larger margin of a modality's score over its threshold: the
     // gate flags the sample exactly when it reaches 0
     let t = thresholds.as_array();
     let sample_scores: Vec<f32> = scores.iter().map(|(s, _)| (s[0] - t[0]).max(s[1] - t[1])).collect();
     let sample_labels: Vec<bool> = scores.iter().map(|(_, k)| *k != 0).collect();
-    let clean_flagged = scores.iter().filter(|(s, k)| *k == 0 && thresholds.flags(*s).iter().any(|&f| f)).count();
+    let sample_flags: Vec<bool> = flags.iter().map(|f| f[0] || f[1]).collect();
+    let clean_flagged = scores.iter().zip(&flags).filter(|((_, k), f)| *k == 0 && f.iter().any(|&f| f)).count();
     let clean_count = scores.iter().filter(|(_, k)| *k == 0).count();
     Ok(EvalReport {
         data: data.path.display().to_string(),
@@ -331,7 +336,7 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
         detection: DetectionReport {
             camera: detect(0, 1),
             sensor: detect(1, 2),
-            sample: Detection::new(&sample_scores, &sample_labels, 0.0),
+            sample: Detection::with_flags(&sample_scores, &sample_labels, &sample_flags),
         },
         false_alarm_rate: clean_flagged as f64 / clean_count.max(1) as f64,
         missing_modality: [Modality::Camera, Modality::Sensor].map(|absent| {
@@ -363,8 +368,8 @@ impl EvalReport {
             format!("| {name} | {:.3} | {:.3} | {:.3} |\n", m.camera * 100.0, m.sensor * 100.0, m.combined * 100.0)
         };
         let mut s = format!(
-            "Evaluation of {} ({}, {} windows × 3 copies), thresholds camera {:.4} sensor {:.4}\n\n",
-            self.data, self.subset, self.windows, self.thresholds.camera, self.thresholds.sensor
+            "Evaluation of {} ({}, {} windows × 3 copies), thresholds {}\n\n",
+            self.data, self.subset, self.windows, self.thresholds
         );
         s += "| reconstruction error, MSE × 10⁻² | camera | sensor | combined |\n|---|---|---|---|\n";
         s += &row("faulty input", &self.faulty_input_mse);

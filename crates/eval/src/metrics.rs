@@ -83,11 +83,18 @@ pub struct Detection {
 }
 
 impl Detection {
-    /// Computes all metrics.
+    /// Computes all metrics, flagging where a score reaches `threshold`.
     pub fn new(scores: &[f32], labels: &[bool], threshold: f32) -> Self {
+        let flagged: Vec<bool> = scores.iter().map(|&s| s >= threshold).collect();
+        Self::with_flags(scores, labels, &flagged)
+    }
+
+    /// The ranking metrics of the scores and the rest of the flags a gate raised (a gate that
+    /// flags on more than the score, as MMSSL's novelty check does).
+    pub fn with_flags(scores: &[f32], labels: &[bool], flagged: &[bool]) -> Self {
         let (mut tp, mut fp, mut fnn, mut tn) = (0usize, 0usize, 0usize, 0usize);
-        for (&s, &l) in scores.iter().zip(labels) {
-            match (s >= threshold, l) {
+        for (&f, &l) in flagged.iter().zip(labels) {
+            match (f, l) {
                 (true, true) => tp += 1,
                 (true, false) => fp += 1,
                 (false, true) => fnn += 1,

@@ -73,7 +73,7 @@ pub fn evaluate_stream(
     let device = compute::device();
     let mc = &run.config.model;
     let gate = run.config.gate.thresholds();
-    let thresholds = threshold.map_or(gate, |t| Thresholds::uniform(t).with_channel(gate.channel));
+    let thresholds = threshold.map_or(gate, |t| gate.with_scores(t));
     let mut scores: Vec<[f32; 2]> = Vec::with_capacity(windows.count());
     for chunk in windows.ends.chunks(64) {
         let batch = host_batch(data, chunk, mc.stage1.window, &run.config.normalization);
@@ -132,8 +132,8 @@ impl StreamReport {
     /// The report as a Markdown table.
     pub fn to_markdown(&self) -> String {
         let mut s = format!(
-            "Stream detection on {} ({} windows), thresholds camera {:.4} sensor {:.4}\n\n| modality | faulty windows | healthy windows | AUROC | detected | false alarms | faulty episodes | missed | mean delay (readings) |\n|---|---|---|---|---|---|---|---|---|\n",
-            self.data, self.windows, self.thresholds.camera, self.thresholds.sensor
+            "Stream detection on {} ({} windows), thresholds {}\n\n| modality | faulty windows | healthy windows | AUROC | detected | false alarms | faulty episodes | missed | mean delay (readings) |\n|---|---|---|---|---|---|---|---|---|\n",
+            self.data, self.windows, self.thresholds
         );
         for d in &self.modalities {
             s += &format!(

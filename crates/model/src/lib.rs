@@ -14,6 +14,7 @@
 
 mod autoencoder;
 mod block;
+pub mod clean_prior;
 pub mod compute;
 mod error;
 pub mod evidence;
@@ -47,5 +48,6 @@ pub use run::{
     host_batch, write_json, Calibration, Gate, Provenance, Run, RunConfig, Versions, CONFIG_FILE, FORMAT_VERSION,
     LOG_FILE, METRICS_FILE, WEIGHTS_FILE,
 };
+pub use clean_prior::CleanPrior;
 pub use sensor_mix::{Candidate, MixInput, SensorMix};
 pub use spectral::{spectral_norm, SnLinear};

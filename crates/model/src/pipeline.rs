@@ -154,12 +154,17 @@ pub struct Thresholds {
     /// whole modality is substituted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<f32>,
+    /// The sensor is also flagged where its window's distance under the learned repair's clean
+    /// prior reaches this ([`crate::clean_prior`]); `None` (runs before it, a model without
+    /// the prior) flags by the scores alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub novelty: Option<f32>,
 }
 
 impl Thresholds {
     /// The same threshold for both modalities; a flagged modality is substituted whole.
     pub fn uniform(threshold: f32) -> Self {
-        Self { camera: threshold, sensor: threshold, channel: None }
+        Self { camera: threshold, sensor: threshold, channel: None, novelty: None }
     }
 
     /// The same modality thresholds, with `channel` substitution.
@@ -167,14 +172,33 @@ impl Thresholds {
         Self { channel, ..self }
     }
 
+    /// Both modality score thresholds set to `threshold`, the channel and novelty thresholds
+    /// kept: an operator's override moves the score gate, not the run's other thresholds.
+    pub fn with_scores(self, threshold: f32) -> Self {
+        Self { camera: threshold, sensor: threshold, ..self }
+    }
+
     /// (camera, sensor).
     pub fn as_array(self) -> [f32; 2] {
         [self.camera, self.sensor]
     }
 
-    /// Which modalities the scores flag (a score flags when it reaches its threshold).
-    pub fn flags(self, scores: [f32; 2]) -> [bool; 2] {
-        [scores[0] >= self.camera, scores[1] >= self.sensor]
+    /// Which modalities the scores flag (a score flags when it reaches its threshold), with
+    /// the sensor window's distance under the clean prior where the model has one.
+    pub fn flags(self, scores: [f32; 2], distance: Option<f64>) -> [bool; 2] {
+        let novel = self.novelty.zip(distance).is_some_and(|(t, d)| d >= f64::from(t));
+        [scores[0] >= self.camera, scores[1] >= self.sensor || novel]
+    }
+}
+
+/// `camera 0.8107 sensor 0.9978`, with `novelty 27.25` where the gate has one.
+impl std::fmt::Display for Thresholds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "camera {:.4} sensor {:.4}", self.camera, self.sensor)?;
+        match self.novelty {
+            Some(n) => write!(f, " novelty {n:.2}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -289,7 +313,16 @@ impl Mmssl {
         let out = self.block.forward(z.clone(), evidence);
         let (scores, channel_scores) =
             probabilities(out.logits, out.channel_logits, cfg.block.score_temperature.unwrap_or(1.0));
-        let flags = scores.iter().map(|&s| thresholds.flags(s)).collect();
+        let prior = cfg.repair.as_ref().and_then(|r| r.mix.as_ref()).and_then(|m| m.prior.as_ref());
+        let win = cfg.stage1.window * cfg.stage1.sensor_dim;
+        let flags = scores
+            .iter()
+            .enumerate()
+            .map(|(b, &s)| {
+                let distance = thresholds.novelty.and(prior).map(|p| p.distance(&batch.sensor[b * win..(b + 1) * win]));
+                thresholds.flags(s, distance)
+            })
+            .collect();
         Detection { z, reconstruction, latent: out.latent, scores, channel_scores, flags }
     }
 

@@ -316,6 +316,9 @@ fn validate(config: &RunConfig, path: &Path) -> Result<()> {
             return bad(field.into(), format!("{t}; a threshold on a probability lies in [0, 1]"));
         }
     }
+    if let Some(t) = thresholds.novelty.filter(|t| !(t.is_finite() && *t > 0.0)) {
+        return bad("gate.per_modality.novelty".into(), format!("{t}; expected a positive distance"));
+    }
     let b = &config.model.block;
     // a width beyond any trained model would be allocated before anything could refuse it
     let widths = [("model.block.hidden", b.hidden), ("model.block.detector_hidden", b.detector_hidden)]
@@ -376,7 +379,7 @@ fn validate(config: &RunConfig, path: &Path) -> Result<()> {
                 return bad(format!("model.repair.{name}[{j}]"), format!("{}; expected a positive spread", v[j]));
             }
         }
-        if let Some((field, reason)) = r.mix.as_ref().and_then(|m| m.problem(d)) {
+        if let Some((field, reason)) = r.mix.as_ref().and_then(|m| m.problem(config.model.stage1.window, d)) {
             return bad(format!("model.repair.mix.{field}"), reason);
         }
     }

@@ -19,6 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::clean_prior::{CleanPrior, Map};
 use crate::input_repair::InputRepair;
 use crate::layers::LEAKY_SLOPE;
 
@@ -31,11 +32,12 @@ pub enum Candidate {
     Rule,
     /// The column as it came.
     Input,
-    /// `c·x` closest to the correction in least squares.
+    /// `c·x` closest to the correction in least squares, or with a [`CleanPrior`] the most
+    /// likely gains of all columns at once.
     Gain,
-    /// `x + b`, the column moved to the correction's mean.
+    /// `x + b`, the column moved to the correction's mean, or the prior's most likely offsets.
     Offset,
-    /// `a·x + b` closest to the correction in least squares.
+    /// `a·x + b` closest to the correction in least squares, or the prior's most likely maps.
     Affine,
 }
 
@@ -79,6 +81,11 @@ pub struct SensorMix {
     pub w2: Vec<f32>,
     /// Its bias, [CANDIDATES].
     pub b2: Vec<f32>,
+    /// The clean-window model the gain, offset and affine candidates are fitted with; `None`
+    /// (runs before it, or `prior: null` in training) fits them column by column against the
+    /// correction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<CleanPrior>,
 }
 
 /// Widest hidden layer a valid head has (training makes 32).
@@ -108,7 +115,17 @@ fn log_slope(s: f64) -> Option<f64> {
 
 /// Candidates [K, T] and base features of one column: input `x`, decoded `r`, the rule's `q`,
 /// its clean error `sigma`, its fault score `score`.
-fn column(x: &[f32], r: &[f32], q: &[f32], sigma: f32, score: f32, cand: &mut [f32], feat: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+fn column(
+    x: &[f32],
+    r: &[f32],
+    q: &[f32],
+    sigma: f32,
+    score: f32,
+    joint: &[Option<Vec<f32>>],
+    cand: &mut [f32],
+    feat: &mut [f32],
+) {
     let t = x.len();
     let sigma = f64::from(sigma);
     let finite = x.iter().all(|v| v.is_finite());
@@ -141,6 +158,11 @@ fn column(x: &[f32], r: &[f32], q: &[f32], sigma: f32, score: f32, cand: &mut [f
         Some(a) => map(Candidate::Affine, cand, &|v| a.exp() * (v - mx) + mr),
         None => cand[5 * t..6 * t].copy_from_slice(r),
     }
+    for (k, joint) in [Candidate::Gain, Candidate::Offset, Candidate::Affine].into_iter().zip(joint) {
+        if let Some(joint) = joint {
+            cand[k as usize * t..(k as usize + 1) * t].copy_from_slice(joint);
+        }
+    }
     // agreement of every candidate but the correction with it, in units of the clean error
     for (k, f) in feat[..CANDIDATES - 1].iter_mut().enumerate() {
         let c = &cand[(k + 1) * t..(k + 2) * t];
@@ -169,8 +191,15 @@ impl SensorMix {
     }
 
     /// The head's input for one window: `input` and `decoded` [T, D] (time-major), the
-    /// repair's tolerances, the columns' fault scores [D].
-    pub fn prepare(repair: &InputRepair, input: &[f32], decoded: &[f32], scores: &[f32]) -> MixInput {
+    /// repair's tolerances, the clean-window prior the maps are fitted with (if any), the
+    /// columns' fault scores [D].
+    pub fn prepare(
+        repair: &InputRepair,
+        prior: Option<&CleanPrior>,
+        input: &[f32],
+        decoded: &[f32],
+        scores: &[f32],
+    ) -> MixInput {
         let d = repair.sensor_spread.len();
         let t = input.len() / d;
         let f = Self::features(d);
@@ -179,7 +208,11 @@ impl SensorMix {
         let mut features = vec![0.0f32; d * f];
         let mut candidates = vec![0.0f32; d * CANDIDATES * t];
         let col = |v: &[f32], j: usize| -> Vec<f32> { (0..t).map(|i| v[i * d + j]).collect() };
+        let joint = prior.map_or_else(Vec::new, |p| {
+            p.repair(&[Map::Gain, Map::Offset, Map::Affine], input, decoded, &repair.sensor_spread)
+        });
         for j in 0..d {
+            let joint: Vec<Option<Vec<f32>>> = joint.iter().map(|w| w.as_ref().map(|w| col(w, j))).collect();
             let feat = &mut features[j * f..(j + 1) * f];
             column(
                 &col(input, j),
@@ -187,6 +220,7 @@ impl SensorMix {
                 &col(&ruled, j),
                 repair.sensor_spread[j],
                 scores[j],
+                &joint,
                 &mut candidates[j * CANDIDATES * t..(j + 1) * CANDIDATES * t],
                 feat,
             );
@@ -224,7 +258,7 @@ impl SensorMix {
         let d = repair.sensor_spread.len();
         let t = input.len() / d;
         let f = Self::features(d);
-        let mix = Self::prepare(repair, input, decoded, scores);
+        let mix = Self::prepare(repair, self.prior.as_ref(), input, decoded, scores);
         for j in 0..d {
             let w = self.weights(&mix.features[j * f..(j + 1) * f]);
             let cand = &mix.candidates[j * CANDIDATES * t..(j + 1) * CANDIDATES * t];
@@ -234,9 +268,9 @@ impl SensorMix {
         }
     }
 
-    /// Why this head cannot serve windows of `columns` columns, if it cannot: the field and
-    /// the reason.
-    pub fn problem(&self, columns: usize) -> Option<(String, String)> {
+    /// Why this head cannot serve windows of `window` readings of `columns` columns, if it
+    /// cannot: the field and the reason.
+    pub fn problem(&self, window: usize, columns: usize) -> Option<(String, String)> {
         let (f, h) = (Self::features(columns), self.hidden);
         if h > MAX_HIDDEN {
             return Some(("hidden".into(), format!("{h}; expected at most {MAX_HIDDEN}")));
@@ -261,7 +295,8 @@ impl SensorMix {
                 ));
             }
         }
-        None
+        let (field, reason) = self.prior.as_ref()?.problem(window * columns)?;
+        Some((format!("prior.{field}"), reason))
     }
 }
 
@@ -284,6 +319,7 @@ mod tests {
             b1: vec![0.0; h],
             w2: vec![0.0; h * CANDIDATES],
             b2,
+            prior: None,
         }
     }
 
@@ -320,11 +356,12 @@ mod tests {
             b1: vec![0.1, -0.2, 0.3],
             w2: (0..3 * CANDIDATES).map(|k| ((k * 13) % 7) as f32 / 7.0 - 0.5).collect(),
             b2: vec![0.0; CANDIDATES],
+            prior: None,
         };
         let mut input: Vec<f32> = (0..t * d).map(|k| (k as f32 * 0.3).cos() * 0.4 + 0.5).collect();
         input[4] = f32::NAN;
         let decoded = vec![0.5f32; t * d];
-        let prepared = SensorMix::prepare(&repair(d), &input, &decoded, &[0.2, 0.9, 0.5]);
+        let prepared = SensorMix::prepare(&repair(d), None, &input, &decoded, &[0.2, 0.9, 0.5]);
         assert!(prepared.features.iter().all(|f| f.is_finite()));
         let w = mix.weights(&prepared.features[..SensorMix::features(d)]);
         assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-6 && w.iter().all(|&x| x > 0.0), "{w:?}");
@@ -338,9 +375,14 @@ mod tests {
     #[test]
     fn a_head_of_the_wrong_shape_or_with_huge_weights_is_named() {
         let mut mix = picking(Candidate::Rule, 4);
-        assert_eq!(mix.problem(4), None);
-        assert_eq!(mix.problem(5).map(|p| p.0), Some("w1".into()));
+        assert_eq!(mix.problem(16, 4), None);
+        assert_eq!(mix.problem(16, 5).map(|p| p.0), Some("w1".into()));
         mix.w2[3] = 1e30;
-        assert_eq!(mix.problem(4).map(|p| p.0), Some("w2[3]".into()));
+        assert_eq!(mix.problem(16, 4).map(|p| p.0), Some("w2[3]".into()));
+        mix.w2[3] = 0.0;
+        let windows: Vec<f32> = (0..16 * 4 * 10).map(|k| ((k * 7919) % 101) as f32 / 101.0).collect();
+        mix.prior = CleanPrior::fit(&windows, 16 * 4, 1e-3, 0.1);
+        assert_eq!(mix.problem(16, 4), None);
+        assert_eq!(mix.problem(8, 4).map(|p| p.0), Some("prior.size".into()));
     }
 }

@@ -38,6 +38,7 @@ fn model_config() -> ModelConfig {
             b1: vec![0.0; h],
             w2: vec![0.1; h * k],
             b2: vec![0.0; k],
+            prior: None,
         }),
     });
     cfg

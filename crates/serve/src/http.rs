@@ -434,11 +434,11 @@ fn new_thresholds(value: &Value, old: Thresholds) -> Result<Thresholds, Refusal>
     if both.is_none() && camera.is_none() && sensor.is_none() {
         return Err(Refusal::bad("threshold", "a number in (0, 1), or camera and/or sensor", "nothing"));
     }
-    let base = both.map_or(old, |t| Thresholds::uniform(t).with_channel(old.channel));
+    let base = both.map_or(old, |t| old.with_scores(t));
     Ok(Thresholds {
         camera: camera.unwrap_or(base.camera),
         sensor: sensor.unwrap_or(base.sensor),
-        channel: old.channel,
+        ..old
     })
 }
 

@@ -99,8 +99,9 @@ pub struct Pipeline {
     rules: RuleConfig,
     /// Camera and sensor thresholds as f32 bits.
     thresholds: [AtomicU32; 2],
-    /// The run's channel threshold of the substitution (not changed at run time).
-    channel: Option<f32>,
+    /// The run's channel threshold of the substitution and its novelty threshold (not changed
+    /// at run time).
+    fixed: Thresholds,
     version: String,
     frames: Mutex<LastFrames>,
 }
@@ -185,10 +186,9 @@ impl Pipeline {
             Geometry { height: s1.height, width: s1.width, window: s1.window, columns: ranges.names.clone() };
         let gate = run.config.gate.thresholds();
         let thresholds = gate.as_array().map(|t| AtomicU32::new(t.to_bits()));
-        let channel = gate.channel;
         let frames = Mutex::new(LastFrames::default());
         warm_up(&run, dir)?;
-        Ok(Self { run, geometry, ranges, rules, thresholds, channel, version, frames })
+        Ok(Self { run, geometry, ranges, rules, thresholds, fixed: gate, version, frames })
     }
 
     /// The run's identity: directory name and a hash of its configuration and weights.
@@ -209,7 +209,7 @@ impl Pipeline {
     /// The gate thresholds in use.
     pub fn thresholds(&self) -> Thresholds {
         let [camera, sensor] = self.thresholds.each_ref().map(|t| f32::from_bits(t.load(Ordering::Relaxed)));
-        Thresholds { camera, sensor, channel: self.channel }
+        Thresholds { camera, sensor, ..self.fixed }
     }
 
     /// The thresholds the run was calibrated with.

@@ -37,7 +37,7 @@ pub use modulation::{ModulationStats, PartGrads};
 pub use pipeline::{
     calibrate_gate, init_model, model_config, prepare, seeded, train, GateOptions, Prepared, TrainReport,
 };
-pub use repair_mix::{fit_repair_mix, RepairMixConfig, RepairMixReport};
+pub use repair_mix::{fit_repair_mix, PriorConfig, RepairMixConfig, RepairMixReport};
 pub use stage1::{reconstruction_error, Stage1Trainer};
 pub use stage2::{
     make_batch, stage2_loss, stage2_terms, CleanCodes, LatentEncoder, Stage2Batch, Stage2Losses, Stage2Trainer, Targets,

@@ -360,13 +360,16 @@ pub fn calibrate_gate(
 ) -> Gate {
     let GateOptions { rate, method, per_modality, channel } = options;
     let plain = compute::device();
-    // per episode: (camera, sensor, sample) scores
-    let mut by_episode: Vec<(i32, [EpisodeScores; 3])> = Vec::new();
+    let prior = model_cfg.repair.as_ref().and_then(|r| r.mix.as_ref()).and_then(|m| m.prior.as_ref());
+    let win = val.len * model_cfg.stage1.sensor_dim;
+    // per episode: (camera, sensor, sample) scores, and the sensor windows' distances under the
+    // clean prior as the probability d / (1 + d), whose logit is ln d
+    let mut by_episode: Vec<(i32, [EpisodeScores; 4])> = Vec::new();
     for chunk in val.ends.chunks(64) {
         let batch = host_batch(data, chunk, val.len, norm);
         // a threshold above 1 flags nothing, so nothing is decoded for substitution
         let scores = model.infer(model_cfg, &batch, Thresholds::uniform(2.0), &plain).scores;
-        for (&end, s) in chunk.iter().zip(scores) {
+        for (b, (&end, s)) in chunk.iter().zip(scores).enumerate() {
             let e = data.episode[end];
             if by_episode.last().is_none_or(|(last, _)| *last != e) {
                 by_episode.push((e, Default::default()));
@@ -375,17 +378,28 @@ pub fn calibrate_gate(
             groups[0].push(s[0]);
             groups[1].push(s[1]);
             groups[2].push(s[0].max(s[1]));
+            if let Some(p) = prior {
+                let d = p.distance(&batch.sensor[b * win..(b + 1) * win]);
+                groups[3].push((d / (1.0 + d)) as f32);
+            }
         }
     }
     let groups = |k: usize| -> Vec<EpisodeScores> { by_episode.iter().map(|(_, g)| g[k].clone()).collect() };
     let threshold = calibrate(&groups(2), rate, method);
     let channel = channel.filter(|_| model_cfg.block.evidence.is_some());
     // one threshold for both is stored as such, so that the channel substitution is kept
+    // with a prior the sensor's half of the rate is split between its score and its distance
     let thresholds = if per_modality {
+        let novelty = prior.map(|_| {
+            let p = f64::from(calibrate(&groups(3), rate / 4.0, method));
+            (p / (1.0 - p).max(f64::MIN_POSITIVE)) as f32
+        });
+        let sensor_rate = if novelty.is_some() { rate / 4.0 } else { rate / 2.0 };
         Thresholds {
             camera: calibrate(&groups(0), rate / 2.0, method),
-            sensor: calibrate(&groups(1), rate / 2.0, method),
+            sensor: calibrate(&groups(1), sensor_rate, method),
             channel,
+            novelty,
         }
     } else {
         Thresholds::uniform(threshold).with_channel(channel)

@@ -14,7 +14,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use mmguard_data::{Dataset, MinMax};
 use mmguard_model::sensor_mix::{MixInput, CANDIDATES};
-use mmguard_model::{compute, host_batch, lrelu, Candidate, InputRepair, Mmssl, ModelConfig, SensorMix};
+use mmguard_model::{compute, host_batch, lrelu, Candidate, CleanPrior, InputRepair, Mmssl, ModelConfig, SensorMix};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +41,28 @@ pub struct RepairMixConfig {
     pub schedule: StageSchedule,
     /// Which windows the head learns from.
     pub fit_on: FitOn,
+    /// The clean-window model the gain, offset and affine candidates are fitted with
+    /// ([`CleanPrior`]); `None` fits them column by column against the correction.
+    pub prior: Option<PriorConfig>,
+}
+
+/// How the clean-window prior is fitted (on the clean training windows).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PriorConfig {
+    /// Added to the covariance's diagonal, relative to its mean.
+    pub ridge: f64,
+    /// Pull of the decoded correction, relative to its clean error.
+    pub weight: f32,
+}
+
+/// Measured on the arm demo run, sensor gain at severity 1, absolute ridge 10⁻⁷ … 10⁻⁵ and pull
+/// 0.03 … 0.3: the joint gain map's error 0.38–0.51 ×10⁻², best near 10⁻⁶ (about 10⁻⁴ of the
+/// mean variance there) and 0.1; a weaker ridge trusts directions that 2,210 windows barely pin.
+impl Default for PriorConfig {
+    fn default() -> Self {
+        Self { ridge: 1e-4, weight: 0.1 }
+    }
 }
 
 /// Which windows the head learns from.
@@ -58,10 +80,11 @@ impl Default for RepairMixConfig {
     fn default() -> Self {
         Self {
             hidden: 32,
-            copies: 8,
+            copies: 16,
             batch_columns: 512,
             schedule: StageSchedule { epochs: 40, learning_rate: 3e-3, patience: 6, halve_after: Some(2) },
             fit_on: FitOn::Validation,
+            prior: Some(PriorConfig::default()),
         }
     }
 }
@@ -92,7 +115,7 @@ impl Head {
         (w.reshape([n, k, 1]) * candidates).sum_dim(1).squeeze_dim(1)
     }
 
-    fn host(&self, hidden: usize) -> SensorMix {
+    fn host(&self, hidden: usize, prior: Option<CleanPrior>) -> SensorMix {
         let v = |t: Tensor<2>| t.into_data().try_into_vec::<f32>().expect("float tensor");
         let b = |t: Tensor<1>| t.into_data().try_into_vec::<f32>().expect("float tensor");
         SensorMix {
@@ -101,6 +124,7 @@ impl Head {
             b1: b(self.l1.bias.as_ref().expect("bias").val()),
             w2: v(self.l2.weight.val()),
             b2: b(self.l2.bias.as_ref().expect("bias").val()),
+            prior,
         }
     }
 }
@@ -167,6 +191,7 @@ fn columns(
     model: &Mmssl,
     model_cfg: &ModelConfig,
     repair: &InputRepair,
+    prior: Option<&CleanPrior>,
     data: &Dataset,
     ends: &[usize],
     cfg: &TrainConfig,
@@ -189,7 +214,7 @@ fn columns(
                 if x.iter().zip(c).all(|(p, q)| p.to_bits() == q.to_bits()) {
                     continue;
                 }
-                let mix = SensorMix::prepare(repair, x, &decoded[b * win..(b + 1) * win], &scores[b * d..(b + 1) * d]);
+                let mix = SensorMix::prepare(repair, prior, x, &decoded[b * win..(b + 1) * win], &scores[b * d..(b + 1) * d]);
                 out.push(mix, c, d);
             }
         }
@@ -249,6 +274,8 @@ pub struct RepairMixReport {
     pub rule: f64,
     /// The decoded correction alone.
     pub decoded: f64,
+    /// Every candidate alone, in [`Candidate::ALL`]'s order.
+    pub candidates: [f64; CANDIDATES],
     /// The fitted head.
     pub mix: f64,
     /// Epochs run.
@@ -285,10 +312,16 @@ pub fn fit_repair_mix(
             }
         }
     };
+    let prior = mix_cfg.prior.and_then(|p| {
+        let clean = host_batch(data, &prep.train.ends, cfg.window, &prep.norm);
+        CleanPrior::fit(&clean.sensor, cfg.window * model_cfg.stage1.sensor_dim, p.ridge, p.weight)
+    });
     let mut rng = Stream::RepairMix.rng(cfg.seed);
-    let train = columns(model, model_cfg, &repair, data, &fit_ends, cfg, &prep.norm, mix_cfg.copies, &mut rng);
+    let (n, p) = (mix_cfg.copies, prior.as_ref());
+    let train = columns(model, model_cfg, &repair, p, data, &fit_ends, cfg, &prep.norm, n, &mut rng);
     let mut vrng = Stream::RepairMixValidation.rng(cfg.seed);
-    let val = columns(model, model_cfg, &repair, data, &stop_ends, cfg, &prep.norm, VALIDATION_COPIES, &mut vrng);
+    let n = VALIDATION_COPIES;
+    let val = columns(model, model_cfg, &repair, p, data, &stop_ends, cfg, &prep.norm, n, &mut vrng);
     let (rule, decoded) = (val.candidate_error(Candidate::Rule), val.candidate_error(Candidate::Decoded));
     let device = compute::training_device();
     let features = SensorMix::features(model_cfg.stage1.sensor_dim);
@@ -306,7 +339,8 @@ pub fn fit_repair_mix(
     };
     let fitted = fit(&mut step, &plan, &mut rng, log)?;
     let kept = fitted.best < rule;
-    let report = RepairMixReport { rule, decoded, mix: fitted.best, epochs: fitted.epochs, kept };
-    let mix = kept.then(|| fitted.model.valid().host(mix_cfg.hidden));
+    let candidates = Candidate::ALL.map(|k| step.val.candidate_error(k));
+    let report = RepairMixReport { rule, decoded, candidates, mix: fitted.best, epochs: fitted.epochs, kept };
+    let mix = kept.then(|| fitted.model.valid().host(mix_cfg.hidden, prior));
     Ok((InputRepair { mix, ..repair }, report))
 }
