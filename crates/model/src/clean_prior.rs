@@ -215,8 +215,7 @@ impl CleanPrior {
         let p = self.full();
         let beta: Vec<f64> = spread.iter().map(|&s| f64::from(self.weight) / f64::from(s).powi(2)).collect();
         // P·μ, shared by every map
-        let pmu: Vec<f64> =
-            (0..m).map(|q| (0..m).map(|s| p[q * m + s] * f64::from(self.mean[s])).sum()).collect();
+        let pmu: Vec<f64> = (0..m).map(|q| (0..m).map(|s| p[q * m + s] * f64::from(self.mean[s])).sum()).collect();
         maps.iter().map(|&map| self.solve(map, &p, &pmu, &beta, input, decoded, d)).collect()
     }
 
@@ -292,7 +291,8 @@ mod tests {
     fn windows(n: usize, t: usize, rng: &mut impl Rng) -> Vec<f32> {
         let mut out = Vec::with_capacity(n * t * 2);
         for _ in 0..n {
-            let (v0, dv, a0) = (rng.random_range(0.1..0.5f32), rng.random_range(-0.02..0.02f32), rng.random_range(0.2..0.6f32));
+            let (v0, dv, a0) =
+                (rng.random_range(0.1..0.5f32), rng.random_range(-0.02..0.02f32), rng.random_range(0.2..0.6f32));
             let mut a = a0;
             for i in 0..t {
                 let v = v0 + dv * i as f32;
@@ -312,20 +312,30 @@ mod tests {
         let clean = windows(1, t, &mut rng);
         let gained: Vec<f32> = clean.iter().enumerate().map(|(q, &x)| x * if q % 2 == 0 { 2.0 } else { 3.5 }).collect();
         // the correction is off in both columns' levels
-        let decoded: Vec<f32> = clean.iter().enumerate().map(|(q, &x)| x + if q % 2 == 0 { 0.05 } else { -0.08 }).collect();
+        let decoded: Vec<f32> =
+            clean.iter().enumerate().map(|(q, &x)| x + if q % 2 == 0 { 0.05 } else { -0.08 }).collect();
         let spread = [0.05, 0.05];
-        let [gain, offset, affine] = prior.repair(&[Map::Gain, Map::Offset, Map::Affine], &gained, &decoded, &spread)
-            [..]
-            .to_vec()
-            .try_into()
-            .unwrap();
+        let [gain, offset, affine] =
+            prior.repair(&[Map::Gain, Map::Offset, Map::Affine], &gained, &decoded, &spread)[..]
+                .to_vec()
+                .try_into()
+                .unwrap();
         let err = |x: &[f32]| x.iter().zip(&clean).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>();
         let gain = gain.expect("the gain map solves");
-        assert!(err(&gain) < 0.01 * err(&decoded), "joint gain {} against the correction's {}", err(&gain), err(&decoded));
+        assert!(
+            err(&gain) < 0.01 * err(&decoded),
+            "joint gain {} against the correction's {}",
+            err(&gain),
+            err(&decoded)
+        );
         assert!(offset.is_some() && affine.is_some());
         // the gained window is far from every clean one
         let clean_far = windows(50, t, &mut rng).chunks(2 * t).map(|w| prior.distance(w)).fold(0.0, f64::max);
-        assert!(prior.distance(&gained) > 10.0 * clean_far, "{} against clean up to {clean_far}", prior.distance(&gained));
+        assert!(
+            prior.distance(&gained) > 10.0 * clean_far,
+            "{} against clean up to {clean_far}",
+            prior.distance(&gained)
+        );
         // non-finite readings and a window of another size are no input for it
         let mut nan = gained.clone();
         nan[3] = f32::NAN;

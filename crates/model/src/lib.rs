@@ -35,6 +35,7 @@ pub use block::{
     BlockConfig, BlockOutput, ChannelHead, ChannelHeads, ComputeBlock, Corrector, Detector, Encoder, LatentDecoder,
     LatentScale, OutputInput, LATENT_BOUND,
 };
+pub use clean_prior::CleanPrior;
 pub use error::{Error, Result};
 pub use evidence::Evidence;
 pub use input_repair::{InputRepair, SpreadSums};
@@ -48,6 +49,5 @@ pub use run::{
     host_batch, write_json, Calibration, Gate, Provenance, Run, RunConfig, Versions, CONFIG_FILE, FORMAT_VERSION,
     LOG_FILE, METRICS_FILE, WEIGHTS_FILE,
 };
-pub use clean_prior::CleanPrior;
 pub use sensor_mix::{Candidate, MixInput, SensorMix};
 pub use spectral::{spectral_norm, SnLinear};

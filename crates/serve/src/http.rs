@@ -435,11 +435,7 @@ fn new_thresholds(value: &Value, old: Thresholds) -> Result<Thresholds, Refusal>
         return Err(Refusal::bad("threshold", "a number in (0, 1), or camera and/or sensor", "nothing"));
     }
     let base = both.map_or(old, |t| old.with_scores(t));
-    Ok(Thresholds {
-        camera: camera.unwrap_or(base.camera),
-        sensor: sensor.unwrap_or(base.sensor),
-        ..old
-    })
+    Ok(Thresholds { camera: camera.unwrap_or(base.camera), sensor: sensor.unwrap_or(base.sensor), ..old })
 }
 
 /// `POST /v1/reload {"run": "<run directory>"}`: loads the run and swaps it in; requests in

@@ -314,7 +314,11 @@ fn the_threshold_needs_the_token_and_the_metrics_count_what_happened() {
     let (status, got) = put(Some("s3cret"), json!({ "threshold": 1e-6 }));
     assert_eq!(status, 200, "{got}");
     assert_eq!(got["previous"]["sensor"].as_f64().unwrap() as f32, 0.25);
-    assert_eq!(pipeline.thresholds(), Thresholds { camera: 1e-6, sensor: 1e-6, ..calibrated }, "the channel and novelty thresholds stay");
+    assert_eq!(
+        pipeline.thresholds(),
+        Thresholds { camera: 1e-6, sensor: 1e-6, ..calibrated },
+        "the channel and novelty thresholds stay"
+    );
     let (_, got) = post(&infer, "application/json", body.to_string().as_bytes());
     assert!(got["answers"].as_array().unwrap().iter().all(|a| a["route"] != "bypass"), "{got}");
     assert_eq!(got["answers"], library(&pipeline, &batch));

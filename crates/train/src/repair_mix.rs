@@ -214,7 +214,8 @@ fn columns(
                 if x.iter().zip(c).all(|(p, q)| p.to_bits() == q.to_bits()) {
                     continue;
                 }
-                let mix = SensorMix::prepare(repair, prior, x, &decoded[b * win..(b + 1) * win], &scores[b * d..(b + 1) * d]);
+                let mix =
+                    SensorMix::prepare(repair, prior, x, &decoded[b * win..(b + 1) * win], &scores[b * d..(b + 1) * d]);
                 out.push(mix, c, d);
             }
         }
