@@ -312,8 +312,9 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
         let flagged: Vec<bool> = flags.iter().map(|f| f[m]).collect();
         Detection::with_flags(&sc, &labels, &flagged)
     };
-    // the sample's score is the larger margin of a modality's score over its threshold: the
-    // gate flags the sample exactly when it reaches 0
+    // the sample's score is the larger margin of a modality's score over its threshold: it
+    // reaches 0 where the scores flag the sample; the novelty threshold can flag more, which
+    // the flags count (precision, recall) and this ranking does not
     let t = thresholds.as_array();
     let sample_scores: Vec<f32> = scores.iter().map(|(s, _)| (s[0] - t[0]).max(s[1] - t[1])).collect();
     let sample_labels: Vec<bool> = scores.iter().map(|(_, k)| *k != 0).collect();

@@ -72,25 +72,20 @@ pub struct Detection {
     pub auroc: Option<f64>,
     /// Average precision.
     pub aupr: Option<f64>,
-    /// F1 of `score ≥ threshold`.
+    /// F1 of the gate's flags.
     pub f1: f64,
-    /// Precision at the threshold.
+    /// Precision of the flags.
     pub precision: f64,
-    /// Recall at the threshold.
+    /// Recall of the flags.
     pub recall: f64,
-    /// Share of negatives flagged at the threshold.
+    /// Share of negatives flagged.
     pub false_positive_rate: f64,
 }
 
 impl Detection {
-    /// Computes all metrics, flagging where a score reaches `threshold`.
-    pub fn new(scores: &[f32], labels: &[bool], threshold: f32) -> Self {
-        let flagged: Vec<bool> = scores.iter().map(|&s| s >= threshold).collect();
-        Self::with_flags(scores, labels, &flagged)
-    }
-
-    /// The ranking metrics of the scores and the rest of the flags a gate raised (a gate that
-    /// flags on more than the score, as MMSSL's novelty check does).
+    /// The ranking metrics (AUROC, AUPR) of the scores, the rest of the flags the gate raised:
+    /// the gate may flag on more than the score (the sensor's novelty threshold), so precision
+    /// and recall can be above what the score alone reaches.
     pub fn with_flags(scores: &[f32], labels: &[bool], flagged: &[bool]) -> Self {
         let (mut tp, mut fp, mut fnn, mut tn) = (0usize, 0usize, 0usize, 0usize);
         for (&f, &l) in flagged.iter().zip(labels) {
@@ -156,7 +151,9 @@ mod tests {
         // ranking: 0.9 (+), 0.8 (−), 0.7 (+): AP = 1·½ + ⅔·½
         let ap = aupr(&[0.9, 0.8, 0.7], &[true, false, true]).unwrap();
         assert!((ap - (0.5 + 1.0 / 3.0)).abs() < 1e-12);
-        let d = Detection::new(&[0.9, 0.8, 0.7, 0.1], &[true, false, true, false], 0.75);
+        let scores = [0.9, 0.8, 0.7, 0.1];
+        let flagged = scores.map(|s| s >= 0.75);
+        let d = Detection::with_flags(&scores, &[true, false, true, false], &flagged);
         assert_eq!((d.precision, d.recall), (0.5, 0.5));
         assert!((d.f1 - 0.5).abs() < 1e-12);
         assert_eq!(d.false_positive_rate, 0.5);

@@ -75,9 +75,13 @@ pub fn evaluate_stream(
     let gate = run.config.gate.thresholds();
     let thresholds = threshold.map_or(gate, |t| gate.with_scores(t));
     let mut scores: Vec<[f32; 2]> = Vec::with_capacity(windows.count());
+    // the gate's own flags: the scores against their thresholds and the sensor's novelty
+    let mut flags: Vec<[bool; 2]> = Vec::with_capacity(windows.count());
     for chunk in windows.ends.chunks(64) {
         let batch = host_batch(data, chunk, mc.stage1.window, &run.config.normalization);
-        scores.extend(run.model.infer(mc, &batch, thresholds, &device).scores);
+        let inference = run.model.infer(mc, &batch, thresholds, &device);
+        scores.extend(inference.scores);
+        flags.extend(inference.flags);
     }
     let modalities = [Modality::Camera, Modality::Sensor]
         .into_iter()
@@ -88,7 +92,7 @@ pub fn evaluate_stream(
             let faulty: Vec<bool> =
                 windows.ends.iter().map(|&i| levels[m][i + 1 - reach..=i].iter().any(|&l| l > 0.0)).collect();
             let score: Vec<f32> = scores.iter().map(|s| s[m]).collect();
-            let flagged: Vec<bool> = score.iter().map(|&s| s >= thresholds.as_array()[m]).collect();
+            let flagged: Vec<bool> = flags.iter().map(|f| f[m]).collect();
             let count = |want: bool| faulty.iter().filter(|&&f| f == want).count();
             let share = |want: bool| {
                 let n = faulty.iter().zip(&flagged).filter(|(&f, &g)| f == want && g).count();

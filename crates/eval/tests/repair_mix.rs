@@ -1,6 +1,7 @@
 //! The learned sensor repair on a tiny model trained on a small twin file: fitted after stage 2,
 //! kept only where it beat the rule on validation, saved with the run, and on faulty test
-//! windows with the sensor test fault it corrects better than the rule of the same run.
+//! windows with the sensor test fault it corrects better than the rule of the same run; its
+//! clean-window prior gates the sensor by itself.
 
 use burn::tensor::Device;
 use mmguard_faults::{SensorFault, Window};
@@ -46,10 +47,30 @@ fn the_learned_repair_is_kept_only_where_it_beats_the_rule_and_beats_it_on_test_
         let (mixed, ruled) = (error(&run.config.model), error(&rule_cfg));
         assert!(mixed.is_finite() && mixed < ruled, "{fault:?}: learned {mixed} against the rule's {ruled}");
     }
+    // the clean prior's distance gates by itself: with the score thresholds out of reach, the
+    // novelty threshold flags the gained windows and passes clean ones
+    let gate = run.config.gate.thresholds();
+    assert!(run.config.model.clean_prior.is_some() && gate.novelty.is_some(), "{gate:?}");
+    let novelty_only = Thresholds { camera: 2.0, sensor: 2.0, ..gate };
+    let flagged = |batch: &mmguard_model::HostBatch| {
+        let flags = run.model.infer(&run.config.model, batch, novelty_only, &Device::flex()).flags;
+        flags.iter().filter(|f| f[1]).count() as f64 / flags.len() as f64
+    };
+    let mut gained = clean.clone();
+    for w in gained.sensor.chunks_exact_mut(t * d) {
+        let f = SensorFault::Gain.apply(Window { values: w, len: t, columns: d }, 1.0, &mut rng);
+        w.copy_from_slice(&f.values);
+    }
+    let (on_gained, on_clean) = (flagged(&gained), flagged(&clean));
+    assert!(on_gained > 0.9 && on_clean < 0.1, "novelty flags {on_gained} of gained, {on_clean} of clean windows");
+    let off =
+        run.model.infer(&run.config.model, &gained, Thresholds { novelty: None, ..novelty_only }, &Device::flex());
+    assert!(off.flags.iter().all(|f| !f[1]), "without it nothing reaches a threshold of 2");
     // the old behaviour stays reachable
     let cfg = TrainConfig { repair_mix: None, ..TrainConfig::tiny() };
     let report = train(&data, &cfg, &dir.path().join("rule")).unwrap();
     assert!(report.repair_mix.is_none());
     let run = Run::load(&dir.path().join("rule"), &Device::flex()).unwrap();
     assert!(run.config.model.repair.as_ref().unwrap().mix.is_none());
+    assert!(run.config.model.clean_prior.is_none() && run.config.gate.thresholds().novelty.is_none());
 }

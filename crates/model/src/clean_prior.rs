@@ -29,6 +29,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::sensor_mix::SLOPE_LIMIT;
+
 /// A map of a faulty column whose coefficients the prior fits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Map {
@@ -55,8 +57,10 @@ pub struct CleanPrior {
     pub weight: f32,
 }
 
-/// Largest T·D a prior is fitted for (a 4096-reading window holds an 8-million-entry matrix).
-pub const MAX_SIZE: usize = 4096;
+/// Largest T·D a prior is fitted for or loaded with: fitting holds two dense (T·D)² f64
+/// matrices (16 MB at 1024) and the run's `config.json` the packed precision (half a million
+/// numbers at 1024); the arm and welding twins' windows hold 16 × 18 and 16 × 24 readings.
+pub const MAX_SIZE: usize = 1024;
 
 fn cholesky(a: &mut [f64], n: usize) -> bool {
     for i in 0..n {
@@ -150,6 +154,9 @@ impl CleanPrior {
     /// Why this prior cannot serve windows of `size` readings, if it cannot: field and reason.
     pub fn problem(&self, size: usize) -> Option<(String, String)> {
         let packed = size * (size + 1) / 2;
+        if self.size > MAX_SIZE {
+            return Some(("size".into(), format!("{}; expected at most {MAX_SIZE}", self.size)));
+        }
         if self.size != size {
             return Some(("size".into(), format!("{}; expected {size} (window × columns)", self.size)));
         }
@@ -167,8 +174,9 @@ impl CleanPrior {
         None
     }
 
-    /// Mahalanobis distance² of a window [T·D] from the clean mean, per reading; ∞ for a window
-    /// with non-finite readings or of another size.
+    /// Mahalanobis distance² of a window [T·D] from the clean mean, per reading (never below 0,
+    /// which the f32 precision's rounding could otherwise give in its weakest directions); ∞ for
+    /// a window with non-finite readings or of another size.
     pub fn distance(&self, window: &[f32]) -> f64 {
         let m = self.size;
         if window.len() != m || !window.iter().all(|v| v.is_finite()) {
@@ -185,7 +193,7 @@ impl CleanPrior {
             }
             k += m - i;
         }
-        sum / m as f64
+        (sum / m as f64).max(0.0)
     }
 
     /// The full precision matrix, row-major.
@@ -232,17 +240,32 @@ impl CleanPrior {
     ) -> Option<Vec<f32>> {
         let m = self.size;
         let unknowns = if map == Map::Affine { 2 * d } else { d };
+        // a column that is zero throughout has no gain to find: it is held at the correction,
+        // where a free gain would pin it at 0 (a dead or missing sensor) and pull the other
+        // columns' gains toward that through P's cross-terms
+        let mut energy = vec![0.0f64; d];
+        for (q, &v) in y.iter().enumerate() {
+            energy[q % d] += f64::from(v).powi(2);
+        }
+        let held = |j: usize| map == Map::Gain && energy[j] < 1e-12;
         // x = c + Φθ; each reading q has at most two coefficients: (index, factor)
         let phi = |q: usize| -> [(usize, f64); 2] {
             let (j, v) = (q % d, f64::from(y[q]));
             match map {
+                Map::Gain if held(j) => [(j, 0.0), (j, 0.0)],
                 Map::Gain => [(j, v), (j, 0.0)],
                 Map::Offset => [(j, 1.0), (j, 0.0)],
                 Map::Affine => [(j, v), (d + j, 1.0)],
             }
         };
-        let c: Vec<f64> = (0..m).map(|q| if map == Map::Offset { f64::from(y[q]) } else { 0.0 }).collect();
-        let pc: Vec<f64> = if map == Map::Offset {
+        let c: Vec<f64> = (0..m)
+            .map(|q| match map {
+                Map::Offset => f64::from(y[q]),
+                Map::Gain if held(q % d) => f64::from(r[q]),
+                _ => 0.0,
+            })
+            .collect();
+        let pc: Vec<f64> = if c.iter().any(|&v| v != 0.0) {
             (0..m).map(|q| (0..m).map(|s| p[q * m + s] * c[s]).sum()).collect()
         } else {
             vec![0.0; m]
@@ -266,17 +289,30 @@ impl CleanPrior {
                 }
             }
         }
-        // a column that never moves (all zero under a gain) has no coefficient: hold it still
+        // a held column's coefficient appears nowhere: the small ridge keeps the system definite
         let trace = (0..unknowns).map(|u| a[u * unknowns + u]).sum::<f64>() / unknowns as f64;
         for u in 0..unknowns {
-            a[u * unknowns + u] += 1e-9 * trace + f64::MIN_POSITIVE;
+            a[u * unknowns + u] += 1e-9 * trace.max(f64::MIN_POSITIVE);
         }
         if !cholesky(&mut a, unknowns) {
             return None;
         }
         cholesky_solve(&a, unknowns, &mut rhs);
-        let x: Vec<f32> =
-            (0..m).map(|q| (c[q] + phi(q).iter().map(|&(u, f)| f * rhs[u]).sum::<f64>()) as f32).collect();
+        // a gain or slope the column-wise maps would refuse (negative, or beyond SLOPE_LIMIT)
+        // hands that column the correction, as they do
+        let refused = |j: usize| match map {
+            Map::Gain | Map::Affine => !held(j) && !(1.0 / SLOPE_LIMIT..=SLOPE_LIMIT).contains(&rhs[j]),
+            Map::Offset => false,
+        };
+        let x: Vec<f32> = (0..m)
+            .map(|q| {
+                if refused(q % d) {
+                    r[q]
+                } else {
+                    (c[q] + phi(q).iter().map(|&(u, f)| f * rhs[u]).sum::<f64>()) as f32
+                }
+            })
+            .collect();
         x.iter().all(|v| v.is_finite()).then_some(x)
     }
 }
@@ -350,5 +386,28 @@ mod tests {
         let mut prior = CleanPrior::fit(&windows(50, 4, &mut rng), 8, 1e-6, 0.1).unwrap();
         prior.precision[5] = f32::INFINITY;
         assert_eq!(prior.problem(8).map(|p| p.0), Some("precision[5]".into()));
+    }
+
+    #[test]
+    fn a_dead_column_keeps_the_correction_under_the_gain_map() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let t = 8;
+        let prior = CleanPrior::fit(&windows(400, t, &mut rng), 2 * t, 1e-6, 0.1).unwrap();
+        let clean = windows(1, t, &mut rng);
+        // column 0 dead, column 1 gained
+        let faulty: Vec<f32> = clean.iter().enumerate().map(|(q, &x)| if q % 2 == 0 { 0.0 } else { 2.5 * x }).collect();
+        // the correction: right where the sensor is dead, off in the live column's level
+        let decoded: Vec<f32> = clean.iter().enumerate().map(|(q, &x)| if q % 2 == 0 { x } else { x + 0.05 }).collect();
+        let gain = prior.repair(&[Map::Gain], &faulty, &decoded, &[0.05, 0.05])[0].clone().unwrap();
+        for (q, (&g, &r)) in gain.iter().zip(&decoded).enumerate().filter(|(q, _)| q % 2 == 0) {
+            assert_eq!(g, r, "reading {q} of the dead column");
+        }
+        let err1: f64 = (0..t).map(|i| f64::from(gain[2 * i + 1] - clean[2 * i + 1]).powi(2)).sum();
+        let dec1: f64 = (0..t).map(|i| f64::from(decoded[2 * i + 1] - clean[2 * i + 1]).powi(2)).sum();
+        assert!(err1 < 0.1 * dec1, "the live column's gain finds its level: {err1} against {dec1}");
+        // a negative gain is refused like the column-wise map refuses it: the correction stays
+        let flipped: Vec<f32> = clean.iter().map(|&x| -x).collect();
+        let gain = prior.repair(&[Map::Gain], &flipped, &decoded, &[0.05, 0.05])[0].clone().unwrap();
+        assert_eq!(gain, decoded);
     }
 }

@@ -23,6 +23,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::clean_prior::CleanPrior;
 use crate::sensor_mix::SensorMix;
 
 /// Spreads below this are raised to it: a column the decoder reproduces exactly would
@@ -104,10 +105,11 @@ impl InputRepair {
 
     /// Repairs one decoded window [T, D] (time-major) in place from the input window with the
     /// columns' fault scores [D]: through the learned [`SensorMix`] where the repair has one,
-    /// else by the rule ([`InputRepair::window`]).
-    pub fn sensor(&self, input: &[f32], decoded: &mut [f32], scores: &[f32]) {
+    /// else by the rule ([`InputRepair::window`]); `prior` is the run's clean-window prior the
+    /// learned repair's maps are fitted under.
+    pub fn sensor(&self, prior: Option<&CleanPrior>, input: &[f32], decoded: &mut [f32], scores: &[f32]) {
         match &self.mix {
-            Some(mix) => mix.window(self, input, decoded, scores),
+            Some(mix) => mix.window(self, prior, input, decoded, scores),
             None => self.window(input, decoded),
         }
     }

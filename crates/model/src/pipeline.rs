@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::autoencoder::{Stage1, Stage1Config};
 use crate::block::{BlockConfig, ComputeBlock, OutputInput};
+use crate::clean_prior::CleanPrior;
 use crate::evidence::Evidence;
 use crate::input_repair::InputRepair;
 
@@ -21,6 +22,13 @@ pub struct ModelConfig {
     /// written before it) hands on the decoded correction as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repair: Option<InputRepair>,
+    /// The clean sensor windows' Gaussian ([`crate::clean_prior`]): the learned repair fits its
+    /// gain, offset and affine candidates under it, and the gate's novelty threshold reads its
+    /// distance. Beside the repair rather than in it, so that the gate keeps it whether the
+    /// learned repair is kept, dropped by its own check, or switched off in an ablation.
+    /// `None`: runs before it, or `repair_mix.prior: null` in training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clean_prior: Option<CleanPrior>,
 }
 
 impl ModelConfig {
@@ -28,7 +36,7 @@ impl ModelConfig {
     pub fn new(height: usize, width: usize, sensor_dim: usize, window: usize) -> Self {
         let stage1 = Stage1Config::new(height, width, sensor_dim, window);
         let block = BlockConfig { camera_latent: stage1.camera_latent(), ..BlockConfig::new(stage1.joint_latent()) };
-        Self { stage1, block, repair: None }
+        Self { stage1, block, repair: None, clean_prior: None }
     }
 
     /// Builds the model with fresh weights.
@@ -313,7 +321,7 @@ impl Mmssl {
         let out = self.block.forward(z.clone(), evidence);
         let (scores, channel_scores) =
             probabilities(out.logits, out.channel_logits, cfg.block.score_temperature.unwrap_or(1.0));
-        let prior = cfg.repair.as_ref().and_then(|r| r.mix.as_ref()).and_then(|m| m.prior.as_ref());
+        let prior = cfg.clean_prior.as_ref();
         let win = cfg.stage1.window * cfg.stage1.sensor_dim;
         let flags = scores
             .iter()
@@ -403,7 +411,9 @@ impl Mmssl {
             let (x, out) = (&input[b * n..(b + 1) * n], &mut decoded[k * n..(k + 1) * n]);
             match part {
                 Part::Camera => repair.frame(x, out),
-                Part::Sensor => repair.sensor(x, out, &column_scores(channel_scores, batch.len, dim, b)),
+                Part::Sensor => {
+                    repair.sensor(cfg.clean_prior.as_ref(), x, out, &column_scores(channel_scores, batch.len, dim, b))
+                }
             }
         }
         decoded

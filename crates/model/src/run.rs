@@ -31,8 +31,10 @@ pub const LOG_FILE: &str = "train_log.csv";
 /// Version of the run-directory layout; bumped when a field changes meaning. Format 2 added the
 /// evidence, the latent scale, the score temperature and per-modality thresholds (all optional
 /// fields: a format-1 run reads as before, and an older mmguard refuses a format-2 run instead
-/// of ignoring what it does not know).
-pub const FORMAT_VERSION: u32 = 2;
+/// of ignoring what it does not know). Format 3 added the clean-window prior
+/// (`model.clean_prior`) and the sensor's novelty threshold (`gate.per_modality.novelty`),
+/// again optional.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format this mmguard reads.
 pub const OLDEST_FORMAT: u32 = 1;
 
@@ -379,9 +381,16 @@ fn validate(config: &RunConfig, path: &Path) -> Result<()> {
                 return bad(format!("model.repair.{name}[{j}]"), format!("{}; expected a positive spread", v[j]));
             }
         }
-        if let Some((field, reason)) = r.mix.as_ref().and_then(|m| m.problem(config.model.stage1.window, d)) {
+        if let Some((field, reason)) = r.mix.as_ref().and_then(|m| m.problem(d)) {
             return bad(format!("model.repair.mix.{field}"), reason);
         }
+    }
+    let prior = config.model.clean_prior.as_ref();
+    if let Some((field, reason)) = prior.and_then(|p| p.problem(config.model.stage1.window * d)) {
+        return bad(format!("model.clean_prior.{field}"), reason);
+    }
+    if let (Some(t), None) = (thresholds.novelty, prior) {
+        return bad("gate.per_modality.novelty".into(), format!("{t}, but the model has no clean_prior to measure it"));
     }
     Ok(())
 }

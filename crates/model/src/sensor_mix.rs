@@ -55,7 +55,7 @@ pub const BASE_FEATURES: usize = 14;
 
 /// A gain or affine slope outside [1/LIMIT, LIMIT] is no map of a sensor fault (a column with
 /// almost no variation gives any slope) and its candidate is the correction.
-const SLOPE_LIMIT: f64 = 64.0;
+pub(crate) const SLOPE_LIMIT: f64 = 64.0;
 
 /// The columns of one window, ready for the head: features [D, F] and candidates [D, K, T].
 #[derive(Debug, Clone, PartialEq)]
@@ -81,11 +81,6 @@ pub struct SensorMix {
     pub w2: Vec<f32>,
     /// Its bias, [CANDIDATES].
     pub b2: Vec<f32>,
-    /// The clean-window model the gain, offset and affine candidates are fitted with; `None`
-    /// (runs before it, or `prior: null` in training) fits them column by column against the
-    /// correction.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prior: Option<CleanPrior>,
 }
 
 /// Widest hidden layer a valid head has (training makes 32).
@@ -253,12 +248,21 @@ impl SensorMix {
     }
 
     /// Repairs one decoded window [T, D] in place from the input window, with the columns'
-    /// fault scores [D].
-    pub fn window(&self, repair: &InputRepair, input: &[f32], decoded: &mut [f32], scores: &[f32]) {
+    /// fault scores [D]; the gain, offset and affine candidates are fitted under `prior` where
+    /// the run has one ([`ModelConfig::clean_prior`](crate::ModelConfig::clean_prior)), else
+    /// column by column against the correction.
+    pub fn window(
+        &self,
+        repair: &InputRepair,
+        prior: Option<&CleanPrior>,
+        input: &[f32],
+        decoded: &mut [f32],
+        scores: &[f32],
+    ) {
         let d = repair.sensor_spread.len();
         let t = input.len() / d;
         let f = Self::features(d);
-        let mix = Self::prepare(repair, self.prior.as_ref(), input, decoded, scores);
+        let mix = Self::prepare(repair, prior, input, decoded, scores);
         for j in 0..d {
             let w = self.weights(&mix.features[j * f..(j + 1) * f]);
             let cand = &mix.candidates[j * CANDIDATES * t..(j + 1) * CANDIDATES * t];
@@ -270,7 +274,7 @@ impl SensorMix {
 
     /// Why this head cannot serve windows of `window` readings of `columns` columns, if it
     /// cannot: the field and the reason.
-    pub fn problem(&self, window: usize, columns: usize) -> Option<(String, String)> {
+    pub fn problem(&self, columns: usize) -> Option<(String, String)> {
         let (f, h) = (Self::features(columns), self.hidden);
         if h > MAX_HIDDEN {
             return Some(("hidden".into(), format!("{h}; expected at most {MAX_HIDDEN}")));
@@ -295,8 +299,7 @@ impl SensorMix {
                 ));
             }
         }
-        let (field, reason) = self.prior.as_ref()?.problem(window * columns)?;
-        Some((format!("prior.{field}"), reason))
+        None
     }
 }
 
@@ -319,7 +322,6 @@ mod tests {
             b1: vec![0.0; h],
             w2: vec![0.0; h * CANDIDATES],
             b2,
-            prior: None,
         }
     }
 
@@ -336,14 +338,14 @@ mod tests {
         let offset: Vec<f32> = clean.iter().map(|&c| c + 0.3).collect();
         for (pick, faulty) in [(Candidate::Gain, &gained), (Candidate::Offset, &offset), (Candidate::Affine, &gained)] {
             let mut out = decoded.clone();
-            picking(pick, d).window(&repair(d), faulty, &mut out, &scores);
+            picking(pick, d).window(&repair(d), None, faulty, &mut out, &scores);
             assert!(err(&out) < 0.1 * err(&decoded), "{pick:?}: {} vs decoded {}", err(&out), err(&decoded));
         }
         let mut out = decoded.clone();
-        picking(Candidate::Input, d).window(&repair(d), &gained, &mut out, &scores);
+        picking(Candidate::Input, d).window(&repair(d), None, &gained, &mut out, &scores);
         assert_eq!(out, gained);
         let mut out = decoded.clone();
-        picking(Candidate::Decoded, d).window(&repair(d), &gained, &mut out, &scores);
+        picking(Candidate::Decoded, d).window(&repair(d), None, &gained, &mut out, &scores);
         assert_eq!(out, decoded);
     }
 
@@ -356,7 +358,6 @@ mod tests {
             b1: vec![0.1, -0.2, 0.3],
             w2: (0..3 * CANDIDATES).map(|k| ((k * 13) % 7) as f32 / 7.0 - 0.5).collect(),
             b2: vec![0.0; CANDIDATES],
-            prior: None,
         };
         let mut input: Vec<f32> = (0..t * d).map(|k| (k as f32 * 0.3).cos() * 0.4 + 0.5).collect();
         input[4] = f32::NAN;
@@ -366,7 +367,7 @@ mod tests {
         let w = mix.weights(&prepared.features[..SensorMix::features(d)]);
         assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-6 && w.iter().all(|&x| x > 0.0), "{w:?}");
         let mut out = decoded.clone();
-        mix.window(&repair(d), &input, &mut out, &[0.2, 0.9, 0.5]);
+        mix.window(&repair(d), None, &input, &mut out, &[0.2, 0.9, 0.5]);
         // column 1 holds the NaN: every candidate is the correction there
         assert!((0..t).all(|i| (out[i * d + 1] - 0.5).abs() < 1e-6), "{out:?}");
         assert!(out.iter().all(|v| v.is_finite()));
@@ -375,14 +376,9 @@ mod tests {
     #[test]
     fn a_head_of_the_wrong_shape_or_with_huge_weights_is_named() {
         let mut mix = picking(Candidate::Rule, 4);
-        assert_eq!(mix.problem(16, 4), None);
-        assert_eq!(mix.problem(16, 5).map(|p| p.0), Some("w1".into()));
+        assert_eq!(mix.problem(4), None);
+        assert_eq!(mix.problem(5).map(|p| p.0), Some("w1".into()));
         mix.w2[3] = 1e30;
-        assert_eq!(mix.problem(16, 4).map(|p| p.0), Some("w2[3]".into()));
-        mix.w2[3] = 0.0;
-        let windows: Vec<f32> = (0..16 * 4 * 10).map(|k| ((k * 7919) % 101) as f32 / 101.0).collect();
-        mix.prior = CleanPrior::fit(&windows, 16 * 4, 1e-3, 0.1);
-        assert_eq!(mix.problem(16, 4), None);
-        assert_eq!(mix.problem(8, 4).map(|p| p.0), Some("prior.size".into()));
+        assert_eq!(mix.problem(4).map(|p| p.0), Some("w2[3]".into()));
     }
 }

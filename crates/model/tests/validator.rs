@@ -12,7 +12,7 @@ use common::run_config;
 use serde_json::{json, Value};
 
 /// A tiny model with every optional part (evidence, latent scale, temperature, output path,
-/// input repair with a learned sensor mix).
+/// input repair with a learned sensor mix, the clean prior and a novelty threshold).
 fn model_config() -> ModelConfig {
     let mut cfg = ModelConfig::new(16, 16, 3, 4);
     cfg.stage1.camera_channels = [2, 4, 4, 2];
@@ -38,9 +38,11 @@ fn model_config() -> ModelConfig {
             b1: vec![0.0; h],
             w2: vec![0.1; h * k],
             b2: vec![0.0; k],
-            prior: None,
         }),
     });
+    let windows: Vec<f32> = (0..4 * 3 * 20).map(|q| ((q * 7919) % 101) as f32 / 101.0).collect();
+    cfg.clean_prior = mmguard_model::CleanPrior::fit(&windows, 4 * 3, 1e-3, 0.1);
+    assert!(cfg.clean_prior.is_some());
     cfg
 }
 
@@ -48,7 +50,8 @@ fn model_config() -> ModelConfig {
 fn saved(device: &Device) -> (tempfile::TempDir, Value) {
     let cfg = model_config();
     let d = cfg.stage1.sensor_dim;
-    let config = run_config(&cfg, (0..d).map(|j| format!("c{j}")).collect());
+    let mut config = run_config(&cfg, (0..d).map(|j| format!("c{j}")).collect());
+    config.gate.per_modality.as_mut().unwrap().novelty = Some(5.0);
     let dir = tempfile::tempdir().unwrap();
     Run::save(dir.path(), &config, &cfg.init(device)).unwrap();
     (dir, serde_json::to_value(&config).unwrap())
@@ -126,6 +129,9 @@ proptest! {
                 for p in [gate.threshold, t.camera, t.sensor, t.channel.unwrap_or(0.0)] {
                     prop_assert!((0.0..=1.0).contains(&p), "a threshold {p} loaded");
                 }
+                prop_assert!(t.novelty.is_none_or(|n| n.is_finite() && n > 0.0), "a novelty threshold {:?} loaded", t.novelty);
+                let gated = run.model.infer(cfg, &mid_range_batch(cfg), t, &device);
+                prop_assert!(gated.sensor.iter().all(|x| x.is_finite()));
                 let inference = run.model.infer(cfg, &mid_range_batch(cfg), Thresholds::uniform(0.0), &device);
                 prop_assert!(inference.scores.iter().flatten().all(|s| (0.0..=1.0).contains(s)), "{:?}", inference.scores);
                 prop_assert!(inference.camera.iter().chain(&inference.sensor).all(|x| x.is_finite()));

@@ -396,7 +396,7 @@ async fn set_threshold(
     let value = json_body(body, &state.limits)?;
     let pipeline = state.service.pipeline();
     let old = pipeline.thresholds();
-    let new = new_thresholds(&value, old)?;
+    let new = new_thresholds(&value, old, pipeline.calibrated_thresholds().novelty)?;
     pipeline.set_thresholds(new);
     tracing::info!(
         who,
@@ -405,17 +405,20 @@ async fn set_threshold(
         old_sensor = old.sensor,
         camera = new.camera,
         sensor = new.sensor,
+        old_novelty = old.novelty,
+        novelty = new.novelty,
         version = pipeline.version(),
         "gate thresholds changed"
     );
     Ok(Json(serde_json::json!({ "thresholds": pipeline.thresholds(), "previous": old })))
 }
 
-/// The thresholds a `PUT /v1/threshold` body asks for, starting from the ones in use.
-fn new_thresholds(value: &Value, old: Thresholds) -> Result<Thresholds, Refusal> {
-    let known = ["threshold", "camera", "sensor"];
+/// The thresholds a `PUT /v1/threshold` body asks for, starting from the ones in use; the
+/// run's calibrated novelty says whether it has the prior a novelty threshold needs.
+fn new_thresholds(value: &Value, old: Thresholds, calibrated_novelty: Option<f32>) -> Result<Thresholds, Refusal> {
+    let known = ["threshold", "camera", "sensor", "novelty"];
     if let Some(key) = value.as_object().and_then(|o| o.keys().find(|k| !known.contains(&k.as_str()))) {
-        return Err(Refusal::bad(key.as_str(), "one of threshold, camera, sensor", "an unknown key"));
+        return Err(Refusal::bad(key.as_str(), "one of threshold, camera, sensor, novelty", "an unknown key"));
     }
     let read = |key: &'static str| -> Result<Option<f32>, Refusal> {
         match value.get(key) {
@@ -430,12 +433,33 @@ fn new_thresholds(value: &Value, old: Thresholds) -> Result<Thresholds, Refusal>
             Some(other) => Err(Refusal::bad(key, "a number in (0, 1)", kind_of(other))),
         }
     };
+    // the sensor's distance threshold under the clean prior: a positive distance, or null to
+    // gate by the scores alone; only a run calibrated with one has the prior to measure it
+    let novelty = match value.get("novelty") {
+        None => None,
+        Some(_) if old.novelty.is_none() && calibrated_novelty.is_none() => {
+            return Err(Refusal::bad("novelty", "no novelty: this run was calibrated without one", "a number"));
+        }
+        Some(Value::Null) => Some(None),
+        Some(Value::Number(n)) => Some(Some(
+            n.as_f64()
+                .map(|t| t as f32)
+                .filter(|t| t.is_finite() && *t > 0.0)
+                .ok_or_else(|| Refusal::bad("novelty", "a positive distance, or null", n.to_string()))?,
+        )),
+        Some(other) => return Err(Refusal::bad("novelty", "a positive distance, or null", kind_of(other))),
+    };
     let (both, camera, sensor) = (read("threshold")?, read("camera")?, read("sensor")?);
-    if both.is_none() && camera.is_none() && sensor.is_none() {
-        return Err(Refusal::bad("threshold", "a number in (0, 1), or camera and/or sensor", "nothing"));
+    if both.is_none() && camera.is_none() && sensor.is_none() && novelty.is_none() {
+        return Err(Refusal::bad("threshold", "a number in (0, 1), or camera, sensor and/or novelty", "nothing"));
     }
     let base = both.map_or(old, |t| old.with_scores(t));
-    Ok(Thresholds { camera: camera.unwrap_or(base.camera), sensor: sensor.unwrap_or(base.sensor), ..old })
+    Ok(Thresholds {
+        camera: camera.unwrap_or(base.camera),
+        sensor: sensor.unwrap_or(base.sensor),
+        novelty: novelty.unwrap_or(old.novelty),
+        ..old
+    })
 }
 
 /// `POST /v1/reload {"run": "<run directory>"}`: loads the run and swaps it in; requests in

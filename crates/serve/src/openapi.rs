@@ -48,13 +48,14 @@ pub fn document(g: &Geometry, limits: &Limits) -> Value {
             "/v1/threshold": {
                 "get": { "summary": "The gate thresholds in use and the calibrated ones, per modality", "responses": { "200": { "description": "thresholds" } } },
                 "put": {
-                    "summary": "Change the gate thresholds at run time: both (threshold) or one modality (camera, sensor); logged with X-Operator and time",
+                    "summary": "Change the gate thresholds at run time: both (threshold) or one modality (camera, sensor), and the sensor's novelty distance (a positive number, or null to gate by the scores alone; only for a run with a clean prior); logged with X-Operator and time",
                     "security": [{ "bearer": [] }],
                     "requestBody": { "required": true, "content": { "application/json": { "schema": {
                         "type": "object", "additionalProperties": false, "minProperties": 1, "properties": {
                             "threshold": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1 },
                             "camera": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1 },
-                            "sensor": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1 } } } } } },
+                            "sensor": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1 },
+                            "novelty": { "type": ["number", "null"], "exclusiveMinimum": 0 } } } } } },
                     "responses": { "200": { "description": "changed" }, "400": error, "401": error },
                 },
             },

@@ -11,8 +11,7 @@
 use mmguard_model::compute;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError, RwLock};
 
 pub use mmguard_data::Geometry;
 use mmguard_model::{HostBatch, Run, Thresholds, CONFIG_FILE, WEIGHTS_FILE};
@@ -97,11 +96,8 @@ pub struct Pipeline {
     geometry: Geometry,
     ranges: Ranges,
     rules: RuleConfig,
-    /// Camera and sensor thresholds as f32 bits.
-    thresholds: [AtomicU32; 2],
-    /// The run's channel threshold of the substitution and its novelty threshold (not changed
-    /// at run time).
-    fixed: Thresholds,
+    /// The gate in use: set at run time as a whole, so that a batch never sees half of a change.
+    thresholds: RwLock<Thresholds>,
     version: String,
     frames: Mutex<LastFrames>,
 }
@@ -184,11 +180,10 @@ impl Pipeline {
         let s1 = &run.config.model.stage1;
         let geometry =
             Geometry { height: s1.height, width: s1.width, window: s1.window, columns: ranges.names.clone() };
-        let gate = run.config.gate.thresholds();
-        let thresholds = gate.as_array().map(|t| AtomicU32::new(t.to_bits()));
+        let thresholds = RwLock::new(run.config.gate.thresholds());
         let frames = Mutex::new(LastFrames::default());
         warm_up(&run, dir)?;
-        Ok(Self { run, geometry, ranges, rules, thresholds, fixed: gate, version, frames })
+        Ok(Self { run, geometry, ranges, rules, thresholds, version, frames })
     }
 
     /// The run's identity: directory name and a hash of its configuration and weights.
@@ -208,8 +203,7 @@ impl Pipeline {
 
     /// The gate thresholds in use.
     pub fn thresholds(&self) -> Thresholds {
-        let [camera, sensor] = self.thresholds.each_ref().map(|t| f32::from_bits(t.load(Ordering::Relaxed)));
-        Thresholds { camera, sensor, ..self.fixed }
+        *self.thresholds.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The thresholds the run was calibrated with.
@@ -220,9 +214,7 @@ impl Pipeline {
     /// Changes the gate at run time; requests already running keep the values they started
     /// with.
     pub fn set_thresholds(&self, thresholds: Thresholds) {
-        for (slot, t) in self.thresholds.iter().zip(thresholds.as_array()) {
-            slot.store(t.to_bits(), Ordering::Relaxed);
-        }
+        *self.thresholds.write().unwrap_or_else(PoisonError::into_inner) = thresholds;
     }
 
     /// Answers a batch (shapes already checked against [`Pipeline::geometry`]); the model runs

@@ -322,6 +322,18 @@ fn the_threshold_needs_the_token_and_the_metrics_count_what_happened() {
     let (_, got) = post(&infer, "application/json", body.to_string().as_bytes());
     assert!(got["answers"].as_array().unwrap().iter().all(|a| a["route"] != "bypass"), "{got}");
     assert_eq!(got["answers"], library(&pipeline, &batch));
+    // the sensor's novelty threshold: changed, switched off, refused where it is no distance
+    let novelty = calibrated.novelty.expect("the tiny run is calibrated with the clean prior");
+    let (status, got) = put(Some("s3cret"), json!({ "novelty": -1.0 }));
+    assert_eq!((status, got["error"]["field"].as_str()), (400, Some("novelty")));
+    let (status, got) = put(Some("s3cret"), json!({ "novelty": "far" }));
+    assert_eq!((status, got["error"]["field"].as_str()), (400, Some("novelty")));
+    assert_eq!(pipeline.thresholds().novelty, Some(novelty));
+    assert_eq!(put(Some("s3cret"), json!({ "novelty": null })).0, 200);
+    assert_eq!(pipeline.thresholds(), Thresholds { camera: 1e-6, sensor: 1e-6, novelty: None, ..calibrated });
+    assert_eq!(put(Some("s3cret"), json!({ "novelty": 2.0 * novelty })).0, 200);
+    assert_eq!(pipeline.thresholds().novelty, Some(2.0 * novelty));
+    assert_eq!(put(Some("s3cret"), json!({ "novelty": novelty })).0, 200);
     let now: Value = serde_json::from_str(&server.text("/v1/threshold")).unwrap();
     assert_eq!(now["calibrated"]["camera"].as_f64().unwrap() as f32, calibrated.camera);
     assert_eq!(now["calibrated"]["sensor"].as_f64().unwrap() as f32, calibrated.sensor);

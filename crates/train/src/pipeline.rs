@@ -18,7 +18,7 @@ use crate::calibrate::{calibrate, Calibration, EpisodeScores};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::log::CsvLog;
-use crate::repair_mix::{fit_repair_mix, RepairMixReport};
+use crate::repair_mix::{fit_clean_prior, fit_repair_mix, RepairMixReport};
 use crate::stages::{batches, val_reconstruction, Context};
 
 /// burn draws initial weights from one process-wide generator; the lock keeps seeded
@@ -77,7 +77,7 @@ pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> ModelConfig {
         camera_latent: stage1.camera_latent(),
         ..BlockConfig::new(stage1.joint_latent())
     };
-    ModelConfig { stage1, block, repair: None }
+    ModelConfig { stage1, block, repair: None, clean_prior: None }
 }
 
 /// Fits what the model measures clean data by — the evidence's statistics, the latent's scale
@@ -202,6 +202,14 @@ fn check(cfg: &TrainConfig) -> Result<()> {
     if cfg.architecture.score_temperature.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
         return Err(Error::Config("score_temperature must be a positive number".into()));
     }
+    if let Some(p) = cfg.repair_mix.as_ref().and_then(|m| m.prior) {
+        if !(p.ridge.is_finite() && p.ridge > 0.0 && p.weight.is_finite() && p.weight > 0.0) {
+            return Err(Error::Config(format!(
+                "repair_mix.prior: ridge {} and weight {} must both be positive numbers",
+                p.ridge, p.weight
+            )));
+        }
+    }
     let a = &cfg.architecture;
     if a.keypoints > 0 && !(a.output_path && a.decoder == mmguard_model::LatentDecoder::Split && !cfg.single_stage) {
         return Err(Error::Config(format!(
@@ -280,6 +288,8 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, out: &Path) -> Result<TrainRepor
     let model = Mmssl { stage1, block }.valid();
     let repair_mix = match (&cfg.repair_mix, &model_cfg.repair) {
         (Some(mix_cfg), Some(_)) => {
+            model_cfg.clean_prior =
+                mix_cfg.prior.and_then(|p| fit_clean_prior(data, &prep.train.ends, cfg.window, &prep.norm, &p));
             let (repair, report) = fit_repair_mix(&model, &model_cfg, data, &prep, cfg, mix_cfg, &mut log)?;
             model_cfg.repair = Some(repair);
             Some(report)
@@ -329,7 +339,8 @@ pub struct GateOptions {
     pub rate: f64,
     /// How a threshold is derived from the clean validation scores.
     pub method: Calibration,
-    /// A threshold per modality, for half of the rate each, besides the sample threshold.
+    /// A threshold per modality besides the sample threshold: half of the rate for the camera,
+    /// half for the sensor (split between its score and, with a clean prior, its novelty).
     pub per_modality: bool,
     /// Channel threshold of the substitution (see [`Thresholds::channel`]).
     pub channel: Option<f32>,
@@ -349,7 +360,8 @@ impl TrainConfig {
 
 /// Calibrates the gate on the clean validation windows, grouped by episode: the sample
 /// threshold for the whole rate and, with `per_modality`, a threshold per modality for half
-/// of it each.
+/// of it each — the sensor's half split evenly between its score and its distance under the
+/// clean prior where the model has one.
 pub fn calibrate_gate(
     model: &Mmssl,
     model_cfg: &ModelConfig,
@@ -360,7 +372,7 @@ pub fn calibrate_gate(
 ) -> Gate {
     let GateOptions { rate, method, per_modality, channel } = options;
     let plain = compute::device();
-    let prior = model_cfg.repair.as_ref().and_then(|r| r.mix.as_ref()).and_then(|m| m.prior.as_ref());
+    let prior = model_cfg.clean_prior.as_ref();
     let win = val.len * model_cfg.stage1.sensor_dim;
     // per episode: (camera, sensor, sample) scores, and the sensor windows' distances under the
     // clean prior as the probability d / (1 + d), whose logit is ln d
@@ -390,9 +402,11 @@ pub fn calibrate_gate(
     // one threshold for both is stored as such, so that the channel substitution is kept
     // with a prior the sensor's half of the rate is split between its score and its distance
     let thresholds = if per_modality {
+        // p is an f32 probability: it is kept below 1 − 10⁻⁷ (a distance of 10⁷, beyond any
+        // clean window) so that the threshold stays finite
         let novelty = prior.map(|_| {
-            let p = f64::from(calibrate(&groups(3), rate / 4.0, method));
-            (p / (1.0 - p).max(f64::MIN_POSITIVE)) as f32
+            let p = f64::from(calibrate(&groups(3), rate / 4.0, method)).clamp(0.0, 1.0 - 1e-7);
+            (p / (1.0 - p)) as f32
         });
         let sensor_rate = if novelty.is_some() { rate / 4.0 } else { rate / 2.0 };
         Thresholds {

@@ -13,6 +13,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use mmguard_data::{Dataset, MinMax};
+use mmguard_model::clean_prior;
 use mmguard_model::sensor_mix::{MixInput, CANDIDATES};
 use mmguard_model::{compute, host_batch, lrelu, Candidate, CleanPrior, InputRepair, Mmssl, ModelConfig, SensorMix};
 use rand_chacha::ChaCha8Rng;
@@ -41,8 +42,10 @@ pub struct RepairMixConfig {
     pub schedule: StageSchedule,
     /// Which windows the head learns from.
     pub fit_on: FitOn,
-    /// The clean-window model the gain, offset and affine candidates are fitted with
-    /// ([`CleanPrior`]); `None` fits them column by column against the correction.
+    /// The clean-window model the gain, offset and affine candidates are fitted with and the
+    /// gate's novelty threshold reads ([`CleanPrior`], kept in the run whether the head is kept
+    /// or not); `None` fits the maps column by column against the correction and gates by the
+    /// scores alone.
     pub prior: Option<PriorConfig>,
 }
 
@@ -115,7 +118,7 @@ impl Head {
         (w.reshape([n, k, 1]) * candidates).sum_dim(1).squeeze_dim(1)
     }
 
-    fn host(&self, hidden: usize, prior: Option<CleanPrior>) -> SensorMix {
+    fn host(&self, hidden: usize) -> SensorMix {
         let v = |t: Tensor<2>| t.into_data().try_into_vec::<f32>().expect("float tensor");
         let b = |t: Tensor<1>| t.into_data().try_into_vec::<f32>().expect("float tensor");
         SensorMix {
@@ -124,7 +127,6 @@ impl Head {
             b1: b(self.l1.bias.as_ref().expect("bias").val()),
             w2: v(self.l2.weight.val()),
             b2: b(self.l2.bias.as_ref().expect("bias").val()),
-            prior,
         }
     }
 }
@@ -285,8 +287,36 @@ pub struct RepairMixReport {
     pub kept: bool,
 }
 
-/// Fits the head of `repair` on the frozen `model` and returns the repair with it where it
-/// beats the rule on the validation windows, with what was measured.
+/// Fits the clean-window prior on the clean training windows' sensor part: `None` where the
+/// window is larger than [`clean_prior::MAX_SIZE`] or the covariance is not positive definite
+/// (logged: the run then repairs column by column and gates by the scores alone).
+pub fn fit_clean_prior(
+    data: &Dataset,
+    ends: &[usize],
+    window: usize,
+    norm: &MinMax,
+    prior: &PriorConfig,
+) -> Option<CleanPrior> {
+    let size = window * data.sensor_dim();
+    let mut sensor = vec![0.0f32; ends.len() * size];
+    for (w, &end) in sensor.chunks_exact_mut(size).zip(ends) {
+        norm.scale_into(data.sensor_window(end, window), w);
+    }
+    let fitted = CleanPrior::fit(&sensor, size, prior.ridge, prior.weight);
+    if fitted.is_none() {
+        tracing::warn!(
+            size,
+            windows = ends.len(),
+            max = clean_prior::MAX_SIZE,
+            "no clean prior: the window is too large or its covariance is not positive definite"
+        );
+    }
+    fitted
+}
+
+/// Fits the head of `repair` on the frozen `model` (its candidates under the model's clean
+/// prior, if any) and returns the repair with it where it beats the rule on the validation
+/// windows, with what was measured.
 pub fn fit_repair_mix(
     model: &Mmssl,
     model_cfg: &ModelConfig,
@@ -313,12 +343,8 @@ pub fn fit_repair_mix(
             }
         }
     };
-    let prior = mix_cfg.prior.and_then(|p| {
-        let clean = host_batch(data, &prep.train.ends, cfg.window, &prep.norm);
-        CleanPrior::fit(&clean.sensor, cfg.window * model_cfg.stage1.sensor_dim, p.ridge, p.weight)
-    });
     let mut rng = Stream::RepairMix.rng(cfg.seed);
-    let (n, p) = (mix_cfg.copies, prior.as_ref());
+    let (n, p) = (mix_cfg.copies, model_cfg.clean_prior.as_ref());
     let train = columns(model, model_cfg, &repair, p, data, &fit_ends, cfg, &prep.norm, n, &mut rng);
     let mut vrng = Stream::RepairMixValidation.rng(cfg.seed);
     let n = VALIDATION_COPIES;
@@ -342,6 +368,6 @@ pub fn fit_repair_mix(
     let kept = fitted.best < rule;
     let candidates = Candidate::ALL.map(|k| step.val.candidate_error(k));
     let report = RepairMixReport { rule, decoded, candidates, mix: fitted.best, epochs: fitted.epochs, kept };
-    let mix = kept.then(|| fitted.model.valid().host(mix_cfg.hidden, prior));
+    let mix = kept.then(|| fitted.model.valid().host(mix_cfg.hidden));
     Ok((InputRepair { mix, ..repair }, report))
 }
