@@ -42,6 +42,10 @@ pub enum Method {
     /// without the learned choice between the correction and maps of the faulty column (no
     /// retraining).
     MmsslRuleRepair,
+    /// Ablation: stage 2 and the learned repair retrained without the clean-window prior, on the
+    /// stage 1 of the same seed: the repair's maps fitted column by column, the sensor gated by
+    /// its score alone.
+    MmsslColumnMaps,
     /// Ablation: stage 2 retrained with the highway decoder on the whole latent (the earlier
     /// default) instead of the split one (direct on the sensor part), on the stage 1 of the
     /// same seed.
@@ -60,7 +64,7 @@ pub enum Method {
 
 impl Method {
     /// Every method, MMSSL first.
-    pub const ALL: [Method; 18] = [
+    pub const ALL: [Method; 19] = [
         Method::Mmssl,
         Method::MmsslNoGate,
         Method::MmsslNoModulation,
@@ -73,6 +77,7 @@ impl Method {
         Method::MmsslRawLatent,
         Method::MmsslDecodedOutput,
         Method::MmsslRuleRepair,
+        Method::MmsslColumnMaps,
         Method::MmsslHighway,
         Method::Mmae,
         Method::Mmfr,
@@ -96,6 +101,7 @@ impl Method {
             Self::MmsslRawLatent => "mmssl-raw-latent",
             Self::MmsslDecodedOutput => "mmssl-decoded-output",
             Self::MmsslRuleRepair => "mmssl-rule-repair",
+            Self::MmsslColumnMaps => "mmssl-column-maps",
             Self::MmsslHighway => "mmssl-highway",
             Self::Mmae => "mmae",
             Self::Mmfr => "mmfr",
@@ -120,6 +126,7 @@ impl Method {
             Self::MmsslRawLatent => "MMSSL, raw latent",
             Self::MmsslDecodedOutput => "MMSSL, decoded output (no input repair)",
             Self::MmsslRuleRepair => "MMSSL, rule repair (no learned mix)",
+            Self::MmsslColumnMaps => "MMSSL, column-wise maps (no clean prior)",
             Self::MmsslHighway => "MMSSL, highway decoder",
             Self::Mmae => "MMAE",
             Self::Mmfr => "MMFR",
@@ -143,6 +150,7 @@ impl Method {
             Self::MmsslRawLatent => "raw latent",
             Self::MmsslDecodedOutput => "decoded",
             Self::MmsslRuleRepair => "rule rep.",
+            Self::MmsslColumnMaps => "col. maps",
             Self::MmsslHighway => "highway",
             other => other.label(),
         }
@@ -170,6 +178,7 @@ impl Method {
                 | Self::MmsslRawLatent
                 | Self::MmsslDecodedOutput
                 | Self::MmsslRuleRepair
+                | Self::MmsslColumnMaps
                 | Self::MmsslHighway
         )
     }

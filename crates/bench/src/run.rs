@@ -274,6 +274,7 @@ impl Bench<'_> {
             Method::MmsslNoEvidence => stage2_ablation(&|c| c.architecture.evidence_grid = None)?,
             Method::MmsslTestFaults => stage2_ablation(&|c| c.stage2.faults = TrainingFaults::test_faults_first())?,
             Method::MmsslHighway => stage2_ablation(&|c| c.architecture.decoder = LatentDecoder::Highway)?,
+            Method::MmsslColumnMaps => stage2_ablation(&|c| c.repair_mix.iter_mut().for_each(|m| m.prior = None))?,
             Method::MmsslRawLatent => stage2_ablation(&|c| {
                 c.architecture.latent_scale = false;
                 c.stage2.early_stop = EarlyStopOn::Total;
