@@ -281,10 +281,15 @@ impl CleanPrior {
                     continue;
                 }
                 rhs[u] += fu * g;
-                for s in 0..m {
-                    let w = p[q * m + s] + if s == q { bq } else { 0.0 };
+                // every map but the affine has one coefficient per reading: its zero partner
+                // adds nothing, and skipping it halves the solve's main cost
+                let row = &p[q * m..(q + 1) * m];
+                for (s, &ps) in row.iter().enumerate() {
+                    let w = ps + if s == q { bq } else { 0.0 };
                     for (v, fv) in phi(s) {
-                        a[u * unknowns + v] += fu * w * fv;
+                        if fv != 0.0 {
+                            a[u * unknowns + v] += fu * w * fv;
+                        }
                     }
                 }
             }
