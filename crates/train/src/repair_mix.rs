@@ -349,7 +349,8 @@ pub fn fit_repair_mix(
     let mut vrng = Stream::RepairMixValidation.rng(cfg.seed);
     let n = VALIDATION_COPIES;
     let val = columns(model, model_cfg, &repair, p, data, &stop_ends, cfg, &prep.norm, n, &mut vrng);
-    let (rule, decoded) = (val.candidate_error(Candidate::Rule), val.candidate_error(Candidate::Decoded));
+    let candidates = Candidate::ALL.map(|k| val.candidate_error(k));
+    let (rule, decoded) = (candidates[Candidate::Rule as usize], candidates[Candidate::Decoded as usize]);
     let device = compute::training_device();
     let features = SensorMix::features(model_cfg.stage1.sensor_dim);
     let head =
@@ -366,7 +367,6 @@ pub fn fit_repair_mix(
     };
     let fitted = fit(&mut step, &plan, &mut rng, log)?;
     let kept = fitted.best < rule;
-    let candidates = Candidate::ALL.map(|k| step.val.candidate_error(k));
     let report = RepairMixReport { rule, decoded, candidates, mix: fitted.best, epochs: fitted.epochs, kept };
     let mix = kept.then(|| fitted.model.valid().host(mix_cfg.hidden));
     Ok((InputRepair { mix, ..repair }, report))
