@@ -6,7 +6,7 @@ use mmguard_data::Dataset;
 use mmguard_faults::inject::{Injection, Shape, LEVEL_KEYS};
 use mmguard_faults::preview::{camera_grid, sensor_traces};
 use mmguard_faults::{CameraFault, SensorFault};
-use mmguard_plot::{panels_png, write_rgb_png, Grid, Panel, Series};
+use mmguard_plot::{panels_png, tiles_png, Grid, Panel, Series, Tiles};
 
 use crate::args::{FaultsCommand, InjectArgs, Pattern, PreviewArgs};
 
@@ -33,8 +33,19 @@ fn preview(a: PreviewArgs) -> anyhow::Result<()> {
     data.scaled_frame_into(a.sample.saturating_sub(5), &mut previous);
     // the sensor plot is prepared first: a bad --column writes nothing
     let sensor = sensor_panels(&data, &a)?;
-    let grid = camera_grid(&frame, &previous, data.height, data.width, &[0.0, 0.25, 0.5, 0.75, 1.0], a.seed);
-    write_rgb_png(&a.out, &grid.pixels, grid.width as u32, grid.height as u32)?;
+    let severities = [0.0, 0.25, 0.5, 0.75, 1.0];
+    let grid = camera_grid(&frame, &previous, data.height, data.width, &severities, a.seed);
+    tiles_png(
+        &a.out,
+        &Tiles {
+            rgb: &grid.pixels,
+            width: grid.width,
+            height: grid.height,
+            title: format!("camera fault (row) at severity (column), sample {}", a.sample),
+            rows: CameraFault::ALL.map(|f| format!("camera/{}", f.name())).to_vec(),
+            columns: severities.map(|s| s.to_string()).to_vec(),
+        },
+    )?;
     tracing::info!(
         "wrote {}: {} camera faults (rows: {}) × severities 0, 0.25, 0.5, 0.75, 1",
         a.out.display(),

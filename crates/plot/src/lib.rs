@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
@@ -183,6 +184,74 @@ pub fn write_rgb_png(path: &Path, rgb: &[u8], width: u32, height: u32) -> Result
         encoder.write_header()?.write_image_data(rgb)
     };
     encode().map_err(|e| Error::Write { path: path.into(), message: e.to_string() })
+}
+
+/// A picture made of equal tiles in rows and columns, such as a fault × severity grid of
+/// frames, to be written with its title and the names of its rows and columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tiles<'a> {
+    /// RGB pixels of the whole grid, [height, width, 3].
+    pub rgb: &'a [u8],
+    /// Width of the grid, pixels.
+    pub width: usize,
+    /// Height of the grid, pixels.
+    pub height: usize,
+    /// Title above the grid.
+    pub title: String,
+    /// Name of each row of tiles, top to bottom, written to its left.
+    pub rows: Vec<String>,
+    /// Name of each column of tiles, left to right, written above it.
+    pub columns: Vec<String>,
+}
+
+/// Writes `tiles` as a PNG at `path` with the title on top, the column names under it and the
+/// row names in a margin on the left.
+pub fn tiles_png(path: &Path, tiles: &Tiles<'_>) -> Result<(), Error> {
+    if tiles.rows.is_empty() || tiles.columns.is_empty() || tiles.rgb.len() != tiles.width * tiles.height * 3 {
+        let message = format!(
+            "{} × {} tiles in {} bytes for {} × {} pixels",
+            tiles.rows.len(),
+            tiles.columns.len(),
+            tiles.rgb.len(),
+            tiles.width,
+            tiles.height
+        );
+        return Err(Error::Empty { path: path.into(), message });
+    }
+    register_font();
+    let err = |e: &dyn std::fmt::Display| Error::Draw { path: path.into(), message: e.to_string() };
+    const FONT_PX: u32 = 13;
+    // DejaVu Sans at 13 px is under 8 px per character
+    let left = 8 * tiles.rows.iter().map(|r| r.chars().count()).max().unwrap_or(0) + 12;
+    let top = 2 * FONT_PX as usize + 14;
+    let size = ((left + tiles.width) as u32, (top + tiles.height) as u32);
+    let mut rgb = vec![255u8; size.0 as usize * size.1 as usize * 3];
+    for (r, row) in tiles.rgb.chunks(tiles.width * 3).enumerate() {
+        let start = ((top + r) * size.0 as usize + left) * 3;
+        rgb[start..start + row.len()].copy_from_slice(row);
+    }
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
+        let font = ("sans-serif", FONT_PX).into_font().color(&BLACK);
+        let centred = |pos: Pos| font.clone().pos(pos);
+        let middle = Pos::new(HPos::Center, VPos::Center);
+        root.draw(&Text::new(tiles.title.as_str(), (size.0 as i32 / 2, 4 + FONT_PX as i32 / 2), centred(middle)))
+            .map_err(|e| err(&e))?;
+        let column_width = tiles.width as f64 / tiles.columns.len() as f64;
+        for (c, name) in tiles.columns.iter().enumerate() {
+            let x = left as f64 + (c as f64 + 0.5) * column_width;
+            root.draw(&Text::new(name.as_str(), (x as i32, top as i32 - 2 - FONT_PX as i32 / 2), centred(middle)))
+                .map_err(|e| err(&e))?;
+        }
+        let row_height = tiles.height as f64 / tiles.rows.len() as f64;
+        for (r, name) in tiles.rows.iter().enumerate() {
+            let y = top as f64 + (r as f64 + 0.5) * row_height;
+            let pos = Pos::new(HPos::Right, VPos::Center);
+            root.draw(&Text::new(name.as_str(), (left as i32 - 6, y as i32), centred(pos))).map_err(|e| err(&e))?;
+        }
+        root.present().map_err(|e| err(&e))?;
+    }
+    write_rgb_png(path, &rgb, size.0, size.1)
 }
 
 /// One bar: a mean with a ±1 standard deviation error bar.
@@ -374,6 +443,38 @@ mod tests {
         // the second bar is twice as tall as the first, same width
         let (first, second) = (count(214, 39, 40), count(31, 119, 180));
         assert!(second as f64 > 1.6 * first as f64 && first > 500, "{first} {second}");
+    }
+
+    #[test]
+    fn tiles_keep_their_pixels_and_get_names_in_the_margins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiles.png");
+        // two rows × three columns of 20-pixel tiles, all pure green
+        let green: Vec<u8> = [0u8, 200, 0].repeat(60 * 40);
+        let tiles = Tiles {
+            rgb: &green,
+            width: 60,
+            height: 40,
+            title: "camera fault × severity".into(),
+            rows: vec!["noise".into(), "salt_pepper".into()],
+            columns: vec!["0".into(), "0.5".into(), "1".into()],
+        };
+        tiles_png(&path, &tiles).unwrap();
+        let (w, h, px) = read(&path);
+        assert!(w > 60 && h > 40, "{w} × {h}");
+        let pixel = |x: u32, y: u32| &px[((y * w + x) * 3) as usize..][..3];
+        // the grid sits in the lower right corner, untouched
+        assert_eq!(pixel(w - 1, h - 1), [0, 200, 0]);
+        assert_eq!(pixel(w - 60, h - 40), [0, 200, 0]);
+        // the margins hold dark text: the row names left of the grid, the title and columns above
+        let dark = |x0: u32, x1: u32, y0: u32, y1: u32| {
+            (y0..y1).flat_map(|y| (x0..x1).map(move |x| (x, y))).filter(|&(x, y)| pixel(x, y)[0] < 100).count()
+        };
+        assert!(dark(0, w - 60, h - 40, h) > 20, "no row names");
+        assert!(dark(w - 60, w, 0, h - 40) > 20, "no column names");
+        let wrong = Tiles { rows: vec![], ..tiles };
+        let e = tiles_png(&path, &wrong).unwrap_err().to_string();
+        assert!(e.contains("tiles.png") && e.contains("0 × 3 tiles"), "{e}");
     }
 
     #[test]
