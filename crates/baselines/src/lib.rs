@@ -55,8 +55,10 @@ impl<M: Reconstruct> Repair for Trained<M> {
         let (camera, sensor) = (camera_to_host(camera), sensor_to_host(sensor));
         let rc = residuals(&batch.camera, &camera, 3 * s1.height * s1.width);
         let rs = residuals(&batch.sensor, &sensor, s1.window * s1.sensor_dim);
+        let scores: Vec<[f32; 2]> = rc.into_iter().zip(rs).map(|(c, s)| [c, s]).collect();
         Inference {
-            scores: rc.into_iter().zip(rs).map(|(c, s)| [c, s]).collect(),
+            margins: scores.clone(),
+            scores,
             flags: vec![[true, true]; batch.len],
             channel_scores: Vec::new(),
             substituted_columns: vec![true; batch.len * s1.sensor_dim],

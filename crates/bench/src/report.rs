@@ -39,8 +39,9 @@ pub struct Summary {
     pub sensor: Stat,
     /// Camera + sensor.
     pub combined: Stat,
-    /// AUROC of the camera score and the sensor score (the detector's for MMSSL, the
-    /// reconstruction residual's for the methods without one).
+    /// AUROC of the camera and sensor detection statistics (MMSSL's gate margins — its scores,
+    /// and the sensor's novelty where it has one — the reconstruction residual for the methods
+    /// without a detector).
     pub auroc: [Option<Stat>; 2],
     /// Training wall time per seed, seconds.
     pub train_seconds: Stat,

@@ -258,8 +258,8 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
     let mut input: [[Sums; 2]; KINDS] = Default::default();
     let mut autoenc: [[Sums; 2]; KINDS] = Default::default();
     let mut ungated: [[Sums; 2]; KINDS] = Default::default();
+    // the gate's margins (what the rankings rank) and flags of the clean and faulty copies
     let mut scores: Vec<([f32; 2], usize)> = Vec::new();
-    // the gate's flags of the same copies: besides the scores, the sensor's novelty flags
     let mut flags: Vec<[bool; 2]> = Vec::new();
     let mut absent_flagged = [0usize; 2];
     // per sensor column of the sensor-faulty copies: the faulty input, the output
@@ -292,7 +292,7 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
                     columns[1].add(&out.inference.sensor[sf.clone()], sc);
                 }
                 if kind < 3 {
-                    scores.push((out.inference.scores[k], kind));
+                    scores.push((out.inference.margins[k], kind));
                     flags.push(out.inference.flags[k]);
                 } else {
                     absent_flagged[kind - 3] += usize::from(out.inference.flags[k][kind - 3]);
@@ -312,11 +312,9 @@ pub fn evaluate(run: &Run, data: &Dataset, cfg: &EvalConfig) -> Result<EvalRepor
         let flagged: Vec<bool> = flags.iter().map(|f| f[m]).collect();
         Detection::with_flags(&sc, &labels, &flagged)
     };
-    // the sample's score is the larger margin of a modality's score over its threshold: it
-    // reaches 0 where the scores flag the sample; the novelty threshold can flag more, which
-    // the flags count (precision, recall) and this ranking does not
-    let t = thresholds.as_array();
-    let sample_scores: Vec<f32> = scores.iter().map(|(s, _)| (s[0] - t[0]).max(s[1] - t[1])).collect();
+    // the sample's statistic is the larger of its modalities' margins: 0 where the gate starts
+    // to flag it
+    let sample_scores: Vec<f32> = scores.iter().map(|(s, _)| s[0].max(s[1])).collect();
     let sample_labels: Vec<bool> = scores.iter().map(|(_, k)| *k != 0).collect();
     let sample_flags: Vec<bool> = flags.iter().map(|f| f[0] || f[1]).collect();
     let clean_flagged = scores.iter().zip(&flags).filter(|((_, k), f)| *k == 0 && f.iter().any(|&f| f)).count();

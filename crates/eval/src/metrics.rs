@@ -83,9 +83,8 @@ pub struct Detection {
 }
 
 impl Detection {
-    /// The ranking metrics (AUROC, AUPR) of the scores, the rest of the flags the gate raised:
-    /// the gate may flag on more than the score (the sensor's novelty threshold), so precision
-    /// and recall can be above what the score alone reaches.
+    /// The ranking metrics (AUROC, AUPR) of `scores` (the evaluation passes the gate's
+    /// margins), the rest of the flags the gate raised.
     pub fn with_flags(scores: &[f32], labels: &[bool], flagged: &[bool]) -> Self {
         let (mut tp, mut fp, mut fnn, mut tn) = (0usize, 0usize, 0usize, 0usize);
         for (&f, &l) in flagged.iter().zip(labels) {

@@ -27,8 +27,9 @@ pub struct ProtocolResult {
     pub faulty_input_mse: Mse,
     /// The method's output on clean copies.
     pub clean_mse: Mse,
-    /// AUROC of the method's camera score (camera-faulty against the other copies), then of its
-    /// sensor score.
+    /// AUROC of the method's camera detection statistic (camera-faulty against the other
+    /// copies), then of its sensor statistic ([`mmguard_model::Inference::margins`]: a gated
+    /// method's margins, a one-stage baseline's residual).
     pub auroc: [Option<f64>; 2],
     /// Method output samples per second (all copies, this machine).
     pub samples_per_s: f64,
@@ -75,7 +76,7 @@ pub fn protocol(
                 if kind == 2 {
                     columns.add(&out.sensor[k * win..(k + 1) * win], sc);
                 }
-                scores.push((out.scores[k], kind));
+                scores.push((out.margins[k], kind));
             }
         }
     }

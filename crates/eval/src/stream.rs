@@ -23,7 +23,7 @@ pub struct StreamDetection {
     pub faulty_windows: usize,
     /// Healthy windows.
     pub healthy_windows: usize,
-    /// AUROC of the modality's score, faulty against healthy windows.
+    /// AUROC of the modality's gate margin, faulty against healthy windows.
     pub auroc: Option<f64>,
     /// Share of faulty windows flagged.
     pub detected: f64,
@@ -74,13 +74,14 @@ pub fn evaluate_stream(
     let mc = &run.config.model;
     let gate = run.config.gate.thresholds();
     let thresholds = threshold.map_or(gate, |t| gate.with_scores(t));
+    // the gate's margins, which the AUROC ranks
     let mut scores: Vec<[f32; 2]> = Vec::with_capacity(windows.count());
     // the gate's own flags: the scores against their thresholds and the sensor's novelty
     let mut flags: Vec<[bool; 2]> = Vec::with_capacity(windows.count());
     for chunk in windows.ends.chunks(64) {
         let batch = host_batch(data, chunk, mc.stage1.window, &run.config.normalization);
         let inference = run.model.infer(mc, &batch, thresholds, &device);
-        scores.extend(inference.scores);
+        scores.extend(inference.margins);
         flags.extend(inference.flags);
     }
     let modalities = [Modality::Camera, Modality::Sensor]

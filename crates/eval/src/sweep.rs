@@ -32,7 +32,8 @@ pub struct SweepRow {
     pub autoencoder_mse: f64,
     /// MSE of the gated MMSSL output.
     pub corrected_mse: f64,
-    /// AUROC of the modality's score, faulty copies against clean copies.
+    /// AUROC of the modality's gate margin ([`mmguard_model::Thresholds::margins`]: its score,
+    /// and for the sensor its novelty), faulty copies against clean copies.
     pub auroc: Option<f64>,
     /// Share of faulty copies whose modality the gate flagged.
     pub flagged: f64,
@@ -60,7 +61,7 @@ pub fn trained_faults(run: &Run) -> Option<Vec<Fault>> {
 struct Acc {
     sq: [f64; 3],
     n: usize,
-    scores: Vec<f32>,
+    margins: Vec<f32>,
     flagged: usize,
 }
 
@@ -119,13 +120,13 @@ pub fn sweep(run: &Run, data: &Dataset, specs: &[Compound], severities: &[f32], 
     let mut cells = Cells::new(specs, severities, seed);
     // [cell][modality]
     let mut acc = vec![[Acc::default(), Acc::default()]; cells.cells.len()];
-    let mut clean_scores: [Vec<f32>; 2] = Default::default();
+    let mut clean_margins: [Vec<f32>; 2] = Default::default();
     for chunk in windows.ends.chunks(64) {
         let clean = host_batch(data, chunk, s1.window, &run.config.normalization);
         let base = run.model.infer(mc, &clean, thresholds, &device);
-        for s in &base.scores {
-            clean_scores[0].push(s[0]);
-            clean_scores[1].push(s[1]);
+        for s in &base.margins {
+            clean_margins[0].push(s[0]);
+            clean_margins[1].push(s[1]);
         }
         cells.corrupt_each(data, chunk, &clean, s1, |k, spec, faulty| {
             let out = run.model.run(mc, faulty, thresholds, &device);
@@ -154,7 +155,7 @@ pub fn sweep(run: &Run, data: &Dataset, specs: &[Compound], severities: &[f32], 
                     a.sq[1] += sq_err(ae, truth);
                     a.sq[2] += sq_err(gated, truth);
                     a.n += truth.len();
-                    a.scores.push(out.inference.scores[i][m]);
+                    a.margins.push(out.inference.margins[i][m]);
                     a.flagged += usize::from(out.inference.flags[i][m]);
                 }
             }
@@ -166,8 +167,8 @@ pub fn sweep(run: &Run, data: &Dataset, specs: &[Compound], severities: &[f32], 
         for modality in spec.modalities() {
             let m = usize::from(modality == Modality::Sensor);
             let a = &acc[m];
-            let scores: Vec<f32> = a.scores.iter().chain(&clean_scores[m]).copied().collect();
-            let labels: Vec<bool> = (0..scores.len()).map(|i| i < a.scores.len()).collect();
+            let scores: Vec<f32> = a.margins.iter().chain(&clean_margins[m]).copied().collect();
+            let labels: Vec<bool> = (0..scores.len()).map(|i| i < a.margins.len()).collect();
             let n = a.n.max(1) as f64;
             rows.push(SweepRow {
                 fault: spec.name(),
@@ -177,7 +178,7 @@ pub fn sweep(run: &Run, data: &Dataset, specs: &[Compound], severities: &[f32], 
                 autoencoder_mse: a.sq[1] / n,
                 corrected_mse: a.sq[2] / n,
                 auroc: auroc(&scores, &labels),
-                flagged: a.flagged as f64 / a.scores.len().max(1) as f64,
+                flagged: a.flagged as f64 / a.margins.len().max(1) as f64,
                 trained: trained.as_ref().map(|t| spec.faults.iter().all(|f| t.contains(f))),
             });
         }

@@ -27,6 +27,8 @@
 //! clean ones: a per-column gain of up to 6 moves a window far from the clean windows'
 //! Gaussian, on a scale that does not saturate.
 
+use std::sync::OnceLock;
+
 use serde::{Deserialize, Serialize};
 
 use crate::sensor_mix::SLOPE_LIMIT;
@@ -43,18 +45,47 @@ pub enum Map {
 }
 
 /// Mean and precision of clean windows [T, D] flattened time-major, and how much the decoded
-/// correction pulls.
+/// correction pulls. Made by [`CleanPrior::fit`] or loaded from a run and then never changed
+/// (the fields are private), so what is derived from them cannot go stale.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CleanPrior {
     /// Readings per window, T·D.
-    pub size: usize,
+    size: usize,
     /// Mean clean window, [T·D].
-    pub mean: Vec<f32>,
+    mean: Vec<f32>,
     /// Upper triangle of the precision `(Σ + εI)⁻¹`, row by row, [T·D·(T·D+1)/2].
-    pub precision: Vec<f32>,
+    precision: Vec<f32>,
     /// Pull of the decoded correction, relative to its clean error.
-    pub weight: f32,
+    weight: f32,
+    /// P in full and P·μ, derived from the fields above on the first repair.
+    #[serde(skip)]
+    derived: Derived,
+}
+
+/// The full precision matrix (row-major, f64) and P·μ, built once per prior: every flagged
+/// window's repair needs both, and building them (2·(T·D)² operations) cost as much as one of
+/// the three map solves. Not serialised and not part of a prior's identity: equal fields give
+/// equal matrices, and a clone derives its own.
+#[derive(Default)]
+struct Derived(OnceLock<(Vec<f64>, Vec<f64>)>);
+
+impl Clone for Derived {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for Derived {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() { "derived" } else { "not derived" })
+    }
 }
 
 /// Largest T·D a prior is fitted for or loaded with: fitting holds two dense (T·D)² f64
@@ -147,7 +178,7 @@ impl CleanPrior {
             precision.extend((i..size).map(|j| columns[j * size + i] as f32));
         }
         let mean = mean.into_iter().map(|m| m as f32).collect();
-        let prior = Self { size, mean, precision, weight };
+        let prior = Self { size, mean, precision, weight, derived: Derived::default() };
         prior.precision.iter().all(|p| p.is_finite()).then_some(prior)
     }
 
@@ -196,20 +227,23 @@ impl CleanPrior {
         (sum / m as f64).max(0.0)
     }
 
-    /// The full precision matrix, row-major.
-    fn full(&self) -> Vec<f64> {
-        let m = self.size;
-        let mut p = vec![0.0f64; m * m];
-        let mut k = 0;
-        for i in 0..m {
-            for j in i..m {
-                let v = f64::from(self.precision[k]);
-                p[i * m + j] = v;
-                p[j * m + i] = v;
-                k += 1;
+    /// The full precision matrix (row-major) and P·μ.
+    fn derived(&self) -> &(Vec<f64>, Vec<f64>) {
+        self.derived.0.get_or_init(|| {
+            let m = self.size;
+            let mut p = vec![0.0f64; m * m];
+            let mut k = 0;
+            for i in 0..m {
+                for j in i..m {
+                    let v = f64::from(self.precision[k]);
+                    p[i * m + j] = v;
+                    p[j * m + i] = v;
+                    k += 1;
+                }
             }
-        }
-        p
+            let pmu = (0..m).map(|q| (0..m).map(|s| p[q * m + s] * f64::from(self.mean[s])).sum()).collect();
+            (p, pmu)
+        })
     }
 
     /// The most likely repaired window under `map` for each map in `maps`: `input` and
@@ -220,11 +254,9 @@ impl CleanPrior {
         if input.len() != m || decoded.len() != m || !input.iter().all(|v| v.is_finite()) {
             return vec![None; maps.len()];
         }
-        let p = self.full();
+        let (p, pmu) = self.derived();
         let beta: Vec<f64> = spread.iter().map(|&s| f64::from(self.weight) / f64::from(s).powi(2)).collect();
-        // P·μ, shared by every map
-        let pmu: Vec<f64> = (0..m).map(|q| (0..m).map(|s| p[q * m + s] * f64::from(self.mean[s])).sum()).collect();
-        maps.iter().map(|&map| self.solve(map, &p, &pmu, &beta, input, decoded, d)).collect()
+        maps.iter().map(|&map| self.solve(map, p, pmu, &beta, input, decoded, d)).collect()
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -125,6 +125,11 @@ pub struct Inference {
     pub scores: Vec<[f32; 2]>,
     /// Whether the gate flagged each modality.
     pub flags: Vec<[bool; 2]>,
+    /// The detection statistic per sample and modality that ranking metrics (AUROC, AUPR)
+    /// rank: for a gated method the gate's margin ([`Thresholds::margins`], ≥ 0 where
+    /// flagged), so that they measure the detector that runs, novelty included; for a method
+    /// without a gate its score. [B] × (camera, sensor).
+    pub margins: Vec<[f32; 2]>,
     /// Fault probability per channel — the sensor columns, then the image regions — [B, C],
     /// row-major; empty for a model without per-channel scores (C = 0).
     pub channel_scores: Vec<f32>,
@@ -196,6 +201,28 @@ impl Thresholds {
     pub fn flags(self, scores: [f32; 2], distance: Option<f64>) -> [bool; 2] {
         let novel = self.novelty.zip(distance).is_some_and(|(t, d)| d >= f64::from(t));
         [scores[0] >= self.camera, scores[1] >= self.sensor || novel]
+    }
+
+    /// How far each modality is past its gate: the score's logit minus its threshold's, and
+    /// for the sensor the larger of that and ln(distance / novelty threshold) where the gate
+    /// has one. Positive where [`Thresholds::flags`] flags (up to the clamp of probabilities
+    /// to [10⁻⁷, 1 − 10⁻⁷]), so that a ranking of margins is a ranking by the gate that runs:
+    /// the sensor's score saturates, and a ranking by it alone leaves out the evidence that
+    /// flags the weak faults. Why the logit and the log: both scales grow without bound where
+    /// the evidence does, and one unit is a factor of e in the odds or in the distance — an
+    /// equal exchange of the two is a choice, and the operating point (0) does not depend on it.
+    pub fn margins(self, scores: [f32; 2], distance: Option<f64>) -> [f32; 2] {
+        let logit = |p: f32| {
+            let p = f64::from(p).clamp(1e-7, 1.0 - 1e-7);
+            (p / (1.0 - p)).ln()
+        };
+        let camera = logit(scores[0]) - logit(self.camera);
+        let score = logit(scores[1]) - logit(self.sensor);
+        let sensor = match self.novelty.zip(distance) {
+            Some((t, d)) => score.max((d.max(f64::MIN_POSITIVE) / f64::from(t)).ln()),
+            None => score,
+        };
+        [camera as f32, sensor as f32]
     }
 }
 
@@ -306,6 +333,7 @@ struct Detection {
     scores: Vec<[f32; 2]>,
     channel_scores: Vec<f32>,
     flags: Vec<[bool; 2]>,
+    margins: Vec<[f32; 2]>,
 }
 
 impl Mmssl {
@@ -323,15 +351,15 @@ impl Mmssl {
             probabilities(out.logits, out.channel_logits, cfg.block.score_temperature.unwrap_or(1.0));
         let prior = cfg.clean_prior.as_ref();
         let win = cfg.stage1.window * cfg.stage1.sensor_dim;
-        let flags = scores
+        let (flags, margins) = scores
             .iter()
             .enumerate()
             .map(|(b, &s)| {
                 let distance = thresholds.novelty.and(prior).map(|p| p.distance(&batch.sensor[b * win..(b + 1) * win]));
-                thresholds.flags(s, distance)
+                (thresholds.flags(s, distance), thresholds.margins(s, distance))
             })
-            .collect();
-        Detection { z, reconstruction, latent: out.latent, scores, channel_scores, flags }
+            .unzip();
+        Detection { z, reconstruction, latent: out.latent, scores, channel_scores, flags, margins }
     }
 
     /// The production path: detect, then decode and substitute only the modalities whose fault
@@ -437,7 +465,7 @@ impl Mmssl {
         thresholds: Thresholds,
         device: &Device,
     ) -> Inference {
-        let Detection { latent, scores, channel_scores, flags, .. } = d;
+        let Detection { latent, scores, channel_scores, flags, margins, .. } = d;
         let s1 = &cfg.stage1;
         let (h, w, t, dim) = (s1.height, s1.width, s1.window, s1.sensor_dim);
         let mut camera = batch.camera.clone();
@@ -496,7 +524,7 @@ impl Mmssl {
                 substituted_columns[b * dim..(b + 1) * dim].copy_from_slice(&columns);
             }
         }
-        Inference { scores, flags, channel_scores, substituted_columns, camera, sensor }
+        Inference { scores, flags, margins, channel_scores, substituted_columns, camera, sensor }
     }
 
     /// The production output plus, for evaluation, the ungated correction and the stage-1
