@@ -25,6 +25,7 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
         method,
         per_modality: cfg.gate.per_modality.is_some(),
         channel: cfg.gate.thresholds().channel,
+        relight: cfg.gate.relight.map(|_| cfg.data.split.train.clone()),
     };
     let gate = calibrate_gate(&run.model, &cfg.model, &data, &val, &cfg.normalization, options);
     let (old, new) = (cfg.gate.thresholds(), gate.thresholds());

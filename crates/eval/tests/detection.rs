@@ -5,7 +5,7 @@
 use burn::tensor::Device;
 use mmguard_faults::{CameraFault, Compound, Fault, SensorFault};
 use mmguard_model::{host_batch, Run};
-use mmguard_train::{prepare, train, TrainConfig};
+use mmguard_train::{calibrate_gate, prepare, train, GateOptions, TrainConfig};
 
 mod common;
 
@@ -70,6 +70,19 @@ fn channel_scores_point_at_the_faulted_column_and_region() {
     let out = run.model.infer(mc, &faulty, thresholds, &Device::flex());
     let scores = mean_channel_scores(&out.channel_scores, d + regions);
     assert_eq!(argmax(&scores[d..]), 0, "region scores {:?}", &scores[d..]);
+
+    // a calibration that also relights the validation episodes to the training episodes'
+    // lightings moves the camera's threshold only: the sensor's comes from the windows as they are
+    let options = cfg.gate_options(&prep);
+    assert_eq!(options.relight, None, "the twin's lighting does not vary");
+    let norm = &run.config.normalization;
+    let plain = calibrate_gate(&run.model, mc, &data, &prep.val, norm, options.clone());
+    let relit = GateOptions { relight: Some(prep.split.train.clone()), ..options };
+    let relit = calibrate_gate(&run.model, mc, &data, &prep.val, norm, relit);
+    assert_eq!(relit.relight, Some(prep.split.train.len()));
+    let (p, r) = (plain.thresholds(), relit.thresholds());
+    assert_eq!((p.sensor, p.novelty), (r.sensor, r.novelty));
+    assert_ne!(p.camera, r.camera, "relit copies changed no camera score");
 }
 
 #[test]

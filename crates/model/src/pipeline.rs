@@ -203,14 +203,16 @@ impl Thresholds {
         [scores[0] >= self.camera, scores[1] >= self.sensor || novel]
     }
 
-    /// How far each modality is past its gate: the score's logit minus its threshold's, and
-    /// for the sensor the larger of that and ln(distance / novelty threshold) where the gate
-    /// has one. Positive where [`Thresholds::flags`] flags (up to the clamp of probabilities
-    /// to [10⁻⁷, 1 − 10⁻⁷]), so that a ranking of margins is a ranking by the gate that runs:
-    /// the sensor's score saturates, and a ranking by it alone leaves out the evidence that
-    /// flags the weak faults. Why the logit and the log: both scales grow without bound where
-    /// the evidence does, and one unit is a factor of e in the odds or in the distance — an
-    /// equal exchange of the two is a choice, and the operating point (0) does not depend on it.
+    /// How far each modality is past its gate: the score's logit minus its threshold's; for a
+    /// sensor window that the novelty threshold flags, that margin (at least 0) plus
+    /// ln(distance / novelty threshold). Positive where [`Thresholds::flags`] flags (up to the
+    /// clamp of probabilities to [10⁻⁷, 1 − 10⁻⁷]), so that a ranking of margins is the ROC of
+    /// the gate that runs as its score threshold moves and the novelty threshold stays where
+    /// it was calibrated: the sensor's score saturates, and a ranking by it alone leaves out
+    /// the evidence that flags the weak faults. Why not the larger of the score's margin and
+    /// the novelty's log-ratio everywhere: below their thresholds the two scales do not
+    /// compare, and clean windows' novelty then outranked faults only the score saw (sensor
+    /// saturation at severity 0.5: AUROC 0.997 by the score, 0.935 by that maximum).
     pub fn margins(self, scores: [f32; 2], distance: Option<f64>) -> [f32; 2] {
         let logit = |p: f32| {
             let p = f64::from(p).clamp(1e-7, 1.0 - 1e-7);
@@ -219,8 +221,8 @@ impl Thresholds {
         let camera = logit(scores[0]) - logit(self.camera);
         let score = logit(scores[1]) - logit(self.sensor);
         let sensor = match self.novelty.zip(distance) {
-            Some((t, d)) => score.max((d.max(f64::MIN_POSITIVE) / f64::from(t)).ln()),
-            None => score,
+            Some((t, d)) if d >= f64::from(t) => score.max(0.0) + (d / f64::from(t)).ln(),
+            _ => score,
         };
         [camera as f32, sensor as f32]
     }

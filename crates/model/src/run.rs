@@ -55,6 +55,11 @@ pub struct Gate {
     /// How the threshold was derived; runs written before it was recorded used `quantile`.
     #[serde(default = "quantile")]
     pub method: Calibration,
+    /// Where the scene's lighting varies: how many training episodes' lightings each
+    /// validation episode was also relit to for the calibration; `None`: the episodes as they
+    /// are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relight: Option<usize>,
 }
 
 impl Gate {

@@ -1,6 +1,80 @@
 //! Gate calibration on clean validation data.
 
+use mmguard_data::Dataset;
 pub use mmguard_model::Calibration;
+
+/// An episode's lighting: the level and linear ramp across the frame (u, v in [−1, 1] from
+/// the centre) of its mean frame's difference from the mean frame of reference episodes, on
+/// the [0, 1] scale, averaged over the colour channels. Lamps and daylight change both the
+/// level and its fall-off; what moves within an episode averages out of its mean frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lighting {
+    /// Mean difference.
+    pub level: f32,
+    /// Change from the frame's centre to its right and bottom edges.
+    pub ramp: [f32; 2],
+}
+
+impl Lighting {
+    /// The lighting of each of `episodes` against the mean frame of the `reference` episodes.
+    pub fn of_episodes(data: &Dataset, reference: &[i32], episodes: &[i32]) -> Vec<Lighting> {
+        let (h, w) = (data.height, data.width);
+        let plane = h * w;
+        let mean_frame = |episode: i32| -> Option<Vec<f64>> {
+            let frames: Vec<usize> = (0..data.len()).filter(|&i| data.episode[i] == episode).collect();
+            let mut grey = vec![0.0f64; plane];
+            for &i in &frames {
+                for (k, &v) in data.camera[i * 3 * plane..(i + 1) * 3 * plane].iter().enumerate() {
+                    grey[k % plane] += f64::from(v);
+                }
+            }
+            let scale = 1.0 / (255.0 * 3.0 * frames.len() as f64);
+            (!frames.is_empty()).then(|| grey.into_iter().map(|g| g * scale).collect())
+        };
+        let frames: Vec<Vec<f64>> = reference.iter().filter_map(|&e| mean_frame(e)).collect();
+        let mut base = vec![0.0f64; plane];
+        for f in &frames {
+            base.iter_mut().zip(f).for_each(|(b, v)| *b += v / frames.len() as f64);
+        }
+        let (uu, vv) = ramp_axes(h, w);
+        episodes
+            .iter()
+            .map(|&e| {
+                let f = mean_frame(e).unwrap_or_else(|| base.clone());
+                let d: Vec<f64> = f.iter().zip(&base).map(|(x, b)| x - b).collect();
+                let fit = |axis: &[f64]| {
+                    axis.iter().zip(&d).map(|(a, x)| a * x).sum::<f64>() / axis.iter().map(|a| a * a).sum::<f64>()
+                };
+                let level = d.iter().sum::<f64>() / plane as f64;
+                Lighting { level: level as f32, ramp: [fit(&uu) as f32, fit(&vv) as f32] }
+            })
+            .collect()
+    }
+
+    /// The change that turns lighting `from` into this one.
+    pub fn relative_to(self, from: Lighting) -> Lighting {
+        Lighting { level: self.level - from.level, ramp: [self.ramp[0] - from.ramp[0], self.ramp[1] - from.ramp[1]] }
+    }
+
+    /// Adds this lighting to a frame [3, H, W] in [0, 1] in place.
+    pub fn apply(&self, frame: &mut [f32], height: usize, width: usize) {
+        let (uu, vv) = ramp_axes(height, width);
+        for plane in frame.chunks_exact_mut(height * width) {
+            for ((p, u), v) in plane.iter_mut().zip(&uu).zip(&vv) {
+                let change = f64::from(self.level) + f64::from(self.ramp[0]) * u + f64::from(self.ramp[1]) * v;
+                *p = (*p + change as f32).clamp(0.0, 1.0);
+            }
+        }
+    }
+}
+
+/// Each pixel's horizontal and vertical position from the frame's centre, −1 to 1.
+fn ramp_axes(height: usize, width: usize) -> (Vec<f64>, Vec<f64>) {
+    let at = |i: usize, n: usize| (i as f64 + 0.5 - n as f64 / 2.0) / (n as f64 / 2.0);
+    let u = (0..height * width).map(|k| at(k % width, width)).collect();
+    let v = (0..height * width).map(|k| at(k / width, height)).collect();
+    (u, v)
+}
 
 /// Clean validation scores of one episode.
 pub type EpisodeScores = Vec<f32>;
@@ -147,6 +221,42 @@ fn next_up(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_episodes_lighting_is_found_and_carried_to_another() {
+        let twin = mmguard_twin::TwinConfig {
+            episodes: 4,
+            samples_per_episode: 12,
+            height: 16,
+            width: 16,
+            seed: 1,
+            ..Default::default()
+        };
+        let mut data = mmguard_twin::generate(&twin).unwrap().dataset;
+        let (h, w) = (data.height, data.width);
+        let plane = h * w;
+        // episode 3 relit: 0.1 brighter, and brighter still towards the right edge
+        let relit = Lighting { level: 0.1, ramp: [0.05, 0.0] };
+        let mut frame = vec![0.0f32; 3 * plane];
+        for i in (0..data.len()).filter(|&i| data.episode[i] == 3) {
+            let pixels = &mut data.camera[i * 3 * plane..(i + 1) * 3 * plane];
+            frame.iter_mut().zip(pixels.iter()).for_each(|(f, &p)| *f = f32::from(p) / 255.0);
+            relit.apply(&mut frame, h, w);
+            pixels.iter_mut().zip(&frame).for_each(|(p, &f)| *p = (f * 255.0).round() as u8);
+        }
+        let found = Lighting::of_episodes(&data, &[0, 1, 2], &[0, 3]);
+        let change = found[1].relative_to(found[0]);
+        // the twin's frames are far from 0 and 1, so nothing clips: the change is found to
+        // within the rounding to 8 bits and what moves between episodes
+        assert!((change.level - 0.1).abs() < 0.01, "{change:?}");
+        assert!((change.ramp[0] - 0.05).abs() < 0.01 && change.ramp[1].abs() < 0.01, "{change:?}");
+        // applied to a frame of episode 0, it brings the frame's mean to episode 3's lighting
+        let mut first = vec![0.3f32; 3 * plane];
+        change.apply(&mut first, h, w);
+        let mean = first.iter().sum::<f32>() / first.len() as f32;
+        assert!((mean - 0.3 - change.level).abs() < 1e-4, "{mean}");
+        assert!(first[w - 1] > first[0], "the ramp raises the right edge");
+    }
 
     #[test]
     fn threshold_flags_at_most_the_target_share() {

@@ -16,6 +16,7 @@ pub fn run_config(cfg: &ModelConfig, columns: Vec<String>) -> mmguard_model::Run
             target_false_alarm_rate: 0.01,
             calibration_samples: 10,
             method: mmguard_model::Calibration::Quantile,
+            relight: None,
         },
         data: mmguard_model::Provenance {
             path: "x.npz".into(),
