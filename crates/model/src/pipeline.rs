@@ -172,12 +172,18 @@ pub struct Thresholds {
     /// the prior) flags by the scores alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub novelty: Option<f32>,
+    /// Logit units of the sensor's score that one unit of ln(distance) is worth in the sensor's
+    /// margin ([`Thresholds::margins`]): the ratio of their spreads on clean validation
+    /// windows, so that below their thresholds the two compare; `None` (runs before it) adds
+    /// the novelty to the margin only where it flags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub novelty_scale: Option<f32>,
 }
 
 impl Thresholds {
     /// The same threshold for both modalities; a flagged modality is substituted whole.
     pub fn uniform(threshold: f32) -> Self {
-        Self { camera: threshold, sensor: threshold, channel: None, novelty: None }
+        Self { camera: threshold, sensor: threshold, channel: None, novelty: None, novelty_scale: None }
     }
 
     /// The same modality thresholds, with `channel` substitution.
@@ -203,16 +209,16 @@ impl Thresholds {
         [scores[0] >= self.camera, scores[1] >= self.sensor || novel]
     }
 
-    /// How far each modality is past its gate: the score's logit minus its threshold's; for a
-    /// sensor window that the novelty threshold flags, that margin (at least 0) plus
-    /// ln(distance / novelty threshold). Positive where [`Thresholds::flags`] flags (up to the
-    /// clamp of probabilities to [10⁻⁷, 1 − 10⁻⁷]), so that a ranking of margins is the ROC of
-    /// the gate that runs as its score threshold moves and the novelty threshold stays where
-    /// it was calibrated: the sensor's score saturates, and a ranking by it alone leaves out
-    /// the evidence that flags the weak faults. Why not the larger of the score's margin and
-    /// the novelty's log-ratio everywhere: below their thresholds the two scales do not
-    /// compare, and clean windows' novelty then outranked faults only the score saw (sensor
-    /// saturation at severity 0.5: AUROC 0.997 by the score, 0.935 by that maximum).
+    /// How far each modality is past its gate: the score's logit minus its threshold's; for the
+    /// sensor, the larger of that and ln(distance / novelty threshold) × `novelty_scale`.
+    /// Positive where [`Thresholds::flags`] flags (up to the clamp of probabilities to
+    /// [10⁻⁷, 1 − 10⁻⁷]), so that a ranking of margins is a ranking by the gate that runs: the
+    /// sensor's score saturates, and a ranking by it alone leaves out the evidence that flags
+    /// the weak faults. Why the scale: below their thresholds the two statistics only compare
+    /// in units of their clean spreads — unscaled, clean windows' novelty outranked faults only
+    /// the score saw (sensor saturation at severity 0.5 on the arm demo run: AUROC 0.997 by the
+    /// score, 0.935 by the unscaled maximum). Without a scale the novelty counts only where it
+    /// flags (its margin at least 0, plus the log-ratio).
     pub fn margins(self, scores: [f32; 2], distance: Option<f64>) -> [f32; 2] {
         let logit = |p: f32| {
             let p = f64::from(p).clamp(1e-7, 1.0 - 1e-7);
@@ -220,8 +226,9 @@ impl Thresholds {
         };
         let camera = logit(scores[0]) - logit(self.camera);
         let score = logit(scores[1]) - logit(self.sensor);
-        let sensor = match self.novelty.zip(distance) {
-            Some((t, d)) if d >= f64::from(t) => score.max(0.0) + (d / f64::from(t)).ln(),
+        let sensor = match (self.novelty.zip(distance), self.novelty_scale) {
+            (Some((t, d)), Some(k)) => score.max(f64::from(k) * (d.max(f64::MIN_POSITIVE) / f64::from(t)).ln()),
+            (Some((t, d)), None) if d >= f64::from(t) => score.max(0.0) + (d / f64::from(t)).ln(),
             _ => score,
         };
         [camera as f32, sensor as f32]

@@ -326,6 +326,9 @@ fn validate(config: &RunConfig, path: &Path) -> Result<()> {
     if let Some(t) = thresholds.novelty.filter(|t| !(t.is_finite() && *t > 0.0)) {
         return bad("gate.per_modality.novelty".into(), format!("{t}; expected a positive distance"));
     }
+    if let Some(k) = thresholds.novelty_scale.filter(|k| !(k.is_finite() && *k > 0.0)) {
+        return bad("gate.per_modality.novelty_scale".into(), format!("{k}; expected a positive number"));
+    }
     let b = &config.model.block;
     // a width beyond any trained model would be allocated before anything could refuse it
     let widths = [("model.block.hidden", b.hidden), ("model.block.detector_hidden", b.detector_hidden)]

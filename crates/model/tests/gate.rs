@@ -5,7 +5,7 @@ use mmguard_model::Thresholds;
 use proptest::prelude::*;
 
 fn gate(camera: f32, sensor: f32, novelty: Option<f32>) -> Thresholds {
-    Thresholds { camera, sensor, channel: None, novelty }
+    Thresholds { camera, sensor, channel: None, novelty, novelty_scale: None }
 }
 
 proptest! {
@@ -15,8 +15,9 @@ proptest! {
         s in (0.0f32..1.0, 0.0f32..1.0),
         novelty in proptest::option::of(0.5f32..100.0),
         distance in proptest::option::of(0.0f64..200.0),
+        scale in proptest::option::of(0.05f32..20.0),
     ) {
-        let g = gate(t.0, t.1, novelty);
+        let g = Thresholds { novelty_scale: scale, ..gate(t.0, t.1, novelty) };
         let scores = [s.0, s.1];
         let flags = g.flags(scores, distance);
         let margins = g.margins(scores, distance);
@@ -32,7 +33,8 @@ proptest! {
     fn a_margin_grows_with_the_score_and_the_distance(
         s in 0.01f32..0.98, more in 0.001f32..0.01, d in 0.1f64..100.0, further in 1.01f64..3.0,
     ) {
-        let g = gate(0.7, 0.9, Some(20.0));
+        for scale in [None, Some(0.3), Some(4.0)] {
+        let g = Thresholds { novelty_scale: scale, ..gate(0.7, 0.9, Some(20.0)) };
         let [c0, s0] = g.margins([s, s], Some(d));
         let [c1, s1] = g.margins([s + more, s + more], Some(d));
         prop_assert!(c1 > c0 && s1 >= s0);
@@ -41,5 +43,6 @@ proptest! {
         // without a novelty threshold the distance is not looked at
         let plain = Thresholds { novelty: None, ..g };
         prop_assert_eq!(plain.margins([s, s], Some(d)), plain.margins([s, s], Some(d * further)));
+        }
     }
 }

@@ -98,7 +98,7 @@ pub fn calibrate(episodes: &[EpisodeScores], rate: f64, method: Calibration) -> 
 /// Probabilities are kept this far from 0 and 1 on the logit scale.
 const LOGIT_CLAMP: f64 = 1e-7;
 
-fn logit(p: f32) -> f64 {
+pub(crate) fn logit(p: f32) -> f64 {
     let p = f64::from(p).clamp(LOGIT_CLAMP, 1.0 - LOGIT_CLAMP);
     (p / (1.0 - p)).ln()
 }

@@ -14,7 +14,7 @@ use mmguard_model::{
 };
 use serde::Serialize;
 
-use crate::calibrate::{calibrate, Calibration, EpisodeScores, Lighting};
+use crate::calibrate::{calibrate, logit, Calibration, EpisodeScores, Lighting};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::log::CsvLog;
@@ -155,6 +155,19 @@ pub fn prepare(data: &Dataset, window: usize, split: &SplitConfig) -> Result<Pre
     let norm = MinMax::fit(data, &train);
     let lighting_spread = lighting_spread(data, &split.train);
     Ok(Prepared { split, norm, train, val, test, lighting_spread })
+}
+
+/// The distance from the median to the 90th percentile of the logits of clean probabilities,
+/// over every window of every episode: a spread of the upper half, where false alarms live (a
+/// confident detector spreads clean logits far toward −∞).
+fn upper_spread(episodes: &[EpisodeScores]) -> f64 {
+    let mut logits: Vec<f64> = episodes.iter().flatten().map(|&p| logit(p)).collect();
+    if logits.len() < 2 {
+        return 0.0;
+    }
+    logits.sort_by(f64::total_cmp);
+    let at = |q: f64| logits[((logits.len() - 1) as f64 * q).round() as usize];
+    at(0.9) - at(0.5)
 }
 
 /// Standard deviation of the training episodes' lighting levels ([`Lighting`]).
@@ -462,11 +475,16 @@ pub fn calibrate_gate(
             (p / (1.0 - p)) as f32
         });
         let sensor_rate = if novelty.is_some() { rate / 4.0 } else { rate / 2.0 };
+        let novelty_scale = novelty.and_then(|_| {
+            let (score, distance) = (upper_spread(&groups(1)), upper_spread(&groups(3)));
+            (score > 0.0 && distance > 0.0).then(|| (score / distance) as f32)
+        });
         Thresholds {
             camera: calibrate(&groups(0), rate / 2.0, method),
             sensor: calibrate(&groups(1), sensor_rate, method),
             channel,
             novelty,
+            novelty_scale,
         }
     } else {
         Thresholds::uniform(threshold).with_channel(channel)

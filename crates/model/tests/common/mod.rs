@@ -12,7 +12,13 @@ pub fn run_config(cfg: &ModelConfig, columns: Vec<String>) -> mmguard_model::Run
         normalization: mmguard_data::MinMax { min: vec![0.0; d], max: vec![1.0; d] },
         gate: mmguard_model::Gate {
             threshold: 0.5,
-            per_modality: Some(Thresholds { camera: 0.4, sensor: 0.6, channel: Some(0.5), novelty: None }),
+            per_modality: Some(Thresholds {
+                camera: 0.4,
+                sensor: 0.6,
+                channel: Some(0.5),
+                novelty: None,
+                novelty_scale: None,
+            }),
             target_false_alarm_rate: 0.01,
             calibration_samples: 10,
             method: mmguard_model::Calibration::Quantile,
