@@ -207,7 +207,12 @@ pub struct Tiles<'a> {
 /// Writes `tiles` as a PNG at `path` with the title on top, the column names under it and the
 /// row names in a margin on the left.
 pub fn tiles_png(path: &Path, tiles: &Tiles<'_>) -> Result<(), Error> {
-    if tiles.rows.is_empty() || tiles.columns.is_empty() || tiles.rgb.len() != tiles.width * tiles.height * 3 {
+    if tiles.rows.is_empty()
+        || tiles.columns.is_empty()
+        || tiles.width == 0
+        || tiles.height == 0
+        || tiles.rgb.len() != tiles.width * tiles.height * 3
+    {
         let message = format!(
             "{} × {} tiles in {} bytes for {} × {} pixels",
             tiles.rows.len(),

@@ -42,8 +42,14 @@ impl Lighting {
             .map(|&e| {
                 let f = mean_frame(e).unwrap_or_else(|| base.clone());
                 let d: Vec<f64> = f.iter().zip(&base).map(|(x, b)| x - b).collect();
+                // a frame one pixel across has no ramp along that axis
                 let fit = |axis: &[f64]| {
-                    axis.iter().zip(&d).map(|(a, x)| a * x).sum::<f64>() / axis.iter().map(|a| a * a).sum::<f64>()
+                    let norm = axis.iter().map(|a| a * a).sum::<f64>();
+                    if norm > 0.0 {
+                        axis.iter().zip(&d).map(|(a, x)| a * x).sum::<f64>() / norm
+                    } else {
+                        0.0
+                    }
                 };
                 let level = d.iter().sum::<f64>() / plane as f64;
                 Lighting { level: level as f32, ramp: [fit(&uu) as f32, fit(&vv) as f32] }

@@ -31,9 +31,11 @@ pub struct TrainConfig {
     pub calibration: crate::Calibration,
     /// Where this many times the training episodes' lighting spread
     /// ([`crate::Prepared::lighting_spread`]) is more than the clean jitter stage 2 trains with
-    /// (`stage2.faults.clean_jitter`), the gate is calibrated on every validation episode as it
-    /// is and relit four more times, each a pseudo-episode of one lighting (a brightness shift
-    /// and a ramp across the frame, each up to ± that amplitude). Why: a scene whose lighting
+    /// (`stage2.faults.clean_jitter`), the camera's threshold is calibrated on every validation
+    /// episode as it is and relit to each training episode's measured lighting (the level and
+    /// ramp of its mean frame, [`crate::Lighting`]), the copies pooled in their episode; the
+    /// factor only decides whether to relight, and the calibration then scores (1 + training
+    /// episodes) times the validation windows (8,840 on the outside file: seconds). Why: a scene whose lighting
     /// differs from episode to episode (a file made outside the project,
     /// `tools/outside_data.py`: a spread of 0.036, against 0.0017 and 0.0006 on the arm and
     /// welding twins) showed the detector new episodes darker than any of its four validation
@@ -41,8 +43,8 @@ pub struct TrainConfig {
     /// a 0.5 % target, all in the three darkest — dark overall and darker towards one edge; the
     /// same episode rendered at the mean level, or without the fall-off, was flagged nowhere.
     /// Four validation episodes cannot show the spread of the scene's lighting; the training
-    /// episodes can. Tried first and not kept: relighting the clean samples of stage 2
-    /// instead (13.5 % false alarms there). `None`: the validation episodes alone (the earlier
+    /// episodes can. Tried first and not kept: relighting the clean samples of stage 2 by up to
+    /// ± 3 × the spread instead (13.5 % false alarms there). `None`: the validation episodes alone (the earlier
     /// behaviour; on the twins the two are the same).
     pub calibration_relight: Option<f32>,
     /// A threshold per modality, each calibrated for half of the target rate; `false` is one
