@@ -42,7 +42,7 @@ pub use input_repair::{InputRepair, SpreadSums};
 pub use keypoints::Keypoints;
 pub use layers::{conv, lrelu, unit_rows, Act, LEAKY_SLOPE};
 pub use pipeline::{
-    camera_to_host, evidence_tensor, index_tensor, sensor_to_host, Flops, Gated, HostBatch, Inference, Mmssl,
+    camera_to_host, evidence_tensor, index_tensor, logit, sensor_to_host, Flops, Gated, HostBatch, Inference, Mmssl,
     ModelConfig, PipelineOutput, Repair, Thresholds,
 };
 pub use run::{

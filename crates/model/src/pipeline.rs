@@ -220,10 +220,6 @@ impl Thresholds {
     /// score, 0.935 by the unscaled maximum). Without a scale the novelty counts only where it
     /// flags (its margin at least 0, plus the log-ratio).
     pub fn margins(self, scores: [f32; 2], distance: Option<f64>) -> [f32; 2] {
-        let logit = |p: f32| {
-            let p = f64::from(p).clamp(1e-7, 1.0 - 1e-7);
-            (p / (1.0 - p)).ln()
-        };
         let camera = logit(scores[0]) - logit(self.camera);
         let score = logit(scores[1]) - logit(self.sensor);
         let sensor = match (self.novelty.zip(distance), self.novelty_scale) {
@@ -233,6 +229,17 @@ impl Thresholds {
         };
         [camera as f32, sensor as f32]
     }
+}
+
+/// Probabilities are kept this far from 0 and 1 on the logit scale.
+const LOGIT_CLAMP: f64 = 1e-7;
+
+/// ln(p / (1 − p)), p kept within [`LOGIT_CLAMP`] of 0 and 1: the scale on which the gate's
+/// margins and its calibration compare probabilities (σ rounds to 1.0 in f32 long before the
+/// evidence stops growing).
+pub fn logit(p: f32) -> f64 {
+    let p = f64::from(p).clamp(LOGIT_CLAMP, 1.0 - LOGIT_CLAMP);
+    (p / (1.0 - p)).ln()
 }
 
 /// `camera 0.8107 sensor 0.9978`, with `novelty 27.25` where the gate has one.

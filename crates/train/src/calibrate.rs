@@ -1,6 +1,7 @@
 //! Gate calibration on clean validation data.
 
 use mmguard_data::Dataset;
+use mmguard_model::logit;
 pub use mmguard_model::Calibration;
 
 /// An episode's lighting: the level and linear ramp across the frame (u, v in [−1, 1] from
@@ -20,16 +21,20 @@ impl Lighting {
     pub fn of_episodes(data: &Dataset, reference: &[i32], episodes: &[i32]) -> Vec<Lighting> {
         let (h, w) = (data.height, data.width);
         let plane = h * w;
-        let mean_frame = |episode: i32| -> Option<Vec<f64>> {
-            let frames: Vec<usize> = (0..data.len()).filter(|&i| data.episode[i] == episode).collect();
-            let mut grey = vec![0.0f64; plane];
-            for &i in &frames {
-                for (k, &v) in data.camera[i * 3 * plane..(i + 1) * 3 * plane].iter().enumerate() {
-                    grey[k % plane] += f64::from(v);
-                }
+        // every wanted episode's mean grey frame, in one pass over the file
+        let wanted: Vec<i32> = reference.iter().chain(episodes).copied().collect();
+        let mut sums: std::collections::HashMap<i32, (Vec<f64>, usize)> = std::collections::HashMap::new();
+        for i in (0..data.len()).filter(|&i| wanted.contains(&data.episode[i])) {
+            let (grey, n) = sums.entry(data.episode[i]).or_insert_with(|| (vec![0.0; plane], 0));
+            for (k, &v) in data.camera[i * 3 * plane..(i + 1) * 3 * plane].iter().enumerate() {
+                grey[k % plane] += f64::from(v);
             }
-            let scale = 1.0 / (255.0 * 3.0 * frames.len() as f64);
-            (!frames.is_empty()).then(|| grey.into_iter().map(|g| g * scale).collect())
+            *n += 1;
+        }
+        let mean_frame = |episode: i32| -> Option<Vec<f64>> {
+            let (grey, n) = sums.get(&episode)?;
+            let scale = 1.0 / (255.0 * 3.0 * *n as f64);
+            Some(grey.iter().map(|g| g * scale).collect())
         };
         let frames: Vec<Vec<f64>> = reference.iter().filter_map(|&e| mean_frame(e)).collect();
         let mut base = vec![0.0f64; plane];
@@ -101,12 +106,27 @@ pub fn calibrate(episodes: &[EpisodeScores], rate: f64, method: Calibration) -> 
     }
 }
 
-/// Probabilities are kept this far from 0 and 1 on the logit scale.
-const LOGIT_CLAMP: f64 = 1e-7;
+/// Median and distance from the median to the 90th percentile of the logits of `scores`:
+/// the level and spread of their upper half, where false alarms live (a confident detector
+/// spreads clean logits far toward −∞). `None` without a score.
+fn upper_half(scores: impl Iterator<Item = f32>) -> Option<(f64, f64)> {
+    let mut l: Vec<f64> = scores.map(logit).collect();
+    if l.is_empty() {
+        return None;
+    }
+    l.sort_by(f64::total_cmp);
+    let at = |q: f64| l[((l.len() - 1) as f64 * q).round() as usize];
+    Some((at(0.5), at(0.9) - at(0.5)))
+}
 
-pub(crate) fn logit(p: f32) -> f64 {
-    let p = f64::from(p).clamp(LOGIT_CLAMP, 1.0 - LOGIT_CLAMP);
-    (p / (1.0 - p)).ln()
+/// The spread of the upper half ([`upper_half`]) of every score of every episode together; 0
+/// with fewer than two.
+pub fn upper_spread(episodes: &[EpisodeScores]) -> f64 {
+    let n: usize = episodes.iter().map(Vec::len).sum();
+    if n < 2 {
+        return 0.0;
+    }
+    upper_half(episodes.iter().flatten().copied()).map_or(0.0, |(_, spread)| spread)
 }
 
 /// The [`Calibration::Predictive`] threshold; `None` without two episodes of five scores each.
@@ -120,13 +140,8 @@ fn predictive_threshold(episodes: &[EpisodeScores], rate: f64) -> Option<f32> {
     let stats: Vec<(f64, f64)> = episodes
         .iter()
         .filter(|e| e.len() >= 5)
-        .map(|e| {
-            let mut l: Vec<f64> = e.iter().map(|&p| logit(p)).collect();
-            l.sort_by(f64::total_cmp);
-            let at = |q: f64| l[((l.len() - 1) as f64 * q).round() as usize];
-            let median = at(0.5);
-            (median, (at(0.9) - median) / upper)
-        })
+        .filter_map(|e| upper_half(e.iter().copied()))
+        .map(|(median, spread)| (median, spread / upper))
         .collect();
     let k = stats.len();
     if k < 2 {

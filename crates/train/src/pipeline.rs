@@ -14,7 +14,7 @@ use mmguard_model::{
 };
 use serde::Serialize;
 
-use crate::calibrate::{calibrate, logit, Calibration, EpisodeScores, Lighting};
+use crate::calibrate::{calibrate, upper_spread, Calibration, EpisodeScores, Lighting};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::log::CsvLog;
@@ -155,19 +155,6 @@ pub fn prepare(data: &Dataset, window: usize, split: &SplitConfig) -> Result<Pre
     let norm = MinMax::fit(data, &train);
     let lighting_spread = lighting_spread(data, &split.train);
     Ok(Prepared { split, norm, train, val, test, lighting_spread })
-}
-
-/// The distance from the median to the 90th percentile of the logits of clean probabilities,
-/// over every window of every episode: a spread of the upper half, where false alarms live (a
-/// confident detector spreads clean logits far toward −∞).
-fn upper_spread(episodes: &[EpisodeScores]) -> f64 {
-    let mut logits: Vec<f64> = episodes.iter().flatten().map(|&p| logit(p)).collect();
-    if logits.len() < 2 {
-        return 0.0;
-    }
-    logits.sort_by(f64::total_cmp);
-    let at = |q: f64| logits[((logits.len() - 1) as f64 * q).round() as usize];
-    at(0.9) - at(0.5)
 }
 
 /// Standard deviation of the training episodes' lighting levels ([`Lighting`]).
@@ -418,18 +405,15 @@ pub fn calibrate_gate(
         e.dedup();
         e
     };
-    let changes: Vec<Vec<Option<Lighting>>> = match &relight {
-        None => vec![vec![None]; val_episodes.len()],
+    // the training episodes' lightings, then the validation episodes' own
+    let (targets, own) = match &relight {
+        None => (Vec::new(), Vec::new()),
         Some(train) => {
-            let targets = Lighting::of_episodes(data, train, train);
-            Lighting::of_episodes(data, train, &val_episodes)
-                .into_iter()
-                .map(|own| std::iter::once(None).chain(targets.iter().map(|t| Some(t.relative_to(own)))).collect())
-                .collect()
+            let mut all = Lighting::of_episodes(data, train, &[train.as_slice(), &val_episodes].concat());
+            let own = all.split_off(train.len());
+            (all, own)
         }
     };
-    // the windows as they are, then one relit copy per training episode
-    let copies = changes.first().map_or(1, Vec::len);
     let mut by_episode: Vec<(i32, [EpisodeScores; 4])> =
         val_episodes.iter().map(|&e| (e, Default::default())).collect();
     for chunk in val.ends.chunks(64) {
@@ -438,11 +422,12 @@ pub fn calibrate_gate(
             .iter()
             .map(|&end| val_episodes.iter().position(|&e| e == data.episode[end]).expect("a validation episode"))
             .collect();
-        for l in 0..copies {
+        // the windows as they are, then relit to each training episode's lighting
+        for target in std::iter::once(None).chain(targets.iter().map(Some)) {
             let mut batch = clean.clone();
-            for (f, &k) in batch.camera.chunks_exact_mut(frame).zip(&at) {
-                if let Some(change) = changes[k].get(l).copied().flatten() {
-                    change.apply(f, s1.height, s1.width);
+            if let Some(target) = target {
+                for (f, &k) in batch.camera.chunks_exact_mut(frame).zip(&at) {
+                    target.relative_to(own[k]).apply(f, s1.height, s1.width);
                 }
             }
             // a threshold above 1 flags nothing, so nothing is decoded for substitution
@@ -451,7 +436,7 @@ pub fn calibrate_gate(
                 let groups = &mut by_episode[k].1;
                 groups[0].push(s[0]);
                 groups[2].push(s[0].max(s[1]));
-                if l > 0 {
+                if target.is_some() {
                     continue;
                 }
                 groups[1].push(s[1]);
