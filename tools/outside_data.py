@@ -13,8 +13,10 @@ physics, renderer, units and faults, and writes what a plant would hand over:
                                   force (N) — ranges and dynamics unlike the twins'
   OUT/outside-<kind>.npz          10 new episodes (another seed) with one fault kind that
                                   mmguard's catalogue does not have, active from 30 % of every
-                                  episode to its end, and its ground truth in `fault_camera` /
-                                  `fault_sensor` (1 while active), for `mmguard eval stream`
+                                  episode to its end, and its ground truth in `fault_camera` (1
+                                  while active) / `fault_sensor` (while active, the largest
+                                  change of any column as a share of its range), for
+                                  `mmguard eval stream`
   OUT/outside-clean.npz           40 more new episodes (a third seed), no fault, levels 0: the
                                   false alarms of a run on episodes it has never seen, from
                                   more of them than the contract file's test split holds
@@ -288,9 +290,10 @@ def npy(dtype, shape, data):
 
 
 def write_npz(path, arrays):
+    # entries dated 1980-01-01 (zip's epoch), so that the same seed writes the same bytes
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for key, (dtype, shape, data) in arrays.items():
-            z.writestr(key + ".npy", npy(dtype, shape, data))
+            z.writestr(zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0)), npy(dtype, shape, data), zipfile.ZIP_DEFLATED)
 
 
 def floats(values):
@@ -363,6 +366,7 @@ def main():
     rng = random.Random(a.seed + 1_000_003)
     rows, frames, ids = simulate(a.fault_episodes, rng)
     start_of = [int(0.3 * SAMPLES)] * a.fault_episodes
+    spans = [max(r[k] for r in rows) - min(r[k] for r in rows) + 1e-9 for k in range(len(COLUMNS))]
     for kind in SENSOR_KINDS + CAMERA_KINDS:
         faulty_rows = [list(r) for r in rows]
         faulty_frames = list(frames)
@@ -375,6 +379,13 @@ def main():
                 episode_rows = faulty_rows[lo:lo + SAMPLES]
                 sensor_fault(kind, episode_rows, start, random.Random(f"{a.seed}/{kind}/{e}"))
                 faulty_rows[lo:lo + SAMPLES] = episode_rows
+                # a sensor reading's level is how much the fault changed it: the largest change
+                # of any column as a share of the column's range over these episodes (0 where
+                # it changed nothing), so that `eval stream --min-level` can leave out changes
+                # too small to be seen — a third of a velocity leaks into a torque only while
+                # the joint moves
+                for i in range(start, SAMPLES):
+                    level[lo + i] = max(abs(f - c) / s for f, c, s in zip(faulty_rows[lo + i], rows[lo + i], spans))
             else:
                 for i in range(start, SAMPLES):
                     faulty_frames[lo + i] = camera_fault(kind, frames[lo + i], i, start)

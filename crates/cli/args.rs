@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mmguard_bench::Method;
-use mmguard_model::Calibration;
+use mmguard_model::{Calibration, Novelty};
 use mmguard_robust::HeadMethod;
 use mmguard_twin::SceneKind;
 
@@ -508,6 +508,11 @@ pub struct StreamArgs {
     /// What to evaluate (`--data`: the stream).
     #[command(flatten)]
     pub target: EvalTarget,
+    /// A window is faulty where a reading's fault level exceeds this; windows with levels above
+    /// 0 but none above it are left out (where the stream's levels measure the change, as in
+    /// `tools/outside_data.py`'s, a change too small to be seen).
+    #[arg(long, default_value_t = 0.0)]
+    pub min_level: f32,
 }
 
 /// `eval --faults …` and `eval --stream`, the spellings before the subcommands; hidden from the
@@ -545,7 +550,7 @@ impl EvalArgs {
             }
             (None, true) => {
                 tracing::warn!("`eval --stream` is now `eval stream`; the old spelling goes in the next release");
-                EvalJob::Mode(EvalMode::Stream(StreamArgs { target }))
+                EvalJob::Mode(EvalMode::Stream(StreamArgs { target, min_level: 0.0 }))
             }
             (None, false) => EvalJob::Protocol(target),
         }
@@ -642,6 +647,10 @@ pub struct CalibrateArgs {
     /// the run's own.
     #[arg(long, value_parser = one_of(&Calibration::ALL, Calibration::name))]
     pub method: Option<Calibration>,
+    /// The distance under the clean prior that the novelty threshold reads: `window` or
+    /// `columns` (each column given the others, and the whole window); default: the run's own.
+    #[arg(long, value_parser = one_of(&Novelty::ALL, Novelty::name))]
+    pub novelty: Option<Novelty>,
 }
 
 /// `mmguard demo`

@@ -26,6 +26,7 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
         per_modality: cfg.gate.per_modality.is_some(),
         channel: cfg.gate.thresholds().channel,
         relight: cfg.gate.relight.map(|_| cfg.data.split.train.clone()),
+        novelty: a.novelty.unwrap_or(cfg.gate.thresholds().novelty_statistic),
     };
     let gate = calibrate_gate(&run.model, &cfg.model, &data, &val, &cfg.normalization, options);
     let (old, new) = (cfg.gate.thresholds(), gate.thresholds());

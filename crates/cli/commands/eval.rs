@@ -102,6 +102,9 @@ fn sweep(s: &SweepArgs) -> anyhow::Result<()> {
 fn stream(s: &StreamArgs) -> anyhow::Result<()> {
     let a: &EvalTarget = &s.target;
     let path = a.data.as_ref().context("eval stream needs --data: a file made by `mmguard faults inject`")?;
+    if !(s.min_level.is_finite() && s.min_level >= 0.0) {
+        bail!("--min-level {}: expected a fault level of 0 or more", s.min_level);
+    }
     let run = Run::load(&a.run, &compute::device())?;
     let data = super::load_dataset(path)?;
     let mut reader = NpzReader::open(path)?;
@@ -113,7 +116,7 @@ fn stream(s: &StreamArgs) -> anyhow::Result<()> {
             None => bail!("{}: no '{key}' key; make a stream with `mmguard faults inject`", path.display()),
         };
     }
-    let report = evaluate_stream(&run, &data, &levels, a.threshold)?;
+    let report = evaluate_stream(&run, &data, &levels, a.threshold, s.min_level)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -1,6 +1,7 @@
 //! Detection beyond the test faults, on a tiny model trained on a small twin file: the
 //! per-channel scores point at the faulted sensor column and image region, and a run trained
-//! with fault kinds held out is swept with every row marked as seen or held out.
+//! with fault kinds held out is swept with every row marked as seen or held out; a stream's
+//! windows are classed by their fault levels.
 
 use burn::tensor::Device;
 use mmguard_faults::{CameraFault, Compound, Fault, SensorFault};
@@ -83,6 +84,24 @@ fn channel_scores_point_at_the_faulted_column_and_region() {
     let (p, r) = (plain.thresholds(), relit.thresholds());
     assert_eq!((p.sensor, p.novelty), (r.sensor, r.novelty));
     assert_ne!(p.camera, r.camera, "relit copies changed no camera score");
+
+    // a stream's windows are faulty above the minimum level, healthy at 0, and left out between
+    let (mut camera, mut sensor) = (vec![0.0f32; data.len()], vec![0.0f32; data.len()]);
+    let episode = prep.split.test[0];
+    let samples: Vec<usize> = (0..data.len()).filter(|&i| data.episode[i] == episode).collect();
+    let half = samples.len() / 2;
+    for (k, &i) in samples.iter().enumerate() {
+        sensor[i] = if k < half { 0.005 } else { 1.0 };
+        camera[i] = 1.0;
+    }
+    let all = mmguard_eval::evaluate_stream(&run, &data, &[camera.clone(), sensor.clone()], None, 0.0).unwrap();
+    let some = mmguard_eval::evaluate_stream(&run, &data, &[camera, sensor], None, 0.01).unwrap();
+    let (a, s) = (&all.modalities[1], &some.modalities[1]);
+    assert_eq!((a.faint_windows, a.faulty_windows + a.healthy_windows), (0, all.windows));
+    assert!(s.faint_windows > 0 && s.faulty_windows < a.faulty_windows);
+    assert_eq!(s.faulty_windows + s.healthy_windows + s.faint_windows, all.windows);
+    assert_eq!(s.healthy_windows, a.healthy_windows, "a faint window is never counted healthy");
+    assert_eq!(all.modalities[0], some.modalities[0], "the camera's levels are 0 or 1");
 }
 
 #[test]

@@ -35,7 +35,7 @@ pub use block::{
     BlockConfig, BlockOutput, ChannelHead, ChannelHeads, ComputeBlock, Corrector, Detector, Encoder, LatentDecoder,
     LatentScale, OutputInput, LATENT_BOUND,
 };
-pub use clean_prior::CleanPrior;
+pub use clean_prior::{CleanPrior, Novelty};
 pub use error::{Error, Result};
 pub use evidence::Evidence;
 pub use input_repair::{InputRepair, SpreadSums};

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::autoencoder::{Stage1, Stage1Config};
 use crate::block::{BlockConfig, ComputeBlock, OutputInput};
-use crate::clean_prior::CleanPrior;
+use crate::clean_prior::{CleanPrior, Novelty};
 use crate::evidence::Evidence;
 use crate::input_repair::InputRepair;
 
@@ -178,12 +178,26 @@ pub struct Thresholds {
     /// the novelty to the margin only where it flags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub novelty_scale: Option<f32>,
+    /// Which distance the novelty threshold reads; runs before the choice read the window's.
+    #[serde(default, skip_serializing_if = "is_window")]
+    pub novelty_statistic: Novelty,
+}
+
+fn is_window(n: &Novelty) -> bool {
+    *n == Novelty::Window
 }
 
 impl Thresholds {
     /// The same threshold for both modalities; a flagged modality is substituted whole.
     pub fn uniform(threshold: f32) -> Self {
-        Self { camera: threshold, sensor: threshold, channel: None, novelty: None, novelty_scale: None }
+        Self {
+            camera: threshold,
+            sensor: threshold,
+            channel: None,
+            novelty: None,
+            novelty_scale: None,
+            novelty_statistic: Novelty::Window,
+        }
     }
 
     /// The same modality thresholds, with `channel` substitution.
@@ -242,12 +256,12 @@ pub fn logit(p: f32) -> f64 {
     (p / (1.0 - p)).ln()
 }
 
-/// `camera 0.8107 sensor 0.9978`, with `novelty 27.25` where the gate has one.
+/// `camera 0.8107 sensor 0.9978`, with `novelty 27.25 (columns)` where the gate has one.
 impl std::fmt::Display for Thresholds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "camera {:.4} sensor {:.4}", self.camera, self.sensor)?;
         match self.novelty {
-            Some(n) => write!(f, " novelty {n:.2}"),
+            Some(n) => write!(f, " novelty {n:.2} ({})", self.novelty_statistic.name()),
             None => Ok(()),
         }
     }
@@ -371,7 +385,9 @@ impl Mmssl {
             .iter()
             .enumerate()
             .map(|(b, &s)| {
-                let distance = thresholds.novelty.and(prior).map(|p| p.distance(&batch.sensor[b * win..(b + 1) * win]));
+                let distance = thresholds.novelty.and(prior).map(|p| {
+                    p.novelty(&batch.sensor[b * win..(b + 1) * win], s1.sensor_dim, thresholds.novelty_statistic)
+                });
                 (thresholds.flags(s, distance), thresholds.margins(s, distance))
             })
             .unzip();

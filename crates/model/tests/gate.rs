@@ -1,11 +1,11 @@
 //! The gate's margins rank what its flags decide: positive exactly where a modality is flagged,
 //! and growing with the score and with the novelty distance.
 
-use mmguard_model::Thresholds;
+use mmguard_model::{Novelty, Thresholds};
 use proptest::prelude::*;
 
 fn gate(camera: f32, sensor: f32, novelty: Option<f32>) -> Thresholds {
-    Thresholds { camera, sensor, channel: None, novelty, novelty_scale: None }
+    Thresholds { camera, sensor, channel: None, novelty, novelty_scale: None, novelty_statistic: Novelty::Window }
 }
 
 proptest! {

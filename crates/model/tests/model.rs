@@ -221,12 +221,7 @@ fn a_block_with_evidence_scores_every_channel_and_loads_bit_exact() {
     assert_eq!(out.inference.channel_scores.len(), 3 * (5 + 16));
     assert!(out.inference.channel_scores.iter().all(|p| (0.0..=1.0).contains(p)));
     // per-modality thresholds: a camera threshold of 0 and a sensor one above 1 flag the camera only
-    let cam_only = model.infer(
-        &cfg,
-        &b,
-        Thresholds { camera: 0.0, sensor: 2.0, channel: None, novelty: None, novelty_scale: None },
-        &device,
-    );
+    let cam_only = model.infer(&cfg, &b, Thresholds { camera: 0.0, sensor: 2.0, ..Thresholds::uniform(0.0) }, &device);
     assert!(cam_only.flags.iter().all(|f| f[0] && !f[1]));
     assert_eq!(cam_only.sensor, b.sensor);
     // channel substitution: of a flagged sensor window only the columns whose score reaches the
@@ -274,7 +269,7 @@ fn a_block_with_evidence_scores_every_channel_and_loads_bit_exact() {
     assert_eq!(run.config, config);
     assert_eq!(
         run.config.gate.thresholds(),
-        Thresholds { camera: 0.4, sensor: 0.6, channel: Some(0.5), novelty: None, novelty_scale: None }
+        Thresholds { camera: 0.4, sensor: 0.6, ..Thresholds::uniform(0.0).with_channel(Some(0.5)) }
     );
     assert_eq!(run.model.run(&cfg, &b, Thresholds::uniform(0.5), &device).inference, out_at(&model, &cfg, &b));
     // a run written before the evidence existed has neither field and loads as the paper's detector
@@ -361,12 +356,7 @@ fn an_output_path_corrects_through_its_own_autoencoder_and_travels_with_the_run(
         m.run(&plain_cfg, &b, Thresholds::uniform(0.0), &device).corrected_sensor
     });
     // a flagged row is corrected alone as in the batch; an unflagged modality passes untouched
-    let cam_only = model.infer(
-        &cfg,
-        &b,
-        Thresholds { camera: 0.0, sensor: 2.0, channel: None, novelty: None, novelty_scale: None },
-        &device,
-    );
+    let cam_only = model.infer(&cfg, &b, Thresholds { camera: 0.0, sensor: 2.0, ..Thresholds::uniform(0.0) }, &device);
     assert_eq!(cam_only.sensor, b.sensor);
     assert_eq!(cam_only.camera, out.inference.camera);
     let dir = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@
 
 use mmguard_data::SplitConfig;
 use mmguard_faults::{CameraFault, Fault, SensorFault};
+use mmguard_model::Novelty;
 use serde::{Deserialize, Serialize};
 
 /// Everything that decides a training run.
@@ -47,6 +48,11 @@ pub struct TrainConfig {
     /// ± 3 × the spread instead (13.5 % false alarms there). `None`: the validation episodes alone (the earlier
     /// behaviour; on the twins the two are the same).
     pub calibration_relight: Option<f32>,
+    /// Which distance under the clean prior the sensor's novelty threshold reads
+    /// ([`mmguard_model::Novelty`]): `columns` (each column given the others, and the whole
+    /// window) catches faults that break one column's relation to the rest; `window` is the
+    /// earlier behaviour.
+    pub novelty: Novelty,
     /// A threshold per modality, each calibrated for half of the target rate; `false` is one
     /// threshold on max(camera, sensor) for the whole rate.
     pub per_modality_gate: bool,
@@ -85,6 +91,7 @@ impl Default for TrainConfig {
             target_false_alarm_rate: 0.01,
             calibration: crate::Calibration::Predictive,
             calibration_relight: Some(3.0),
+            novelty: Novelty::Columns,
             per_modality_gate: true,
             channel_threshold: Some(0.5),
             progress: true,

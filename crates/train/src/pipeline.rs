@@ -9,8 +9,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
 use mmguard_data::{Dataset, MinMax, Split, SplitConfig, Windows};
 use mmguard_model::{
-    host_batch, write_json, BlockConfig, Evidence, Gate, LatentScale, Mmssl, ModelConfig, Provenance, Run, RunConfig,
-    SpreadSums, Stage1, Stage1Config, Thresholds, Versions, LOG_FILE, METRICS_FILE,
+    host_batch, write_json, BlockConfig, Evidence, Gate, LatentScale, Mmssl, ModelConfig, Novelty, Provenance, Run,
+    RunConfig, SpreadSums, Stage1, Stage1Config, Thresholds, Versions, LOG_FILE, METRICS_FILE,
 };
 use serde::Serialize;
 
@@ -360,6 +360,8 @@ pub struct GateOptions {
     /// The training episodes to whose lighting each validation episode is relit as well
     /// ([`TrainConfig::calibration_relight`]); `None` calibrates on the episodes as they are.
     pub relight: Option<Vec<i32>>,
+    /// The distance under the clean prior that the novelty threshold reads.
+    pub novelty: Novelty,
 }
 
 impl TrainConfig {
@@ -373,6 +375,7 @@ impl TrainConfig {
             per_modality: self.per_modality_gate,
             channel: self.channel_threshold,
             relight: varies.then(|| prep.split.train.clone()),
+            novelty: self.novelty,
         }
     }
 }
@@ -389,7 +392,7 @@ pub fn calibrate_gate(
     norm: &MinMax,
     options: GateOptions,
 ) -> Gate {
-    let GateOptions { rate, method, per_modality, channel, relight } = options;
+    let GateOptions { rate, method, per_modality, channel, relight, novelty: statistic } = options;
     let plain = compute::device();
     let prior = model_cfg.clean_prior.as_ref();
     let s1 = &model_cfg.stage1;
@@ -441,7 +444,7 @@ pub fn calibrate_gate(
                 }
                 groups[1].push(s[1]);
                 if let Some(p) = prior {
-                    let d = p.distance(&batch.sensor[b * win..(b + 1) * win]);
+                    let d = p.novelty(&batch.sensor[b * win..(b + 1) * win], s1.sensor_dim, statistic);
                     groups[3].push((d / (1.0 + d)) as f32);
                 }
             }
@@ -470,6 +473,7 @@ pub fn calibrate_gate(
             channel,
             novelty,
             novelty_scale,
+            novelty_statistic: statistic,
         }
     } else {
         Thresholds::uniform(threshold).with_channel(channel)

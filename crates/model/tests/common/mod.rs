@@ -18,6 +18,7 @@ pub fn run_config(cfg: &ModelConfig, columns: Vec<String>) -> mmguard_model::Run
                 channel: Some(0.5),
                 novelty: None,
                 novelty_scale: None,
+                novelty_statistic: mmguard_model::Novelty::Window,
             }),
             target_false_alarm_rate: 0.01,
             calibration_samples: 10,
