@@ -2,7 +2,7 @@
 
 use anyhow::bail;
 use mmguard_model::compute;
-use mmguard_model::{write_json, Run, CONFIG_FILE};
+use mmguard_model::{write_json, Novelty, Run, CONFIG_FILE};
 use mmguard_train::{calibrate_gate, GateOptions};
 
 use crate::args::CalibrateArgs;
@@ -26,7 +26,12 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
         per_modality: cfg.gate.per_modality.is_some(),
         channel: cfg.gate.thresholds().channel,
         relight: cfg.gate.relight.map(|_| cfg.data.split.train.clone()),
-        novelty: a.novelty.unwrap_or(cfg.gate.thresholds().novelty_statistic),
+        // the run's own choice: a gate with a column threshold was calibrated with columns
+        novelty: a.novelty.unwrap_or(if cfg.gate.thresholds().column_novelty.is_some() {
+            Novelty::Columns
+        } else {
+            Novelty::Window
+        }),
     };
     let gate = calibrate_gate(&run.model, &cfg.model, &data, &val, &cfg.normalization, options);
     let (old, new) = (cfg.gate.thresholds(), gate.thresholds());

@@ -42,8 +42,8 @@ pub use input_repair::{InputRepair, SpreadSums};
 pub use keypoints::Keypoints;
 pub use layers::{conv, lrelu, unit_rows, Act, LEAKY_SLOPE};
 pub use pipeline::{
-    camera_to_host, evidence_tensor, index_tensor, logit, sensor_to_host, Flops, Gated, HostBatch, Inference, Mmssl,
-    ModelConfig, PipelineOutput, Repair, Thresholds,
+    camera_to_host, evidence_tensor, index_tensor, logit, sensor_to_host, Distances, Flops, Gated, HostBatch,
+    Inference, Mmssl, ModelConfig, PipelineOutput, Repair, Thresholds,
 };
 pub use run::{
     host_batch, write_json, Calibration, Gate, Provenance, Run, RunConfig, Versions, CONFIG_FILE, FORMAT_VERSION,

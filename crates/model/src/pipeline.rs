@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::autoencoder::{Stage1, Stage1Config};
 use crate::block::{BlockConfig, ComputeBlock, OutputInput};
-use crate::clean_prior::{CleanPrior, Novelty};
+use crate::clean_prior::CleanPrior;
 use crate::evidence::Evidence;
 use crate::input_repair::InputRepair;
 
@@ -178,13 +178,24 @@ pub struct Thresholds {
     /// the novelty to the margin only where it flags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub novelty_scale: Option<f32>,
-    /// Which distance the novelty threshold reads; runs before the choice read the window's.
-    #[serde(default, skip_serializing_if = "is_window")]
-    pub novelty_statistic: Novelty,
+    /// The sensor is also flagged where the largest of its columns' distances given the other
+    /// columns ([`CleanPrior::column_distance`]) reaches this; `None` (runs before it, a gate
+    /// calibrated with `novelty: window`) reads the window's distance alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_novelty: Option<f32>,
+    /// `novelty_scale` for the column distance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_novelty_scale: Option<f32>,
 }
 
-fn is_window(n: &Novelty) -> bool {
-    *n == Novelty::Window
+/// A sensor window's distances under the clean prior.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Distances {
+    /// The whole window's ([`CleanPrior::distance`]).
+    pub window: f64,
+    /// The largest column's given the others ([`CleanPrior::column_distance`]); 0 where the
+    /// gate does not read it.
+    pub column: f64,
 }
 
 impl Thresholds {
@@ -196,7 +207,8 @@ impl Thresholds {
             channel: None,
             novelty: None,
             novelty_scale: None,
-            novelty_statistic: Novelty::Window,
+            column_novelty: None,
+            column_novelty_scale: None,
         }
     }
 
@@ -217,30 +229,38 @@ impl Thresholds {
     }
 
     /// Which modalities the scores flag (a score flags when it reaches its threshold), with
-    /// the sensor window's distance under the clean prior where the model has one.
-    pub fn flags(self, scores: [f32; 2], distance: Option<f64>) -> [bool; 2] {
-        let novel = self.novelty.zip(distance).is_some_and(|(t, d)| d >= f64::from(t));
+    /// the sensor window's distances under the clean prior where the model has one.
+    pub fn flags(self, scores: [f32; 2], distances: Option<Distances>) -> [bool; 2] {
+        let novel = self.novelties(distances).any(|(t, d, _)| d >= t);
         [scores[0] >= self.camera, scores[1] >= self.sensor || novel]
     }
 
+    /// (threshold, distance, scale) of each novelty the gate reads.
+    fn novelties(self, distances: Option<Distances>) -> impl Iterator<Item = (f64, f64, Option<f32>)> {
+        let window = self.novelty.zip(distances).map(|(t, d)| (f64::from(t), d.window, self.novelty_scale));
+        let column =
+            self.column_novelty.zip(distances).map(|(t, d)| (f64::from(t), d.column, self.column_novelty_scale));
+        window.into_iter().chain(column)
+    }
+
     /// How far each modality is past its gate: the score's logit minus its threshold's; for the
-    /// sensor, the larger of that and ln(distance / novelty threshold) × `novelty_scale`.
+    /// sensor, the largest of that and ln(distance / threshold) × scale of each novelty.
     /// Positive where [`Thresholds::flags`] flags (up to the clamp of probabilities to
     /// [10⁻⁷, 1 − 10⁻⁷]), so that a ranking of margins is a ranking by the gate that runs: the
     /// sensor's score saturates, and a ranking by it alone leaves out the evidence that flags
-    /// the weak faults. Why the scale: below their thresholds the two statistics only compare
+    /// the weak faults. Why the scale: below their thresholds the statistics only compare
     /// in units of their clean spreads — unscaled, clean windows' novelty outranked faults only
     /// the score saw (sensor saturation at severity 0.5 on the arm demo run: AUROC 0.997 by the
-    /// score, 0.935 by the unscaled maximum). Without a scale the novelty counts only where it
+    /// score, 0.935 by the unscaled maximum). Without a scale a novelty counts only where it
     /// flags (its margin at least 0, plus the log-ratio).
-    pub fn margins(self, scores: [f32; 2], distance: Option<f64>) -> [f32; 2] {
+    pub fn margins(self, scores: [f32; 2], distances: Option<Distances>) -> [f32; 2] {
         let camera = logit(scores[0]) - logit(self.camera);
         let score = logit(scores[1]) - logit(self.sensor);
-        let sensor = match (self.novelty.zip(distance), self.novelty_scale) {
-            (Some((t, d)), Some(k)) => score.max(f64::from(k) * (d.max(f64::MIN_POSITIVE) / f64::from(t)).ln()),
-            (Some((t, d)), None) if d >= f64::from(t) => score.max(0.0) + (d / f64::from(t)).ln(),
-            _ => score,
-        };
+        let sensor = self.novelties(distances).fold(score, |m, (t, d, scale)| match scale {
+            Some(k) => m.max(f64::from(k) * (d.max(f64::MIN_POSITIVE) / t).ln()),
+            None if d >= t => m.max(score.max(0.0) + (d / t).ln()),
+            None => m,
+        });
         [camera as f32, sensor as f32]
     }
 }
@@ -256,14 +276,18 @@ pub fn logit(p: f32) -> f64 {
     (p / (1.0 - p)).ln()
 }
 
-/// `camera 0.8107 sensor 0.9978`, with `novelty 27.25 (columns)` where the gate has one.
+/// `camera 0.8107 sensor 0.9978`, with `novelty 27.25` and `column novelty 570.1` where the
+/// gate has them.
 impl std::fmt::Display for Thresholds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "camera {:.4} sensor {:.4}", self.camera, self.sensor)?;
-        match self.novelty {
-            Some(n) => write!(f, " novelty {n:.2} ({})", self.novelty_statistic.name()),
-            None => Ok(()),
+        if let Some(n) = self.novelty {
+            write!(f, " novelty {n:.2}")?;
         }
+        if let Some(n) = self.column_novelty {
+            write!(f, " column novelty {n:.2}")?;
+        }
+        Ok(())
     }
 }
 
@@ -385,10 +409,12 @@ impl Mmssl {
             .iter()
             .enumerate()
             .map(|(b, &s)| {
-                let distance = thresholds.novelty.and(prior).map(|p| {
-                    p.novelty(&batch.sensor[b * win..(b + 1) * win], s1.sensor_dim, thresholds.novelty_statistic)
+                let distances = thresholds.novelty.and(prior).map(|p| {
+                    let w = &batch.sensor[b * win..(b + 1) * win];
+                    let column = thresholds.column_novelty.map_or(0.0, |_| p.column_distance(w, s1.sensor_dim));
+                    Distances { window: p.distance(w), column }
                 });
-                (thresholds.flags(s, distance), thresholds.margins(s, distance))
+                (thresholds.flags(s, distances), thresholds.margins(s, distances))
             })
             .unzip();
         Detection { z, reconstruction, latent: out.latent, scores, channel_scores, flags, margins }

@@ -382,8 +382,8 @@ impl TrainConfig {
 
 /// Calibrates the gate on the clean validation windows, grouped by episode: the sample
 /// threshold for the whole rate and, with `per_modality`, a threshold per modality for half
-/// of it each — the sensor's half split evenly between its score and its distance under the
-/// clean prior where the model has one.
+/// of it each — the sensor's half split evenly between its score and, where the model has a
+/// clean prior, its window's distance and (with [`Novelty::Columns`]) its largest column's.
 pub fn calibrate_gate(
     model: &Mmssl,
     model_cfg: &ModelConfig,
@@ -417,7 +417,8 @@ pub fn calibrate_gate(
             (all, own)
         }
     };
-    let mut by_episode: Vec<(i32, [EpisodeScores; 4])> =
+    let columns = statistic == Novelty::Columns;
+    let mut by_episode: Vec<(i32, [EpisodeScores; 5])> =
         val_episodes.iter().map(|&e| (e, Default::default())).collect();
     for chunk in val.ends.chunks(64) {
         let clean = host_batch(data, chunk, val.len, norm);
@@ -444,8 +445,13 @@ pub fn calibrate_gate(
                 }
                 groups[1].push(s[1]);
                 if let Some(p) = prior {
-                    let d = p.novelty(&batch.sensor[b * win..(b + 1) * win], s1.sensor_dim, statistic);
+                    let w = &batch.sensor[b * win..(b + 1) * win];
+                    let d = p.distance(w);
                     groups[3].push((d / (1.0 + d)) as f32);
+                    if columns {
+                        let c = p.column_distance(w, s1.sensor_dim);
+                        groups[4].push((c / (1.0 + c)) as f32);
+                    }
                 }
             }
         }
@@ -454,26 +460,31 @@ pub fn calibrate_gate(
     let threshold = calibrate(&groups(2), rate, method);
     let channel = channel.filter(|_| model_cfg.block.evidence.is_some());
     // one threshold for both is stored as such, so that the channel substitution is kept
-    // with a prior the sensor's half of the rate is split between its score and its distance
     let thresholds = if per_modality {
-        // p is an f32 probability: it is kept below 1 − 10⁻⁷ (a distance of 10⁷, beyond any
-        // clean window) so that the threshold stays finite
-        let novelty = prior.map(|_| {
-            let p = f64::from(calibrate(&groups(3), rate / 4.0, method)).clamp(0.0, 1.0 - 1e-7);
+        // the sensor's half of the rate is split evenly between its score and each distance it
+        // reads; p is an f32 probability d / (1 + d), kept below 1 − 10⁻⁷ (a distance of 10⁷,
+        // beyond any clean window) so that the threshold stays finite
+        let parts = 1 + usize::from(prior.is_some()) * (1 + usize::from(columns));
+        let share = rate / 2.0 / parts as f64;
+        let distance = |k: usize| {
+            let p = f64::from(calibrate(&groups(k), share, method)).clamp(0.0, 1.0 - 1e-7);
             (p / (1.0 - p)) as f32
-        });
-        let sensor_rate = if novelty.is_some() { rate / 4.0 } else { rate / 2.0 };
-        let novelty_scale = novelty.and_then(|_| {
-            let (score, distance) = (upper_spread(&groups(1)), upper_spread(&groups(3)));
+        };
+        // logit units of the score per unit of ln(distance): the ratio of their clean spreads
+        let scale = |k: usize| {
+            let (score, distance) = (upper_spread(&groups(1)), upper_spread(&groups(k)));
             (score > 0.0 && distance > 0.0).then(|| (score / distance) as f32)
-        });
+        };
+        let novelty = prior.map(|_| distance(3));
+        let column_novelty = prior.filter(|_| columns).map(|_| distance(4));
         Thresholds {
             camera: calibrate(&groups(0), rate / 2.0, method),
-            sensor: calibrate(&groups(1), sensor_rate, method),
+            sensor: calibrate(&groups(1), share, method),
             channel,
             novelty,
-            novelty_scale,
-            novelty_statistic: statistic,
+            novelty_scale: novelty.and_then(|_| scale(3)),
+            column_novelty,
+            column_novelty_scale: column_novelty.and_then(|_| scale(4)),
         }
     } else {
         Thresholds::uniform(threshold).with_channel(channel)
