@@ -497,10 +497,18 @@ pub struct SweepArgs {
     /// robustness_error.png and robustness_detection.png.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// A faulty copy counts as changed where some element of its modality moved by more than
+    /// this (a share of the element's range); a second AUROC is taken over the changed copies.
+    #[arg(long, default_value_t = SWEEP_MIN_LEVEL)]
+    pub min_level: f32,
 }
 
 /// The sweep's default severities.
 const SEVERITIES: &str = "0,0.25,0.5,0.75,1";
+
+/// The sweep's default `--min-level`: 2 % of the range, the level `eval stream --min-level`
+/// is used with on the outside streams in the README.
+const SWEEP_MIN_LEVEL: f32 = 0.02;
 
 /// `mmguard eval stream`
 #[derive(Debug, Args)]
@@ -546,7 +554,13 @@ impl EvalArgs {
                 tracing::warn!(
                     "`eval --faults` is now `eval sweep --faults`; the old spelling goes in the next release"
                 );
-                EvalJob::Mode(EvalMode::Sweep(SweepArgs { target, faults, severities: old.severities, out: old.out }))
+                EvalJob::Mode(EvalMode::Sweep(SweepArgs {
+                    target,
+                    faults,
+                    severities: old.severities,
+                    out: old.out,
+                    min_level: SWEEP_MIN_LEVEL,
+                }))
             }
             (None, true) => {
                 tracing::warn!("`eval --stream` is now `eval stream`; the old spelling goes in the next release");

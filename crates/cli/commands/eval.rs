@@ -49,7 +49,10 @@ fn sweep(s: &SweepArgs) -> anyhow::Result<()> {
     let run = Run::load(&a.run, &compute::device())?;
     let path = a.data.clone().unwrap_or_else(|| run.config.data.path.clone().into());
     let data = super::load_dataset(&path)?;
-    let rows = mmguard_eval::sweep(&run, &data, &faults, &s.severities, a.seed)?;
+    if !(s.min_level.is_finite() && s.min_level >= 0.0) {
+        bail!("--min-level {}: expected a change of 0 or more", s.min_level);
+    }
+    let rows = mmguard_eval::sweep(&run, &data, &faults, &s.severities, a.seed, s.min_level)?;
     if let Some(dir) = &s.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let csv = dir.join("sweep.csv");
@@ -71,12 +74,12 @@ fn sweep(s: &SweepArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "| fault | modality | severity | faulty input | autoencoder | MMSSL (gated) | AUROC | flagged | in training |"
+        "| fault | modality | severity | faulty input | autoencoder | MMSSL (gated) | AUROC | flagged | changed | AUROC, changed | in training |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {:?} | {} | {:.3} | {:.3} | {:.3} | {} | {:.3} | {} |",
+            "| {} | {:?} | {} | {:.3} | {:.3} | {:.3} | {} | {:.3} | {:.3} | {} | {} |",
             r.fault,
             r.modality,
             r.severity,
@@ -85,6 +88,8 @@ fn sweep(s: &SweepArgs) -> anyhow::Result<()> {
             r.corrected_mse * 100.0,
             r.auroc.map_or("–".into(), |v| format!("{v:.4}")),
             r.flagged,
+            r.changed,
+            r.auroc_changed.map_or("–".into(), |v| format!("{v:.4}")),
             match r.trained {
                 Some(true) => "yes",
                 Some(false) => "**held out**",
@@ -93,8 +98,11 @@ fn sweep(s: &SweepArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "\nMSE × 10⁻² on the row's modality; AUROC of its score, faulty against clean copies; \
-         'in training': whether stage 2 trained on every part of the fault."
+        "\nMSE × 10⁻² on the row's modality; AUROC of its gate margin, faulty against clean copies; \
+         'changed': the share of faulty copies that some element moved by more than {} of its range, \
+         'AUROC, changed' over those alone; 'in training': whether stage 2 trained on every part of \
+         the fault.",
+        s.min_level
     );
     Ok(())
 }

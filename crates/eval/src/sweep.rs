@@ -37,6 +37,13 @@ pub struct SweepRow {
     pub auroc: Option<f64>,
     /// Share of faulty copies whose modality the gate flagged.
     pub flagged: f64,
+    /// Share of faulty copies the fault changed measurably: some element of the modality by
+    /// more than the sweep's `min_level` (on the [0, 1] scale, a share of its column's or
+    /// pixel's range). A weak fault can leave a window as it was (saturation clips only the
+    /// readings above its limit): those copies are clean data, not a miss.
+    pub changed: f64,
+    /// [`SweepRow::auroc`] over the measurably changed copies only; `None` where none changed.
+    pub auroc_changed: Option<f64>,
     /// Whether every part of the fault was in the run's stage-2 training mix; `None` for a run
     /// that does not record its mix. A run trained with `--hold-out` shows detection on kinds
     /// it never saw (`false`) beside the kinds it saw.
@@ -62,6 +69,8 @@ struct Acc {
     sq: [f64; 3],
     n: usize,
     margins: Vec<f32>,
+    /// Per faulty copy: whether it changed by more than the sweep's `min_level`.
+    changed: Vec<bool>,
     flagged: usize,
 }
 
@@ -106,10 +115,27 @@ fn sq_err(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| f64::from(x - y).powi(2)).sum()
 }
 
+/// Whether some element of `faulty` differs from `clean` by more than `min_level`; a NaN
+/// reading counts as changed.
+fn changed(faulty: &[f32], clean: &[f32], min_level: f32) -> bool {
+    faulty.iter().zip(clean).any(|(f, c)| {
+        let d = (f - c).abs();
+        d.is_nan() || d > min_level
+    })
+}
+
 /// Runs every fault spec at every severity over the evaluation windows of `data` (the run's
 /// test episodes for its own training file). Each (spec, severity) has its own seeded
-/// generator, so a row does not depend on which others are run.
-pub fn sweep(run: &Run, data: &Dataset, specs: &[Compound], severities: &[f32], seed: u64) -> Result<Vec<SweepRow>> {
+/// generator, so a row does not depend on which others are run. `min_level`: the change below
+/// which a faulty copy counts as unchanged ([`SweepRow::changed`]).
+pub fn sweep(
+    run: &Run,
+    data: &Dataset,
+    specs: &[Compound],
+    severities: &[f32],
+    seed: u64,
+    min_level: f32,
+) -> Result<Vec<SweepRow>> {
     run.check_compatible(data)?;
     let (windows, _) = eval_windows(run, data)?;
     let device = compute::device();
@@ -156,6 +182,7 @@ pub fn sweep(run: &Run, data: &Dataset, specs: &[Compound], severities: &[f32], 
                     a.sq[2] += sq_err(gated, truth);
                     a.n += truth.len();
                     a.margins.push(out.inference.margins[i][m]);
+                    a.changed.push(changed(input, truth, min_level));
                     a.flagged += usize::from(out.inference.flags[i][m]);
                 }
             }
@@ -167,8 +194,12 @@ pub fn sweep(run: &Run, data: &Dataset, specs: &[Compound], severities: &[f32], 
         for modality in spec.modalities() {
             let m = usize::from(modality == Modality::Sensor);
             let a = &acc[m];
-            let scores: Vec<f32> = a.margins.iter().chain(&clean_margins[m]).copied().collect();
-            let labels: Vec<bool> = (0..scores.len()).map(|i| i < a.margins.len()).collect();
+            let against_clean = |faulty: Vec<f32>| {
+                let labels: Vec<bool> = (0..faulty.len() + clean_margins[m].len()).map(|i| i < faulty.len()).collect();
+                let scores: Vec<f32> = faulty.into_iter().chain(clean_margins[m].iter().copied()).collect();
+                auroc(&scores, &labels)
+            };
+            let moved: Vec<f32> = a.margins.iter().zip(&a.changed).filter(|(_, &c)| c).map(|(&s, _)| s).collect();
             let n = a.n.max(1) as f64;
             rows.push(SweepRow {
                 fault: spec.name(),
@@ -177,8 +208,10 @@ pub fn sweep(run: &Run, data: &Dataset, specs: &[Compound], severities: &[f32], 
                 faulty_input_mse: a.sq[0] / n,
                 autoencoder_mse: a.sq[1] / n,
                 corrected_mse: a.sq[2] / n,
-                auroc: auroc(&scores, &labels),
                 flagged: a.flagged as f64 / a.margins.len().max(1) as f64,
+                changed: moved.len() as f64 / a.margins.len().max(1) as f64,
+                auroc_changed: if moved.is_empty() { None } else { against_clean(moved) },
+                auroc: against_clean(a.margins.clone()),
                 trained: trained.as_ref().map(|t| spec.faults.iter().all(|f| t.contains(f))),
             });
         }
@@ -196,27 +229,29 @@ fn modality_name(m: Modality) -> &'static str {
 /// The rows as CSV, MSE on the [0, 1] scale.
 pub fn to_csv(rows: &[SweepRow]) -> String {
     let mut s =
-        String::from("fault,modality,severity,faulty_input_mse,autoencoder_mse,corrected_mse,auroc,flagged,trained\n");
+        String::from("fault,modality,severity,faulty_input_mse,autoencoder_mse,corrected_mse,auroc,flagged,changed,auroc_changed,trained\n");
     for r in rows {
         let auroc = r.auroc.map_or(String::new(), |v| format!("{v:.4}"));
+        let auroc_changed = r.auroc_changed.map_or(String::new(), |v| format!("{v:.4}"));
         let trained = r.trained.map_or(String::new(), |t| t.to_string());
         s += &format!(
-            "{},{},{},{:.6e},{:.6e},{:.6e},{auroc},{:.4},{trained}\n",
+            "{},{},{},{:.6e},{:.6e},{:.6e},{auroc},{:.4},{:.4},{auroc_changed},{trained}\n",
             r.fault,
             modality_name(r.modality),
             r.severity,
             r.faulty_input_mse,
             r.autoencoder_mse,
             r.corrected_mse,
-            r.flagged
+            r.flagged,
+            r.changed
         );
     }
     s
 }
 
 /// The curves of `rows`, one panel per (fault, modality): error against severity (faulty
-/// input, stage-1 autoencoder, MMSSL; log scale) and detection against severity (AUROC and
-/// share flagged). Writes `robustness_error.png` and `robustness_detection.png` into `dir`;
+/// input, stage-1 autoencoder, MMSSL; log scale) and detection against severity (AUROC, share
+/// flagged, and share of copies the fault changed measurably). Writes `robustness_error.png` and `robustness_detection.png` into `dir`;
 /// returns their paths.
 pub fn write_curves(rows: &[SweepRow], dir: &Path) -> std::result::Result<[PathBuf; 2], mmguard_plot::Error> {
     // a fault whose error is never finite once it acts (NaN drop-out: caught by rule checks)
@@ -265,7 +300,11 @@ pub fn write_curves(rows: &[SweepRow], dir: &Path) -> std::result::Result<[PathB
             y_label: "score".into(),
             log_y: false,
             y_range: Some((0.0, 1.05)),
-            series: vec![line("AUROC", k, &|r| r.auroc.unwrap_or(f64::NAN)), line("flagged", k, &|r| r.flagged)],
+            series: vec![
+                line("AUROC", k, &|r| r.auroc.unwrap_or(f64::NAN)),
+                line("flagged", k, &|r| r.flagged),
+                line("changed measurably", k, &|r| r.changed),
+            ],
         })
         .collect();
     let paths = [dir.join("robustness_error.png"), dir.join("robustness_detection.png")];

@@ -119,7 +119,7 @@ fn a_held_out_sweep_marks_what_stage_2_never_saw() {
             .iter()
             .map(|n| Compound::from_name(n).unwrap())
             .collect();
-    let rows = mmguard_eval::sweep(&run, &data, &specs, &[1.0], 0).unwrap();
+    let rows = mmguard_eval::sweep(&run, &data, &specs, &[1.0], 0, 0.02).unwrap();
     let trained = |fault: &str| rows.iter().find(|r| r.fault == fault).and_then(|r| r.trained);
     assert_eq!(trained("camera/scratches"), Some(false));
     assert_eq!(trained("sensor/step"), Some(false));
@@ -130,4 +130,16 @@ fn a_held_out_sweep_marks_what_stage_2_never_saw() {
     assert!(rows.iter().all(|r| r.auroc.is_some()));
     let gain = rows.iter().find(|r| r.fault == "sensor/gain").unwrap();
     assert!(gain.auroc.unwrap() > 0.9, "sensor gain at severity 1: AUROC {:?}", gain.auroc);
+
+    // saturation clips only the readings above its limit: the share of copies it changes grows
+    // with the severity, from none at 0 (no second AUROC there) to most at 1
+    let saturation = [Compound::from_name("sensor/saturation").unwrap()];
+    let rows = mmguard_eval::sweep(&run, &data, &saturation, &[0.0, 0.25, 1.0], 0, 0.02).unwrap();
+    let changed: Vec<f64> = rows.iter().map(|r| r.changed).collect();
+    assert_eq!((changed[0], rows[0].auroc_changed), (0.0, None));
+    assert!(changed[1] <= changed[2] && changed[2] > 0.5, "changed shares {changed:?}");
+    assert!(rows[2].auroc_changed.is_some());
+    // a level beyond the range counts nothing as changed
+    let beyond = mmguard_eval::sweep(&run, &data, &saturation, &[1.0], 0, 1.5).unwrap();
+    assert_eq!(beyond[0].changed, 0.0);
 }
