@@ -30,7 +30,17 @@ channel_swap (RGB read as BGR), pixelate (8×8 blocks), flicker_band (a bright b
 that moves down the frame), smudge (a blurred grey haze over one quadrant), shift (the frame
 moved 6 pixels right and down, the edge repeated).
 
-Usage: python3 tools/outside_data.py --out data/outside [--seed 0]
+With `--scene weld` it writes the same set for a second cell, a welding one, as
+OUT/welding-cell.npz: a three-joint arm that carries a MIG torch along a straight seam between
+two plates (approach, arc strike, weld with a weave, arc out, retract), 18 columns — joint
+angles, velocities, torques (N·m), torch position (m), torch-to-work distance (mm), arc current
+(A) and voltage (V) of a constant-voltage source with short circuits, wire feed (m/min), the
+feeder motor's current (A), shielding gas flow (l/min) and the pyrometer's temperature at the
+torch (°C) — and frames of the plates, the seam, the glowing then cooling bead, the arm and the
+arc's glare. The fault kinds are the same; the sensor ones act on this arm's angles,
+velocities and torques.
+
+Usage: python3 tools/outside_data.py --out data/outside [--seed 0] [--scene push|weld]
 """
 
 import argparse
@@ -204,29 +214,33 @@ def quantise(frame):
     return bytes(max(0, min(255, int(round(v)))) for v in frame)
 
 
-def sensor_fault(kind, rows, start, rng):
-    """Applies an outside sensor fault to the readings from `start` on, in place."""
-    spans = [max(r[k] for r in rows) - min(r[k] for r in rows) + 1e-6 for k in range(len(COLUMNS))]
+def sensor_fault(kind, scene, rows, start, rng):
+    """Applies an outside sensor fault to the readings from `start` on, in place. The scene
+    names its columns' groups: `joints` angle columns, then as many velocities, then torques."""
+    n = scene["joints"]
+    angles, velocities, torques = range(0, n), range(n, 2 * n), range(2 * n, 3 * n)
+    spans = [max(r[k] for r in rows) - min(r[k] for r in rows) + 1e-6 for k in range(len(scene["columns"]))]
     if kind == "hum":
-        for k in rng.sample(range(len(COLUMNS)), 2):
+        for k in rng.sample(range(len(scene["columns"])), 2):
             for i in range(start, len(rows)):
                 rows[i][k] += 0.15 * spans[k] * math.sin(2 * math.pi * i / 7.0)
     elif kind == "sign_flip":
-        k = rng.randrange(4)
+        k = angles[rng.randrange(n)]
         for i in range(start, len(rows)):
             rows[i][k] = -rows[i][k]
     elif kind == "swap":
-        a, b = rng.sample(range(8, 12), 2)
+        a, b = rng.sample(torques, 2)
         for i in range(start, len(rows)):
             rows[i][a], rows[i][b] = rows[i][b], rows[i][a]
     elif kind == "crosstalk":
-        k = rng.randrange(4)
+        k = rng.randrange(n)
+        v, t = velocities[k], torques[k]
         for i in range(start, len(rows)):
-            rows[i][8 + k] += rows[i][4 + k] / 3.0 * spans[8 + k] / spans[4 + k]
+            rows[i][t] += rows[i][v] / 3.0 * spans[t] / spans[v]
     elif kind == "lowpass":
         state = list(rows[start])
         for i in range(start, len(rows)):
-            for k in range(4, 12):
+            for k in range(n, 3 * n):
                 state[k] += (rows[i][k] - state[k]) / 4.0
                 rows[i][k] = state[k]
     elif kind == "decimation":
@@ -322,11 +336,211 @@ def simulate(episodes, rng):
     return rows, frames, ids
 
 
-def contract(rows, frames, ids, extra=None):
+# --- the welding cell (`--scene weld`) -----------------------------------------------------
+#
+# A three-joint planar arm carries a MIG torch along a straight seam between two plates, seen
+# from above: it approaches the seam's start, strikes the arc, welds along the seam with a
+# weave, puts the arc out and retracts. The welding source is a constant-voltage one: the
+# current follows the wire feed and falls as the torch-to-work distance grows, the voltage rises
+# with the arc's length, and short circuits (a drop bridging the gap) pull the voltage down and
+# the current up for a reading.
+
+WELD_LINKS = [0.42, 0.34, 0.14]
+WELD_BASE = (0.0, -0.62)
+WELD_INERTIA = [0.55, 0.22, 0.04]
+WELD_DAMPING = [1.0, 0.6, 0.1]
+WELD_KP = [140.0, 90.0, 25.0]
+WELD_KD = [12.0, 7.0, 1.2]
+WELD_TORQUE_LIMIT = 30.0
+WELD_LIMITS = [(-0.4, 3.5), (-2.6, 2.6), (-2.6, 2.6)]
+WELD_COLUMNS = (
+    [(f"q{j}", "rad") for j in range(3)]
+    + [(f"qd{j}", "rad/s") for j in range(3)]
+    + [(f"tau{j}", "N*m") for j in range(3)]
+    + [("torch_x", "m"), ("torch_y", "m"), ("ctwd", "mm"), ("current", "A"), ("voltage", "V"),
+       ("wire_feed", "m/min"), ("feeder_current", "A"), ("gas_flow", "l/min"), ("temperature", "degC")]
+)
+
+
+def weld_forward(q):
+    """Joint positions of the torch arm from its base."""
+    points, (x, y), a = [WELD_BASE], WELD_BASE, 0.0
+    for qi, li in zip(q, WELD_LINKS):
+        a += qi
+        x += li * math.cos(a)
+        y += li * math.sin(a)
+        points.append((x, y))
+    return points
+
+
+def weld_reach(q, goal, iterations=40):
+    """Joint angles near q whose torch tip is at goal (damped Jacobian-transpose steps)."""
+    q = list(q)
+    for _ in range(iterations):
+        points = weld_forward(q)
+        tx, ty = points[-1]
+        ex, ey = goal[0] - tx, goal[1] - ty
+        for j in range(3):
+            px, py = points[j]
+            t = (tx - px) * ey - (ty - py) * ex
+            q[j] = min(max(q[j] + 1.5 * t, WELD_LIMITS[j][0]), WELD_LIMITS[j][1])
+    return q
+
+
+def weld_episode(rng):
+    """One welding job: the readings of every sample and the scene state to render."""
+    angle = rng.uniform(-0.5, 0.5)
+    length = rng.uniform(0.40, 0.60)
+    centre = (rng.uniform(-0.12, 0.12), rng.uniform(0.05, 0.25))
+    a = (centre[0] - 0.5 * length * math.cos(angle), centre[1] - 0.5 * length * math.sin(angle))
+    b = (centre[0] + 0.5 * length * math.cos(angle), centre[1] + 0.5 * length * math.sin(angle))
+    home = (rng.uniform(-0.25, 0.25), rng.uniform(-0.2, -0.05))
+    strike, out = rng.randint(18, 26), rng.randint(74, 82)
+    feed = rng.uniform(5.0, 8.0)  # the job's wire feed set-point, m/min
+    weave, period = rng.uniform(0.004, 0.008), rng.uniform(6.0, 10.0)
+    warp, warp_phase = rng.uniform(0.5, 2.0), rng.uniform(0, 2 * math.pi)
+
+    def reference(i):
+        """The torch's planned (x, y) and height above the work (mm) at sample i."""
+        if i < strike:
+            s = (i / strike) ** 0.7
+            return (home[0] + s * (a[0] - home[0]), home[1] + s * (a[1] - home[1])), 60.0 - 48.0 * s
+        if i <= out:
+            s = (i - strike) / (out - strike)
+            w = weave * math.sin(2 * math.pi * (i - strike) / period)
+            x = a[0] + s * (b[0] - a[0]) - w * math.sin(angle)
+            y = a[1] + s * (b[1] - a[1]) + w * math.cos(angle)
+            return (x, y), 12.0 + warp * math.sin(2 * math.pi * s + warp_phase)
+        s = (i - out) / (SAMPLES - 1 - out)
+        return (b[0] + s * (home[0] - b[0]), b[1] + s * (home[1] - b[1])), 12.0 + 48.0 * s
+
+    q = weld_reach([1.2, 0.8, 0.4], home, iterations=400)
+    qd = [0.0] * 3
+    tau = [0.0] * 3
+    gas, temperature, heat = 0.0, rng.uniform(20.0, 30.0), 0.0
+    ambient = temperature
+    rows, scenes, bead = [], [], []
+    for i in range(SAMPLES):
+        goal, height = reference(i)
+        target = weld_reach(q, goal)
+        for _ in range(SUBSTEPS):
+            for j in range(3):
+                command = WELD_KP[j] * (target[j] - q[j]) - WELD_KD[j] * qd[j]
+                tau[j] = max(-WELD_TORQUE_LIMIT, min(WELD_TORQUE_LIMIT, command))
+                qd[j] += (tau[j] - WELD_DAMPING[j] * qd[j]) / WELD_INERTIA[j] * DT
+                q[j] += qd[j] * DT
+                if not WELD_LIMITS[j][0] <= q[j] <= WELD_LIMITS[j][1]:
+                    q[j] = min(max(q[j], WELD_LIMITS[j][0]), WELD_LIMITS[j][1])
+                    qd[j] = 0.0
+        tx, ty = weld_forward(q)[-1]
+        ctwd = height + rng.gauss(0.0, 0.15)
+        arc = strike <= i <= out
+        wire = feed if arc else 0.0
+        if arc:
+            current = 22.0 * wire + 40.0 - 6.0 * (ctwd - 12.0) + rng.gauss(0.0, 4.0)
+            voltage = 14.0 + 0.05 * current + 0.9 * (ctwd - 10.0) + rng.gauss(0.0, 0.3)
+            if rng.random() < 0.08:  # a short circuit
+                current += 60.0
+                voltage = rng.uniform(6.0, 10.0)
+            bead.append((tx, ty, i))
+        else:
+            current, voltage = 0.0, 0.0
+        power = current * voltage
+        # gas: pre-flow from five readings before the arc, post-flow for eight after it
+        valve = strike - 5 <= i <= out + 8
+        gas += ((15.0 if valve else 0.0) - gas) / 2.5
+        # the pyrometer at the torch sees the pool while the arc burns, the cooling bead after
+        heat += 0.05 * (0.09 * power - 0.8 * heat)
+        temperature = ambient + heat
+        feeder = 0.4 + 0.28 * wire + rng.gauss(0.0, 0.02)
+        rows.append(q + qd + tau + [tx, ty, ctwd, current, voltage, wire, feeder, gas + rng.gauss(0.0, 0.1), temperature])
+        scenes.append((list(q), list(bead), current, (a, b), i))
+    return rows, scenes
+
+
+def weld_render(q, bead, current, seam, now, light):
+    """One RGB frame of the welding cell at sample `now` as a flat [3·H·W] list (channel-first),
+    0–255."""
+    frame = [0.0] * (3 * H * W)
+    (ax, ay), (bx, by) = to_pixel(*seam[0]), to_pixel(*seam[1])
+    dx, dy = bx - ax, by - ay
+    length2 = dx * dx + dy * dy + 1e-9
+    for r in range(H):
+        for c in range(W):
+            shade = light[0] + light[1] * (c / W) + light[2] * (r / H)
+            i = r * W + c
+            # the plates (brushed steel) and the seam's gap between them
+            px, py = c + 0.5, r + 0.5
+            s = max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / length2))
+            gap = math.hypot(px - ax - s * dx, py - ay - s * dy)
+            brushed = ((c * 3 + r) % 7) * 1.5
+            base = 55.0 if gap < 0.8 else 140.0 + brushed
+            frame[i] = base * shade
+            frame[H * W + i] = (base + 4.0) * shade
+            frame[2 * H * W + i] = (base + 10.0) * shade
+    plane = H * W
+
+    def blend(cx, cy, radius, colour, strength):
+        for r in range(max(0, int(cy - radius - 1)), min(H, int(cy + radius + 2))):
+            for c in range(max(0, int(cx - radius - 1)), min(W, int(cx + radius + 2))):
+                d = math.hypot(c + 0.5 - cx, r + 0.5 - cy)
+                if d <= radius:
+                    a = strength * (1.0 - d / (radius + 1e-9)) ** 0.5
+                    for ch in range(3):
+                        j = ch * plane + r * W + c
+                        frame[j] = (1 - a) * frame[j] + a * colour[ch]
+
+    # the bead: silver where it has cooled, orange to yellow the nearer the pool
+    for x, y, laid in bead:
+        age = now - laid
+        glow = math.exp(-age / 6.0)
+        colour = (170 + 85 * glow, 165 + 40 * glow - 60 * glow * glow, 160 - 120 * glow)
+        px, py = to_pixel(x, y)
+        blend(px, py, 1.6, colour, 0.9)
+    # the arm, then the torch, then the arc's glow over all of it
+    points = [to_pixel(x, y) for x, y in weld_forward(q)]
+    for (x0, y0), (x1, y1), colour, width in zip(points, points[1:], [(60, 50, 40), (90, 70, 40), (50, 50, 55)], [2.4, 2.0, 1.5]):
+        ex, ey = x1 - x0, y1 - y0
+        l2 = ex * ex + ey * ey + 1e-9
+        for r in range(max(0, int(min(y0, y1) - 3)), min(H, int(max(y0, y1) + 4))):
+            for c in range(max(0, int(min(x0, x1) - 3)), min(W, int(max(x0, x1) + 4))):
+                s = max(0.0, min(1.0, ((c + 0.5 - x0) * ex + (r + 0.5 - y0) * ey) / l2))
+                if (c + 0.5 - x0 - s * ex) ** 2 + (r + 0.5 - y0 - s * ey) ** 2 <= width * width:
+                    for ch in range(3):
+                        frame[ch * plane + r * W + c] = colour[ch]
+    tx, ty = points[-1]
+    blend(tx, ty, 2.5, (25, 25, 30), 1.0)
+    if current > 0:
+        blend(tx, ty, 1.5 + current / 45.0, (255, 250, 225), 1.0)
+    return frame
+
+
+def weld_simulate(episodes, rng):
+    """Readings, float frames and episode ids of `episodes` welding jobs."""
+    rows, frames, ids = [], [], []
+    for e in range(episodes):
+        light = (rng.uniform(0.8, 1.1), rng.uniform(-0.12, 0.12), rng.uniform(-0.12, 0.12))
+        readings, scenes = weld_episode(rng)
+        rows.extend(readings)
+        frames.extend(weld_render(*state, light) for state in scenes)
+        ids.extend([e] * SAMPLES)
+    return rows, frames, ids
+
+
+# what each scene writes: its training file, its columns, its simulation
+SCENES = {
+    "push": {"file": "pushing-arm.npz", "note": "a four-joint arm pushing a box, raw units",
+             "columns": COLUMNS, "joints": 4, "simulate": simulate},
+    "weld": {"file": "welding-cell.npz", "note": "a three-joint arm MIG-welding a seam, raw units",
+             "columns": WELD_COLUMNS, "joints": 3, "simulate": weld_simulate},
+}
+
+
+def contract(scene, rows, frames, ids, extra=None):
     n = len(rows)
     arrays = {
         "camera": ("|u1", (n, 3, H, W), b"".join(quantise(f) for f in frames)),
-        "sensor": ("<f4", (n, len(COLUMNS)), floats(v for r in rows for v in r)),
+        "sensor": ("<f4", (n, len(scene["columns"])), floats(v for r in rows for v in r)),
         "episode": ("<i4", (n,), ints(ids)),
         "t": ("<f4", (n,), floats((i % SAMPLES) * 0.05 for i in range(n))),
     }
@@ -334,8 +548,8 @@ def contract(rows, frames, ids, extra=None):
     return arrays
 
 
-def sidecar(path, note):
-    meta = {"sensor_columns": [{"name": n, "unit": u} for n, u in COLUMNS], "source": "tools/outside_data.py", "note": note}
+def sidecar(scene, path, note):
+    meta = {"sensor_columns": [{"name": n, "unit": u} for n, u in scene["columns"]], "source": "tools/outside_data.py", "note": note}
     with open(os.path.splitext(path)[0] + ".json", "w") as f:
         json.dump(meta, f, indent=1)
 
@@ -346,27 +560,31 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--episodes", type=int, default=40)
     p.add_argument("--fault-episodes", type=int, default=10)
+    p.add_argument("--scene", choices=sorted(SCENES), default="push",
+                   help="push: the four-joint arm pushing a box; weld: the three-joint arm welding a seam")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
+    scene = SCENES[a.scene]
+    simulate_scene = scene["simulate"]
 
-    rows, frames, ids = simulate(a.episodes, random.Random(a.seed))
-    path = os.path.join(a.out, "pushing-arm.npz")
-    write_npz(path, contract(rows, frames, ids))
-    sidecar(path, "a four-joint arm pushing a box, raw units")
+    rows, frames, ids = simulate_scene(a.episodes, random.Random(a.seed))
+    path = os.path.join(a.out, scene["file"])
+    write_npz(path, contract(scene, rows, frames, ids))
+    sidecar(scene, path, scene["note"])
     print(f"{path}: {len(rows)} samples")
 
-    rows, frames, ids = simulate(a.episodes, random.Random(a.seed + 2_000_003))
+    rows, frames, ids = simulate_scene(a.episodes, random.Random(a.seed + 2_000_003))
     path = os.path.join(a.out, "outside-clean.npz")
     zero = floats([0.0] * len(rows))
     n = len(rows)
-    write_npz(path, contract(rows, frames, ids, {"fault_camera": ("<f4", (n,), zero), "fault_sensor": ("<f4", (n,), zero)}))
-    sidecar(path, "new clean episodes")
+    write_npz(path, contract(scene, rows, frames, ids, {"fault_camera": ("<f4", (n,), zero), "fault_sensor": ("<f4", (n,), zero)}))
+    sidecar(scene, path, "new clean episodes")
     print(f"{path}: {n} samples, no fault")
 
     rng = random.Random(a.seed + 1_000_003)
-    rows, frames, ids = simulate(a.fault_episodes, rng)
+    rows, frames, ids = simulate_scene(a.fault_episodes, rng)
     start_of = [int(0.3 * SAMPLES)] * a.fault_episodes
-    spans = [max(r[k] for r in rows) - min(r[k] for r in rows) + 1e-9 for k in range(len(COLUMNS))]
+    spans = [max(r[k] for r in rows) - min(r[k] for r in rows) + 1e-9 for k in range(len(scene["columns"]))]
     for kind in SENSOR_KINDS + CAMERA_KINDS:
         faulty_rows = [list(r) for r in rows]
         faulty_frames = list(frames)
@@ -377,7 +595,7 @@ def main():
                 level[lo + i] = 1.0
             if kind in SENSOR_KINDS:
                 episode_rows = faulty_rows[lo:lo + SAMPLES]
-                sensor_fault(kind, episode_rows, start, random.Random(f"{a.seed}/{kind}/{e}"))
+                sensor_fault(kind, scene, episode_rows, start, random.Random(f"{a.seed}/{kind}/{e}"))
                 faulty_rows[lo:lo + SAMPLES] = episode_rows
                 # a sensor reading's level is how much the fault changed it: the largest change
                 # of any column as a share of the column's range over these episodes (0 where
@@ -393,11 +611,11 @@ def main():
         camera_level, sensor_level = (zero, floats(level)) if kind in SENSOR_KINDS else (floats(level), zero)
         out = os.path.join(a.out, f"outside-{kind}.npz")
         n = len(rows)
-        write_npz(out, contract(faulty_rows, faulty_frames, ids, {
+        write_npz(out, contract(scene, faulty_rows, faulty_frames, ids, {
             "fault_camera": ("<f4", (n,), camera_level),
             "fault_sensor": ("<f4", (n,), sensor_level),
         }))
-        sidecar(out, f"outside fault '{kind}' from 30 % of every episode")
+        sidecar(scene, out, f"outside fault '{kind}' from 30 % of every episode")
         print(f"{out}: {kind}")
 
 
