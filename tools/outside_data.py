@@ -324,14 +324,16 @@ def ints(values):
     return a.tobytes()
 
 
-def simulate(episodes, rng):
-    """Readings, float frames and episode ids of `episodes` episodes."""
+def simulate(scene, episodes, rng):
+    """Readings, float frames and episode ids of `episodes` episodes of a scene, each under a
+    lighting of its own: a level and a ramp to the right and bottom edges."""
+    (low, high), ramp = scene["lighting"]
     rows, frames, ids = [], [], []
     for e in range(episodes):
-        light = (rng.uniform(0.85, 1.1), rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1))
-        readings, scenes = episode(rng)
+        light = (rng.uniform(low, high), rng.uniform(-ramp, ramp), rng.uniform(-ramp, ramp))
+        readings, states = scene["episode"](rng)
         rows.extend(readings)
-        frames.extend(render(q, box, light) for q, box in scenes)
+        frames.extend(scene["render"](*state, light) for state in states)
         ids.extend([e] * SAMPLES)
     return rows, frames, ids
 
@@ -515,24 +517,15 @@ def weld_render(q, bead, current, seam, now, light):
     return frame
 
 
-def weld_simulate(episodes, rng):
-    """Readings, float frames and episode ids of `episodes` welding jobs."""
-    rows, frames, ids = [], [], []
-    for e in range(episodes):
-        light = (rng.uniform(0.8, 1.1), rng.uniform(-0.12, 0.12), rng.uniform(-0.12, 0.12))
-        readings, scenes = weld_episode(rng)
-        rows.extend(readings)
-        frames.extend(weld_render(*state, light) for state in scenes)
-        ids.extend([e] * SAMPLES)
-    return rows, frames, ids
-
-
-# what each scene writes: its training file, its columns, its simulation
+# what each scene writes: its training file, its columns, its episodes, renderer and lighting
+# (the range of the level, the largest ramp)
 SCENES = {
     "push": {"file": "pushing-arm.npz", "note": "a four-joint arm pushing a box, raw units",
-             "columns": COLUMNS, "joints": 4, "simulate": simulate},
+             "columns": COLUMNS, "joints": 4, "episode": episode, "render": render,
+             "lighting": ((0.85, 1.1), 0.1)},
     "weld": {"file": "welding-cell.npz", "note": "a three-joint arm MIG-welding a seam, raw units",
-             "columns": WELD_COLUMNS, "joints": 3, "simulate": weld_simulate},
+             "columns": WELD_COLUMNS, "joints": 3, "episode": weld_episode, "render": weld_render,
+             "lighting": ((0.8, 1.1), 0.12)},
 }
 
 
@@ -565,15 +558,14 @@ def main():
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     scene = SCENES[a.scene]
-    simulate_scene = scene["simulate"]
 
-    rows, frames, ids = simulate_scene(a.episodes, random.Random(a.seed))
+    rows, frames, ids = simulate(scene, a.episodes, random.Random(a.seed))
     path = os.path.join(a.out, scene["file"])
     write_npz(path, contract(scene, rows, frames, ids))
     sidecar(scene, path, scene["note"])
     print(f"{path}: {len(rows)} samples")
 
-    rows, frames, ids = simulate_scene(a.episodes, random.Random(a.seed + 2_000_003))
+    rows, frames, ids = simulate(scene, a.episodes, random.Random(a.seed + 2_000_003))
     path = os.path.join(a.out, "outside-clean.npz")
     zero = floats([0.0] * len(rows))
     n = len(rows)
@@ -582,7 +574,7 @@ def main():
     print(f"{path}: {n} samples, no fault")
 
     rng = random.Random(a.seed + 1_000_003)
-    rows, frames, ids = simulate_scene(a.fault_episodes, rng)
+    rows, frames, ids = simulate(scene, a.fault_episodes, rng)
     start_of = [int(0.3 * SAMPLES)] * a.fault_episodes
     spans = [max(r[k] for r in rows) - min(r[k] for r in rows) + 1e-9 for k in range(len(scene["columns"]))]
     for kind in SENSOR_KINDS + CAMERA_KINDS:
