@@ -79,6 +79,26 @@ impl Lighting {
     }
 }
 
+impl Lighting {
+    /// Applies this lighting to a frame [3, H, W] in [0, 1] in place as a gain: each pixel
+    /// scaled by 1 + change / the frame's mean, so that the frame's mean changes as by
+    /// [`Lighting::apply`] while dark pixels change less than bright ones, as under a light
+    /// that is brighter or dimmer.
+    pub fn apply_as_gain(&self, frame: &mut [f32], height: usize, width: usize) {
+        let mean = frame.iter().map(|&p| f64::from(p)).sum::<f64>() / frame.len().max(1) as f64;
+        if mean <= 0.0 {
+            return;
+        }
+        let (uu, vv) = ramp_axes(height, width);
+        for plane in frame.chunks_exact_mut(height * width) {
+            for ((p, u), v) in plane.iter_mut().zip(&uu).zip(&vv) {
+                let change = f64::from(self.level) + f64::from(self.ramp[0]) * u + f64::from(self.ramp[1]) * v;
+                *p = (f64::from(*p) * (1.0 + change / mean)).clamp(0.0, 1.0) as f32;
+            }
+        }
+    }
+}
+
 /// Each pixel's horizontal and vertical position from the frame's centre, −1 to 1.
 fn ramp_axes(height: usize, width: usize) -> (Vec<f64>, Vec<f64>) {
     let at = |i: usize, n: usize| (i as f64 + 0.5 - n as f64 / 2.0) / (n as f64 / 2.0);
@@ -277,6 +297,23 @@ mod tests {
         let mean = first.iter().sum::<f32>() / first.len() as f32;
         assert!((mean - 0.3 - change.level).abs() < 1e-4, "{mean}");
         assert!(first[w - 1] > first[0], "the ramp raises the right edge");
+    }
+
+    #[test]
+    fn a_lighting_as_gain_moves_the_mean_alike_and_dark_pixels_less() {
+        let (h, w) = (4, 4);
+        // half the pixels dark, half bright: mean 0.4
+        let mut frame: Vec<f32> = (0..3 * h * w).map(|i| if i % 2 == 0 { 0.1 } else { 0.7 }).collect();
+        let before = frame.clone();
+        Lighting { level: -0.08, ramp: [0.0, 0.0] }.apply_as_gain(&mut frame, h, w);
+        let mean = frame.iter().sum::<f32>() / frame.len() as f32;
+        assert!((mean - 0.32).abs() < 1e-5, "{mean}");
+        let (dark, bright) = (before[0] - frame[0], before[1] - frame[1]);
+        assert!(dark > 0.0 && bright > 6.0 * dark, "dark −{dark}, bright −{bright}");
+        // a black frame has no light to scale
+        let mut black = vec![0.0f32; 3 * h * w];
+        Lighting { level: 0.1, ramp: [0.05, 0.0] }.apply_as_gain(&mut black, h, w);
+        assert!(black.iter().all(|&p| p == 0.0));
     }
 
     #[test]

@@ -7,8 +7,10 @@ use burn::tensor::Device;
 use mmguard_data::{Dataset, MinMax};
 use mmguard_model::compute;
 use mmguard_model::{host_batch, ComputeBlock, HostBatch, ModelConfig, Run, Stage1};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::calibrate::Lighting;
 use crate::config::{StageSchedule, TrainConfig, TrainingFaults};
 use crate::error::{Error, Result};
 use crate::fit::{fit, Plan, Step, StepReport, Stream};
@@ -97,7 +99,13 @@ impl Context<'_> {
             })
             .collect();
         let trainer = Stage2Trainer::new(block, stage1.clone(), model_cfg.clone(), s2.clone(), ad.clone());
-        let mut step = Stage2Step { data, cfg, prep, model_cfg, enc, codes, val_set, trainer };
+        let lightings = if s2.relight_share > 0.0 {
+            let train = &prep.split.train;
+            train.iter().copied().zip(Lighting::of_episodes(data, train, train)).collect()
+        } else {
+            Vec::new()
+        };
+        let mut step = Stage2Step { data, cfg, prep, model_cfg, enc, codes, val_set, trainer, lightings };
         let plan = self.plan("stage2", &s2.schedule);
         let fitted = fit(&mut step, &plan, &mut Stream::FaultyTraining.rng(cfg.seed), self.log)?;
         Ok((fitted.model, fitted.epochs, fitted.best))
@@ -184,6 +192,30 @@ struct Stage2Step<'a> {
     codes: CleanCodes,
     val_set: Vec<Stage2Batch>,
     trainer: Stage2Trainer,
+    /// Each training episode's lighting, where stage 2 relights (`relight_share`).
+    lightings: Vec<(i32, Lighting)>,
+}
+
+impl Stage2Step<'_> {
+    /// Relights a share of the batch's frames to training episodes' lightings drawn at random;
+    /// whether any was.
+    fn relight(&self, clean: &mut HostBatch, ends: &[usize], rng: &mut ChaCha8Rng) -> bool {
+        let s1 = &self.model_cfg.stage1;
+        let frame = 3 * s1.height * s1.width;
+        let mut any = false;
+        for (f, &end) in clean.camera.chunks_exact_mut(frame).zip(ends) {
+            if rng.random::<f64>() >= self.cfg.stage2.relight_share {
+                continue;
+            }
+            let target = self.lightings[rng.random_range(0..self.lightings.len())].1;
+            let own = self.lightings.iter().find(|(e, _)| *e == self.data.episode[end]).map(|(_, l)| *l);
+            if let Some(own) = own {
+                target.relative_to(own).apply_as_gain(f, s1.height, s1.width);
+                any = true;
+            }
+        }
+        any
+    }
 }
 
 impl Step for Stage2Step<'_> {
@@ -196,8 +228,13 @@ impl Step for Stage2Step<'_> {
         }
         let (data, cfg, s2) = (self.data, self.cfg, &self.cfg.stage2);
         let ends = training_ends(self.prep, batch);
-        let clean = host_batch(data, &ends, cfg.window, &self.prep.norm);
-        let codes = self.codes.rows(batch, self.model_cfg.stage1.joint_latent());
+        let mut clean = host_batch(data, &ends, cfg.window, &self.prep.norm);
+        // relit frames have codes of their own; the others' were computed once
+        let codes = if !self.lightings.is_empty() && self.relight(&mut clean, &ends, rng) {
+            self.enc.clean(&clean)
+        } else {
+            self.codes.rows(batch, self.model_cfg.stage1.joint_latent())
+        };
         let faulty = make_batch(&self.enc, clean, codes, &previous_frames(data, &ends, &s2.faults), s2, rng);
         let (l, stats) = self.trainer.step(&faulty);
         Some(StepReport {
